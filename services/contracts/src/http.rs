@@ -1,0 +1,162 @@
+//! HTTP request and response bodies of the services' APIs.
+
+use serde::{Deserialize, Serialize};
+
+// ---- reservation ----
+
+/// `POST /bookings` on reservation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateBookingRequest {
+    pub user_id: String,
+    pub seat_id: String,
+}
+
+/// The answer to `POST /bookings`: accepted, poll `status_url` for the outcome.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BookingAccepted {
+    pub booking_id: String,
+    pub saga_id: String,
+    pub status: String,
+    pub status_url: String,
+}
+
+/// A booking as reservation reports it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BookingView {
+    pub booking_id: String,
+    pub saga_id: String,
+    pub user_id: String,
+    pub seat_id: String,
+    /// PENDING, CONFIRMED, CANCELLED or REJECTED.
+    pub status: String,
+    /// The saga's state machine state (HOLDING, CHARGING, REFUNDING, …).
+    pub saga_state: String,
+    pub amount: Option<i64>,
+    pub reason: Option<String>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+/// `GET /admin/summary` on reservation: counts by status and what is still in flight.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct ReservationSummary {
+    pub pending: i64,
+    pub confirmed: i64,
+    pub cancelled: i64,
+    pub rejected: i64,
+    pub outbox_unpublished: i64,
+}
+
+// ---- payment ----
+
+/// `POST /charges` on payment (with an `Idempotency-Key` header).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChargeRequest {
+    pub user_id: String,
+    pub booking_id: String,
+    pub amount: i64,
+}
+
+/// The outcome of a charge: `charged` or `declined` (not enough points). Replayed verbatim for
+/// a repeated idempotency key.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ChargeResponse {
+    pub charge_id: String,
+    pub status: String,
+    pub amount: i64,
+    pub balance_after: i64,
+    pub reason: Option<String>,
+}
+
+/// `POST /refunds` on payment (with an `Idempotency-Key` header): refunds the charge made under
+/// `charge_key`, if there was one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RefundRequest {
+    pub charge_key: String,
+    pub booking_id: String,
+}
+
+/// `refunded` (with the amount) or `nothing_to_refund` (the charge never happened or was
+/// declined).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RefundResponse {
+    pub status: String,
+    pub amount: i64,
+}
+
+/// `GET /wallets/{user_id}` on payment.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WalletView {
+    pub user_id: String,
+    pub balance: i64,
+}
+
+/// `GET /admin/summary` on payment: what the points invariant is checked from.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct PaymentSummary {
+    /// The points every wallet was seeded with.
+    pub initial_total: i64,
+    /// The sum of every wallet's balance now.
+    pub balance_total: i64,
+    /// The sum of the ledger (seed credits, charges as negatives, refunds as positives).
+    pub ledger_total: i64,
+    /// Net points taken per booking (charges minus refunds).
+    pub net_by_booking: Vec<BookingNet>,
+}
+
+/// Net points taken for one booking.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BookingNet {
+    pub booking_id: String,
+    pub charged: i64,
+    pub refunded: i64,
+    pub charges: i64,
+}
+
+// ---- inventory ----
+
+/// A seat as inventory reports it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SeatView {
+    pub seat_id: String,
+    pub schedule_id: String,
+    pub concert_id: String,
+    pub label: String,
+    pub price: i64,
+    /// AVAILABLE, HELD or SOLD.
+    pub status: String,
+    pub booking_id: Option<String>,
+}
+
+/// A concert with its schedules.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ConcertView {
+    pub concert_id: String,
+    pub title: String,
+    pub schedules: Vec<ScheduleView>,
+}
+
+/// One performance of a concert.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ScheduleView {
+    pub schedule_id: String,
+    pub starts_at: String,
+}
+
+/// `GET /admin/summary` on inventory.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct InventorySummary {
+    pub available: i64,
+    pub held: i64,
+    pub sold: i64,
+}
+
+/// The body of every error answer (RFC 9457 problem details).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+}

@@ -1,0 +1,149 @@
+//! Layered settings: built-in defaults → an optional TOML file → `FAULTLINE__…` environment
+//! variables (double underscore separates sections: `FAULTLINE__DATABASE__URL`).
+//!
+//! Every service's settings embed [`CommonSettings`] under the same keys, so one environment
+//! layout configures all five.
+
+use std::path::Path;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, de::DeserializeOwned};
+
+/// Sections every service has.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CommonSettings {
+    /// The service's name, used for the consumer group, the Kafka client id and telemetry.
+    pub service_name: String,
+    pub http: HttpSettings,
+    pub database: DatabaseSettings,
+    pub kafka: KafkaSettings,
+}
+
+/// Where the HTTP server listens.
+#[derive(Debug, Clone, Deserialize)]
+pub struct HttpSettings {
+    pub host: String,
+    /// 0 picks a free port (tests).
+    pub port: u16,
+    /// Request bodies above this are answered 413.
+    #[serde(default = "default_body_limit")]
+    pub body_limit_bytes: usize,
+}
+
+fn default_body_limit() -> usize {
+    64 * 1024
+}
+
+/// The service's own database. Never another service's.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    /// `sqlite://path/to/file.db` or `postgres://user@host:port/db`. Secret: it may hold a password.
+    pub url: SecretString,
+    /// Pool size for PostgreSQL. SQLite always uses one connection (see `storage`).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+}
+
+fn default_max_connections() -> u32 {
+    10
+}
+
+impl DatabaseSettings {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: SecretString::from(url.into()),
+            max_connections: default_max_connections(),
+        }
+    }
+
+    /// The URL with any password replaced, for logs.
+    pub fn redacted_url(&self) -> String {
+        let url = self.url.expose_secret();
+        match (url.find("://"), url.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                let credentials = &url[scheme + 3..at];
+                let user = credentials.split(':').next().unwrap_or_default();
+                format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..])
+            }
+            _ => url.to_owned(),
+        }
+    }
+}
+
+/// How to reach the broker and how this service uses it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct KafkaSettings {
+    /// `host:port` list. Use 127.0.0.1, not localhost, for the embedded broker (IPv4 only).
+    pub bootstrap_servers: String,
+    /// librdkafka's `enable.idempotence` for the producer. On by default; the chaos runner turns
+    /// it off to make lost acknowledgements produce real duplicates.
+    #[serde(default = "yes")]
+    pub idempotent_producer: bool,
+    /// How long a produce may wait for the broker's acknowledgement.
+    #[serde(default = "default_message_timeout_ms")]
+    pub message_timeout_ms: u64,
+    /// librdkafka's `session.timeout.ms` for consumers.
+    #[serde(default = "default_session_timeout_ms")]
+    pub session_timeout_ms: u64,
+    /// Extra librdkafka properties, applied last (e.g. `request.timeout.ms`).
+    #[serde(default)]
+    pub extra: std::collections::BTreeMap<String, String>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_message_timeout_ms() -> u64 {
+    30_000
+}
+fn default_session_timeout_ms() -> u64 {
+    10_000
+}
+
+impl KafkaSettings {
+    pub fn new(bootstrap_servers: impl Into<String>) -> Self {
+        Self {
+            bootstrap_servers: bootstrap_servers.into(),
+            idempotent_producer: true,
+            message_timeout_ms: default_message_timeout_ms(),
+            session_timeout_ms: default_session_timeout_ms(),
+            extra: Default::default(),
+        }
+    }
+}
+
+/// Loads `T` from the optional file at `$FAULTLINE_CONFIG` (or `file` when given), then from
+/// `FAULTLINE__…` environment variables.
+pub fn load<T: DeserializeOwned>(file: Option<&Path>) -> anyhow::Result<T> {
+    let mut builder = config::Config::builder();
+    let from_env = std::env::var_os("FAULTLINE_CONFIG").map(std::path::PathBuf::from);
+    if let Some(path) = file.map(Path::to_path_buf).or(from_env) {
+        builder = builder.add_source(config::File::from(path).required(true));
+    }
+    builder = builder.add_source(
+        config::Environment::with_prefix("FAULTLINE")
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true),
+    );
+    let settings = builder.build()?.try_deserialize()?;
+    Ok(settings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_password_never_reaches_the_log_form_of_a_url() {
+        let db = DatabaseSettings::new("postgres://app:hunter2@db:5432/payment");
+        assert_eq!(db.redacted_url(), "postgres://app:***@db:5432/payment");
+        assert!(!format!("{db:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn a_sqlite_url_is_shown_as_is() {
+        let db = DatabaseSettings::new("sqlite://run/payment.db");
+        assert_eq!(db.redacted_url(), "sqlite://run/payment.db");
+    }
+}

@@ -1,0 +1,170 @@
+//! The HTTP stack every service runs, and the errors it answers with.
+//!
+//! [`router_layers`] wraps a service's routes the same way everywhere (outermost first):
+//! 1. a request span `http.server` that continues the caller's W3C trace (a garbage or missing
+//!    `traceparent` starts a new root) and records the response status;
+//! 2. a body limit: larger bodies are answered 413 before any handler runs.
+//!
+//! Handlers take [`Json`] instead of axum's, so malformed JSON is a 400 problem+json body, and
+//! return [`ApiError`], rendered as RFC 9457 problem details.
+
+use axum::{
+    Router,
+    extract::{DefaultBodyLimit, FromRequest, Request, rejection::JsonRejection},
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use faultline_contracts::http::Problem;
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+use tracing::{Span, field::Empty};
+
+use crate::shutdown::CancellationToken;
+
+/// An error answer: a status and a human-readable detail, rendered as problem+json.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub detail: String,
+    /// Extra headers (e.g. `Retry-After`).
+    pub headers: Vec<(header::HeaderName, HeaderValue)>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            detail: detail.into(),
+            headers: Vec::new(),
+        }
+    }
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, detail)
+    }
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, detail)
+    }
+    pub fn unprocessable(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, detail)
+    }
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, detail)
+    }
+    /// A 500 that logs the cause and tells the caller only that it happened.
+    pub fn internal(error: impl std::fmt::Display) -> Self {
+        tracing::error!(%error, "request failed");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+    }
+    pub fn with_header(mut self, name: header::HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::internal(error)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Problem {
+            problem_type: "about:blank".to_owned(),
+            title: self
+                .status
+                .canonical_reason()
+                .unwrap_or("error")
+                .to_owned(),
+            status: self.status.as_u16(),
+            detail: self.detail,
+        };
+        let mut response = (
+            self.status,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/problem+json"),
+            )],
+            serde_json::to_string(&body).unwrap_or_default(),
+        )
+            .into_response();
+        response.headers_mut().extend(self.headers);
+        response
+    }
+}
+
+/// axum's JSON extractor with its rejections rendered as problem+json (400 malformed, 413 too
+/// large, 415 wrong content type, 422 wrong shape).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json<T>(pub T);
+
+impl<T, S> FromRequest<S> for Json<T>
+where
+    axum::Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Json(value)),
+            Err(rejection) => Err(ApiError::new(rejection.status(), rejection.body_text())),
+        }
+    }
+}
+
+impl<T: serde::Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+/// The request span: continues the caller's trace from the request headers.
+fn request_span(request: &Request) -> Span {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| request.uri().path().to_owned());
+    let span = tracing::info_span!(
+        "http.server",
+        otel.name = format!("{} {}", request.method(), route),
+        otel.kind = "server",
+        http.request.method = %request.method(),
+        http.route = %route,
+        url.path = %request.uri().path(),
+        http.response.status_code = Empty,
+        trace_id = Empty,
+    );
+    crate::telemetry::continue_trace(
+        &span,
+        &opentelemetry_http::HeaderExtractor(request.headers()),
+    );
+    span.record("trace_id", crate::telemetry::trace_id(&span));
+    span
+}
+
+/// Wraps a service's routes in the standard stack (see the module docs for the order).
+pub fn router_layers(router: Router, body_limit_bytes: usize) -> Router {
+    router.layer(DefaultBodyLimit::max(body_limit_bytes)).layer(
+        TraceLayer::new_for_http()
+            .make_span_with(request_span)
+            .on_response(
+                |response: &Response, latency: std::time::Duration, span: &Span| {
+                    span.record("http.response.status_code", response.status().as_u16());
+                    tracing::debug!(status = response.status().as_u16(), ?latency, "response");
+                },
+            ),
+    )
+}
+
+/// Serves `router` on `listener` until `shutdown` is cancelled, then drains in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}

@@ -1,0 +1,162 @@
+//! The idempotency table: claim, complete, abandon, expire.
+
+use std::time::Duration;
+
+use sqlx::Row as _;
+
+use crate::storage::{Db, Tx, now_ms};
+
+/// A stored response, replayed verbatim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedResponse {
+    pub status: u16,
+    pub body: String,
+}
+
+/// What the caller should do with a request carrying a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NextAction {
+    /// First time (or a dead claim taken over): run it, then `complete` in the effect's tx.
+    Start,
+    /// Done before: answer with this.
+    Replay(SavedResponse),
+    /// The first request with this key is still running: 409.
+    InFlight,
+    /// The key was used with a different request: 422.
+    Mismatch,
+}
+
+/// Idempotency keys stored in the service's database.
+#[derive(Debug, Clone)]
+pub struct IdempotencyStore {
+    db: Db,
+    /// How long a completed key is remembered.
+    ttl: Duration,
+    /// How long an in-flight claim blocks others before it may be taken over.
+    lease: Duration,
+}
+
+impl IdempotencyStore {
+    pub fn new(db: Db, ttl: Duration, lease: Duration) -> Self {
+        Self { db, ttl, lease }
+    }
+
+    /// Claims `key` for a request with `fingerprint`, or says why not.
+    pub async fn begin(
+        &self,
+        scope: &str,
+        key: &str,
+        fingerprint: &str,
+    ) -> Result<NextAction, sqlx::Error> {
+        let now = now_ms();
+        let lease_until = now + self.lease.as_millis() as i64;
+        sqlx::query("DELETE FROM idempotency WHERE scope = $1 AND idem_key = $2 AND expires_at < $3")
+            .bind(scope)
+            .bind(key)
+            .bind(now)
+            .execute(self.db.pool())
+            .await?;
+        let inserted = sqlx::query(
+            "INSERT INTO idempotency (scope, idem_key, fingerprint, locked_until, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (scope, idem_key) DO NOTHING",
+        )
+        .bind(scope)
+        .bind(key)
+        .bind(fingerprint)
+        .bind(lease_until)
+        .bind(now)
+        .bind(now + self.ttl.as_millis() as i64)
+        .execute(self.db.pool())
+        .await?
+        .rows_affected();
+        if inserted == 1 {
+            return Ok(NextAction::Start);
+        }
+        let Some(row) = sqlx::query(
+            "SELECT fingerprint, status_code, response_body, locked_until FROM idempotency \
+             WHERE scope = $1 AND idem_key = $2",
+        )
+        .bind(scope)
+        .bind(key)
+        .fetch_optional(self.db.pool())
+        .await?
+        else {
+            // Expired and deleted between our statements: a fresh start is correct.
+            return Box::pin(self.begin(scope, key, fingerprint)).await;
+        };
+        let stored_fingerprint: String = row.try_get("fingerprint")?;
+        if stored_fingerprint != fingerprint {
+            return Ok(NextAction::Mismatch);
+        }
+        let status: Option<i64> = row.try_get("status_code")?;
+        if let Some(status) = status {
+            let body: Option<String> = row.try_get("response_body")?;
+            return Ok(NextAction::Replay(SavedResponse {
+                status: status as u16,
+                body: body.unwrap_or_default(),
+            }));
+        }
+        let locked_until: i64 = row.try_get("locked_until")?;
+        if locked_until > now {
+            return Ok(NextAction::InFlight);
+        }
+        // The first request's process died mid-way: take the claim over, once.
+        let taken = sqlx::query(
+            "UPDATE idempotency SET locked_until = $1 WHERE scope = $2 AND idem_key = $3 \
+             AND status_code IS NULL AND locked_until = $4",
+        )
+        .bind(lease_until)
+        .bind(scope)
+        .bind(key)
+        .bind(locked_until)
+        .execute(self.db.pool())
+        .await?
+        .rows_affected();
+        Ok(if taken == 1 {
+            NextAction::Start
+        } else {
+            NextAction::InFlight
+        })
+    }
+
+    /// Stores the response inside the transaction that made the effect.
+    pub async fn complete(
+        &self,
+        tx: &mut Tx,
+        scope: &str,
+        key: &str,
+        response: &SavedResponse,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE idempotency SET status_code = $1, response_body = $2 WHERE scope = $3 AND idem_key = $4",
+        )
+        .bind(i64::from(response.status))
+        .bind(&response.body)
+        .bind(scope)
+        .bind(key)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Releases a claim whose request failed without an effect, so a retry can run at once.
+    pub async fn abandon(&self, scope: &str, key: &str) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "DELETE FROM idempotency WHERE scope = $1 AND idem_key = $2 AND status_code IS NULL",
+        )
+        .bind(scope)
+        .bind(key)
+        .execute(self.db.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes expired keys; returns how many.
+    pub async fn purge_expired(&self) -> Result<u64, sqlx::Error> {
+        Ok(sqlx::query("DELETE FROM idempotency WHERE expires_at < $1")
+            .bind(now_ms())
+            .execute(self.db.pool())
+            .await?
+            .rows_affected())
+    }
+}

@@ -1,0 +1,339 @@
+//! The consume loop every service uses.
+//!
+//! For each message, inside a `process {topic}` span that continues the producer's trace:
+//! 1. no `message-id` header, or a payload that does not decode into the topic's contract →
+//!    dead-letter topic with the reason, commit, continue;
+//! 2. begin a transaction; record the message in the inbox — already there → roll back, log the
+//!    duplicate, commit the offset, continue;
+//! 3. run the handler in the same transaction; commit; only then commit the Kafka offset
+//!    (asynchronously: a lost offset commit means a redelivery, which step 2 absorbs);
+//! 4. a transient failure (database unreachable) rolls back and retries the same message with
+//!    backoff, never skipping it; a poison verdict from the handler dead-letters it.
+//!
+//! Messages are processed one at a time per consumer, in partition order, so one aggregate's
+//! messages (same key, same partition) are applied in the order they were produced.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use faultline_contracts::ContractError;
+use opentelemetry::trace::TraceContextExt as _;
+use rdkafka::{
+    Message as _,
+    consumer::{CommitMode, Consumer as _, StreamConsumer},
+    message::BorrowedMessage,
+};
+use tracing::{Instrument as _, field::Empty};
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+use super::{dead_letter::DeadLetter, headers};
+use crate::{
+    config::KafkaSettings,
+    inbox::{self, Receipt},
+    outbox::Outbox,
+    resilience::backoff::Backoff,
+    shutdown::CancellationToken,
+    storage::{Db, Tx},
+};
+
+/// Where a message came from and what it carried.
+#[derive(Debug, Clone)]
+pub struct Delivered {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<String>,
+    pub message_id: String,
+    pub event_type: Option<String>,
+    pub headers: HashMap<String, String>,
+}
+
+/// Why a handler did not apply a message.
+#[derive(Debug, thiserror::Error)]
+pub enum HandleError {
+    /// Try the same message again later (e.g. the database is unreachable).
+    #[error("transient: {0:#}")]
+    Transient(#[from] anyhow::Error),
+    /// The message can never be applied: dead-letter it.
+    #[error("poison: {0}")]
+    Poison(String),
+}
+
+impl From<sqlx::Error> for HandleError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Transient(error.into())
+    }
+}
+
+/// The correlation ids a message carries, recorded on its span.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Correlation<'a> {
+    pub booking_id: Option<&'a str>,
+    pub saga_id: Option<&'a str>,
+}
+
+/// What a service supplies to consume one topic.
+pub trait Handler: Send + Sync + 'static {
+    /// The decoded message (usually a contracts topic enum).
+    type Message: Send + Sync;
+
+    /// Decodes a payload; an error dead-letters the message.
+    fn decode(&self, event_type: Option<&str>, payload: &[u8])
+    -> Result<Self::Message, ContractError>;
+
+    /// The booking and saga the message belongs to, for the span.
+    fn correlation<'a>(&self, message: &'a Self::Message) -> Correlation<'a>;
+
+    /// Applies the message inside `tx` (the inbox row is already in it).
+    fn handle<'a>(
+        &'a self,
+        tx: &'a mut Tx,
+        message: &'a Self::Message,
+        delivered: &'a Delivered,
+    ) -> impl Future<Output = Result<(), HandleError>> + Send + 'a;
+
+    /// Runs after the transaction committed (e.g. to start the next saga step at once).
+    fn after_commit(&self, _message: &Self::Message) {}
+}
+
+/// A consumer group member for one handler.
+pub struct Consumer<H: Handler> {
+    group: String,
+    topics: Vec<String>,
+    settings: KafkaSettings,
+    db: Db,
+    dead_letter: DeadLetter,
+    outbox: Option<Outbox>,
+    handler: Arc<H>,
+}
+
+impl<H: Handler> Consumer<H> {
+    /// `group` is both the Kafka consumer group and the inbox's consumer name.
+    pub fn new(
+        group: impl Into<String>,
+        topics: &[&str],
+        settings: KafkaSettings,
+        db: Db,
+        dead_letter: DeadLetter,
+        handler: Arc<H>,
+    ) -> Self {
+        Self {
+            group: group.into(),
+            topics: topics.iter().map(|t| (*t).to_owned()).collect(),
+            settings,
+            db,
+            dead_letter,
+            outbox: None,
+            handler,
+        }
+    }
+
+    /// Wakes this outbox's relay after every committed transaction.
+    pub fn with_outbox(mut self, outbox: Outbox) -> Self {
+        self.outbox = Some(outbox);
+        self
+    }
+
+    /// Consumes until `shutdown`; the message in hand is finished (or left uncommitted) first.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let consumer: StreamConsumer = super::client_config(&self.settings, &self.group)
+            .set("group.id", &self.group)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.partition.eof", "false")
+            .set(
+                "session.timeout.ms",
+                self.settings.session_timeout_ms.to_string(),
+            )
+            .create()?;
+        let topics: Vec<&str> = self.topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&topics)?;
+        tracing::info!(group = %self.group, topics = ?self.topics, "consumer started");
+        loop {
+            let received = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                received = consumer.recv() => received,
+            };
+            match received {
+                Ok(message) => self.process(&consumer, &message, &shutdown).await,
+                Err(error) => {
+                    tracing::warn!(%error, group = %self.group, "kafka consume error");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+        tracing::info!(group = %self.group, "consumer stopped");
+        Ok(())
+    }
+
+    async fn process(
+        &self,
+        consumer: &StreamConsumer,
+        message: &BorrowedMessage<'_>,
+        shutdown: &CancellationToken,
+    ) {
+        let headers = headers::from_kafka(message.headers());
+        let delivered = Delivered {
+            topic: message.topic().to_owned(),
+            partition: message.partition(),
+            offset: message.offset(),
+            key: message
+                .key()
+                .map(|k| String::from_utf8_lossy(k).into_owned()),
+            message_id: headers
+                .get(headers::MESSAGE_ID)
+                .cloned()
+                .unwrap_or_default(),
+            event_type: headers.get(headers::EVENT_TYPE).cloned(),
+            headers,
+        };
+        let span = tracing::info_span!(
+            "consume",
+            otel.name = format!("process {}", delivered.topic),
+            otel.kind = "consumer",
+            messaging.system = "kafka",
+            messaging.operation.type = "process",
+            messaging.operation.name = "process",
+            messaging.destination.name = %delivered.topic,
+            messaging.destination.partition.id = delivered.partition,
+            messaging.kafka.offset = delivered.offset,
+            messaging.kafka.message.key = delivered.key.as_deref().unwrap_or_default(),
+            messaging.consumer.group.name = %self.group,
+            messaging.message.id = %delivered.message_id,
+            messaging.event_type = delivered.event_type.as_deref().unwrap_or_default(),
+            messaging.duplicate = Empty,
+            booking_id = Empty,
+            saga_id = Empty,
+            trace_id = Empty,
+        );
+        let parent = crate::telemetry::extract(&delivered.headers);
+        let producer_context = parent.span().span_context().clone();
+        if producer_context.is_valid() {
+            let _ = span.set_parent(parent);
+            span.add_link(producer_context);
+        }
+        span.record("trace_id", crate::telemetry::trace_id(&span));
+        let payload = message.payload().unwrap_or_default();
+        let finished = self
+            .process_in_span(&delivered, payload, shutdown)
+            .instrument(span)
+            .await;
+        if finished {
+            if let Err(error) = consumer.commit_message(message, CommitMode::Async) {
+                // Not fatal: the message will be redelivered and the inbox will skip it.
+                tracing::warn!(%error, "offset commit failed");
+            }
+        }
+    }
+
+    /// Returns true when the message is done with (applied, skipped or dead-lettered) and its
+    /// offset may be committed; false only when shutdown interrupted a retry.
+    async fn process_in_span(
+        &self,
+        delivered: &Delivered,
+        payload: &[u8],
+        shutdown: &CancellationToken,
+    ) -> bool {
+        if delivered.message_id.is_empty() {
+            return self
+                .dead_letter(delivered, payload, "missing message-id header", shutdown)
+                .await;
+        }
+        let decoded = match self
+            .handler
+            .decode(delivered.event_type.as_deref(), payload)
+        {
+            Ok(decoded) => decoded,
+            Err(error) => {
+                return self
+                    .dead_letter(delivered, payload, &error.to_string(), shutdown)
+                    .await;
+            }
+        };
+        let correlation = self.handler.correlation(&decoded);
+        let span = tracing::Span::current();
+        if let Some(booking_id) = correlation.booking_id {
+            span.record("booking_id", booking_id);
+        }
+        if let Some(saga_id) = correlation.saga_id {
+            span.record("saga_id", saga_id);
+        }
+        let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(5));
+        loop {
+            match self.apply(&decoded, delivered).await {
+                Ok(Receipt::First) => {
+                    if let Some(outbox) = &self.outbox {
+                        outbox.notify();
+                    }
+                    self.handler.after_commit(&decoded);
+                    return true;
+                }
+                Ok(Receipt::Duplicate) => {
+                    span.record("messaging.duplicate", true);
+                    tracing::info!(
+                        messaging.duplicate = true,
+                        message_id = %delivered.message_id,
+                        "duplicate message skipped"
+                    );
+                    return true;
+                }
+                Err(HandleError::Poison(reason)) => {
+                    return self
+                        .dead_letter(delivered, payload, &reason, shutdown)
+                        .await;
+                }
+                Err(HandleError::Transient(error)) => {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(error = %format!("{error:#}"), ?delay, "handling failed, retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return false,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    async fn apply(
+        &self,
+        decoded: &H::Message,
+        delivered: &Delivered,
+    ) -> Result<Receipt, HandleError> {
+        let mut tx = self.db.begin().await?;
+        let receipt = inbox::receive(
+            &mut tx,
+            &self.group,
+            &delivered.message_id,
+            &delivered.topic,
+        )
+        .await?;
+        if receipt == Receipt::Duplicate {
+            tx.rollback().await?;
+            return Ok(receipt);
+        }
+        self.handler.handle(&mut tx, decoded, delivered).await?;
+        tx.commit().await?;
+        Ok(receipt)
+    }
+
+    async fn dead_letter(
+        &self,
+        delivered: &Delivered,
+        payload: &[u8],
+        reason: &str,
+        shutdown: &CancellationToken,
+    ) -> bool {
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+        loop {
+            match self.dead_letter.send(delivered, payload, reason).await {
+                Ok(()) => return true,
+                Err(error) => {
+                    tracing::warn!(%error, "dead-lettering failed, retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return false,
+                        _ = tokio::time::sleep(backoff.next_delay()) => {}
+                    }
+                }
+            }
+        }
+    }
+}

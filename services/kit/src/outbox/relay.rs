@@ -1,0 +1,213 @@
+//! The outbox relay: claims unpublished rows in batches, publishes them, marks them published.
+//!
+//! Claiming is one short statement that stamps `claimed_until` on up to `batch_size` rows; on
+//! PostgreSQL the inner select takes `FOR UPDATE SKIP LOCKED`, so several relays (replicas of a
+//! service) share the table without waiting on each other or claiming the same row. SQLite has
+//! one writer, so the plain statement is already exclusive. A claim outlives the producer's
+//! delivery timeout, so a row is never sent by two relays at once; a relay that dies leaves its
+//! claim to expire and the row is picked up again (at-least-once; consumers dedupe).
+//!
+//! The relay sleeps until a writer wakes it (see [`super::Outbox::commit`]), with a slow
+//! fallback poll for rows it was not told about. Each message is published in a `publish`
+//! producer span whose parent is the trace context stored with the row.
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use opentelemetry::trace::TraceContextExt as _;
+use sqlx::Row as _;
+use tokio::sync::Notify;
+use tracing::Instrument as _;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+use super::Outbox;
+use crate::{
+    messaging::{OutboundMessage, Producer, headers},
+    resilience::backoff::Backoff,
+    shutdown::CancellationToken,
+    storage::{Db, Dialect, now_ms},
+};
+
+/// Relay tuning.
+#[derive(Debug, Clone)]
+pub struct RelaySettings {
+    pub batch_size: i64,
+    /// How often to look for rows nobody woke us for.
+    pub fallback_poll: Duration,
+    /// How long a claim holds a row: longer than the producer's delivery timeout.
+    pub claim_ttl: Duration,
+}
+
+impl Default for RelaySettings {
+    fn default() -> Self {
+        Self {
+            batch_size: 200,
+            fallback_poll: Duration::from_millis(500),
+            claim_ttl: Duration::from_secs(45),
+        }
+    }
+}
+
+/// Publishes one database's outbox.
+pub struct Relay {
+    db: Db,
+    producer: Producer,
+    wake: Arc<Notify>,
+    settings: RelaySettings,
+}
+
+const CLAIM_POSTGRES: &str = "UPDATE outbox SET claimed_until = $1, attempts = attempts + 1 \
+     WHERE id IN (SELECT id FROM outbox WHERE published_at IS NULL \
+       AND (claimed_until IS NULL OR claimed_until < $2) ORDER BY id LIMIT $3 \
+       FOR UPDATE SKIP LOCKED) \
+     RETURNING id, topic, message_key, payload, headers";
+const CLAIM_SQLITE: &str = "UPDATE outbox SET claimed_until = $1, attempts = attempts + 1 \
+     WHERE id IN (SELECT id FROM outbox WHERE published_at IS NULL \
+       AND (claimed_until IS NULL OR claimed_until < $2) ORDER BY id LIMIT $3) \
+     RETURNING id, topic, message_key, payload, headers";
+
+impl Relay {
+    pub fn new(db: Db, producer: Producer, outbox: &Outbox, settings: RelaySettings) -> Self {
+        Self {
+            db,
+            producer,
+            wake: outbox.wake(),
+            settings,
+        }
+    }
+
+    /// Publishes until `shutdown`, then flushes the producer.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(5));
+        loop {
+            if shutdown.is_cancelled() {
+                break;
+            }
+            match self.publish_batch().await {
+                Ok(claimed) if claimed as i64 >= self.settings.batch_size => {
+                    backoff.reset();
+                    continue;
+                }
+                Ok(_) => {
+                    backoff.reset();
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = self.wake.notified() => {}
+                        _ = tokio::time::sleep(self.settings.fallback_poll) => {}
+                    }
+                }
+                Err(error) => {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(error = %format!("{error:#}"), ?delay, "outbox relay failed");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+        self.producer.flush(Duration::from_secs(5));
+        tracing::info!("outbox relay stopped");
+    }
+
+    /// Claims and publishes one batch; returns how many rows were claimed.
+    pub async fn publish_batch(&self) -> anyhow::Result<usize> {
+        let now = now_ms();
+        let claim = match self.db.dialect() {
+            Dialect::Postgres => CLAIM_POSTGRES,
+            Dialect::Sqlite => CLAIM_SQLITE,
+        };
+        let mut rows = sqlx::query(claim)
+            .bind(now + self.settings.claim_ttl.as_millis() as i64)
+            .bind(now)
+            .bind(self.settings.batch_size)
+            .fetch_all(self.db.pool())
+            .await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let mut messages = Vec::with_capacity(rows.len());
+        for row in rows.drain(..) {
+            let headers: String = row.try_get("headers")?;
+            messages.push(OutboundMessage {
+                id: row.try_get("id")?,
+                topic: row.try_get("topic")?,
+                key: row.try_get("message_key")?,
+                payload: row.try_get("payload")?,
+                headers: serde_json::from_str(&headers).unwrap_or_default(),
+            });
+        }
+        // UUIDv7 ids sort in write order; RETURNING does not promise any order.
+        messages.sort_by(|a, b| a.id.cmp(&b.id));
+        let claimed = messages.len();
+        // Sends are started in order (librdkafka keeps per-partition order) and awaited together.
+        let results =
+            futures::future::join_all(messages.iter().map(|m| self.publish_one(m))).await;
+        let published_at = now_ms();
+        let mut failed = 0usize;
+        for (message, result) in messages.iter().zip(results) {
+            match result {
+                Ok(()) => {
+                    sqlx::query(
+                        "UPDATE outbox SET published_at = $1, claimed_until = NULL, last_error = NULL \
+                         WHERE id = $2",
+                    )
+                    .bind(published_at)
+                    .bind(&message.id)
+                    .execute(self.db.pool())
+                    .await?;
+                }
+                Err(error) => {
+                    failed += 1;
+                    // Release the claim shortly, not at once: the broker is probably down.
+                    sqlx::query("UPDATE outbox SET claimed_until = $1, last_error = $2 WHERE id = $3")
+                        .bind(now_ms() + 500)
+                        .bind(error.to_string())
+                        .bind(&message.id)
+                        .execute(self.db.pool())
+                        .await?;
+                }
+            }
+        }
+        if failed > 0 {
+            anyhow::bail!("{failed} of {claimed} outbox messages were not acknowledged");
+        }
+        Ok(claimed)
+    }
+
+    async fn publish_one(&self, message: &OutboundMessage) -> Result<(), rdkafka::error::KafkaError> {
+        let span = tracing::info_span!(
+            "publish",
+            otel.name = format!("publish {}", message.topic),
+            otel.kind = "producer",
+            messaging.system = "kafka",
+            messaging.operation.type = "send",
+            messaging.operation.name = "publish",
+            messaging.destination.name = %message.topic,
+            messaging.message.id = %message.id,
+            messaging.kafka.message.key = %message.key,
+            messaging.event_type = message.headers.get(headers::EVENT_TYPE).map(String::as_str).unwrap_or_default(),
+            outbox.lag_ms = tracing::field::Empty,
+        );
+        let parent = crate::telemetry::extract(&crate::telemetry::MapCarrier(&message.headers));
+        if parent.span().span_context().is_valid() {
+            let _ = span.set_parent(parent);
+        }
+        async {
+            // The consumer's parent is this publish span, which is itself a child of the span
+            // that wrote the row.
+            let mut headers: BTreeMap<String, String> = message.headers.clone();
+            headers.extend(crate::telemetry::trace_headers());
+            let result = self
+                .producer
+                .send(&message.topic, &message.key, message.payload.as_bytes(), &headers)
+                .await
+                .map(|_| ());
+            if let Err(error) = &result {
+                tracing::warn!(%error, "publish failed");
+            }
+            result
+        }
+        .instrument(span)
+        .await
+    }
+}

@@ -1,0 +1,176 @@
+//! Telemetry set-up and W3C trace-context propagation.
+//!
+//! [`init`] installs the process-wide subscriber: an env filter (`RUST_LOG`), human-readable
+//! console output, and the tracing-opentelemetry layer, so every tracing span is also an
+//! OpenTelemetry span with a trace id that travels on HTTP calls and Kafka headers.
+//!
+//! Propagation is always the composite of W3C `traceparent`/`tracestate` and `baggage`.
+//! [`trace_headers`] captures the current span's context as a plain map — the form stored with
+//! an outbox row and copied into Kafka headers — and [`extract`] turns any header map back into
+//! a parent context. A missing or invalid `traceparent` extracts as an empty context: the span
+//! becomes a new root, never an error.
+
+use std::collections::BTreeMap;
+
+use opentelemetry::{
+    Context, global,
+    propagation::{Extractor, TextMapCompositePropagator},
+    trace::{TraceContextExt as _, TracerProvider as _},
+};
+use opentelemetry_sdk::{
+    Resource,
+    propagation::{BaggagePropagator, TraceContextPropagator},
+    trace::SdkTracerProvider,
+};
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+use tracing_subscriber::{EnvFilter, layer::SubscriberExt as _, util::SubscriberInitExt as _};
+
+/// Keeps the tracer provider alive; [`Telemetry::shutdown`] flushes it.
+#[derive(Debug)]
+pub struct Telemetry {
+    provider: SdkTracerProvider,
+}
+
+impl Telemetry {
+    /// Flushes and stops the tracer provider. Runs on a blocking thread: the provider's shutdown
+    /// blocks, and on the runtime's own thread it can time out and lose spans.
+    pub async fn shutdown(self) {
+        let provider = self.provider;
+        let _ = tokio::task::spawn_blocking(move || provider.shutdown()).await;
+    }
+}
+
+/// Installs the W3C propagators. Idempotent; [`init`] calls it, tests may call it alone.
+pub fn install_propagator() {
+    global::set_text_map_propagator(TextMapCompositePropagator::new(vec![
+        Box::new(TraceContextPropagator::new()),
+        Box::new(BaggagePropagator::new()),
+    ]));
+}
+
+/// The default filter when `RUST_LOG` is unset: our crates at info, chatty dependencies quieter.
+pub const DEFAULT_FILTER: &str = "info,h2=warn,hyper=warn,tonic=warn,rdkafka=warn,sqlx=warn";
+
+/// Builds a tracer provider for `service_name`.
+pub fn tracer_provider(service_name: &str) -> SdkTracerProvider {
+    SdkTracerProvider::builder()
+        .with_resource(
+            Resource::builder()
+                .with_service_name(service_name.to_owned())
+                .build(),
+        )
+        .build()
+}
+
+/// Installs the global subscriber for a service process. Returns an error if one is already
+/// installed (a second service in the same test process keeps the first one's).
+pub fn init(service_name: &str) -> anyhow::Result<Telemetry> {
+    install_propagator();
+    let provider = tracer_provider(service_name);
+    let tracer = provider.tracer(service_name.to_owned());
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_target(false))
+        .with(tracing_opentelemetry::layer().with_tracer(tracer))
+        .try_init()?;
+    Ok(Telemetry { provider })
+}
+
+/// The current span's trace context as `traceparent`/`tracestate`/`baggage` entries (empty when
+/// the span is not recorded by OpenTelemetry).
+pub fn trace_headers() -> BTreeMap<String, String> {
+    let cx = tracing::Span::current().context();
+    let mut headers = std::collections::HashMap::new();
+    global::get_text_map_propagator(|propagator| propagator.inject_context(&cx, &mut headers));
+    headers.into_iter().collect()
+}
+
+/// Lets a `BTreeMap` (the header form stored in outbox rows) be read by the propagator.
+#[derive(Debug)]
+pub struct MapCarrier<'a>(pub &'a BTreeMap<String, String>);
+
+impl Extractor for MapCarrier<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(String::as_str).collect()
+    }
+}
+
+/// The parent context carried by a header map (empty when absent or invalid).
+pub fn extract(carrier: &dyn Extractor) -> Context {
+    global::get_text_map_propagator(|propagator| propagator.extract(carrier))
+}
+
+/// Makes `span` a child of the context in `carrier`, if it carries a valid one. Must be called
+/// before the span is entered.
+pub fn continue_trace(span: &tracing::Span, carrier: &dyn Extractor) {
+    let cx = extract(carrier);
+    if cx.span().span_context().is_valid() {
+        let _ = span.set_parent(cx);
+    }
+}
+
+/// The trace id of `span`, as 32 hex digits (all zeros when not recorded).
+pub fn trace_id(span: &tracing::Span) -> String {
+    span.context().span().span_context().trace_id().to_string()
+}
+
+/// Injects the current span's context into outgoing HTTP headers.
+pub fn inject_http(headers: &mut http::HeaderMap) {
+    let cx = tracing::Span::current().context();
+    global::get_text_map_propagator(|propagator| {
+        propagator.inject_context(&cx, &mut opentelemetry_http::HeaderInjector(headers))
+    });
+}
+
+/// Test support: a subscriber with the OpenTelemetry layer, for use with
+/// `tracing::subscriber::set_default` in tests that check propagation.
+pub fn test_subscriber() -> impl tracing::Subscriber + Send + Sync {
+    install_propagator();
+    let tracer = tracer_provider("test").tracer("test");
+    tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(tracer))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn a_span_continues_the_trace_it_was_given_and_passes_it_on() {
+        let _guard = tracing::subscriber::set_default(test_subscriber());
+        let incoming: HashMap<String, String> = [(
+            "traceparent".to_owned(),
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned(),
+        )]
+        .into();
+        let span = tracing::info_span!("consume");
+        continue_trace(&span, &incoming);
+        let _entered = span.enter();
+        assert_eq!(trace_id(&span), "4bf92f3577b34da6a3ce929d0e0e4736");
+        let outgoing = trace_headers();
+        let traceparent = outgoing.get("traceparent").expect("traceparent injected");
+        assert!(
+            traceparent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+            "{traceparent}"
+        );
+        assert!(!traceparent.contains("00f067aa0ba902b7"), "a new span id");
+    }
+
+    #[test]
+    fn a_garbage_traceparent_starts_a_new_root() {
+        let _guard = tracing::subscriber::set_default(test_subscriber());
+        let incoming: HashMap<String, String> =
+            [("traceparent".to_owned(), "garbage".to_owned())].into();
+        let span = tracing::info_span!("request");
+        continue_trace(&span, &incoming);
+        let _entered = span.enter();
+        let id = trace_id(&span);
+        assert_eq!(id.len(), 32);
+        assert_ne!(id, "00000000000000000000000000000000");
+    }
+}
