@@ -54,6 +54,7 @@ pub struct ReservationSummary {
 pub struct ChargeRequest {
     pub user_id: String,
     pub booking_id: String,
+    pub saga_id: String,
     pub amount: i64,
 }
 
@@ -74,6 +75,7 @@ pub struct ChargeResponse {
 pub struct RefundRequest {
     pub charge_key: String,
     pub booking_id: String,
+    pub saga_id: String,
 }
 
 /// `refunded` (with the amount) or `nothing_to_refund` (the charge never happened or was
@@ -100,6 +102,8 @@ pub struct PaymentSummary {
     pub balance_total: i64,
     /// The sum of the ledger (seed credits, charges as negatives, refunds as positives).
     pub ledger_total: i64,
+    /// Wallets whose balance differs from the sum of their ledger entries (must be 0).
+    pub mismatched_wallets: i64,
     /// Net points taken per booking (charges minus refunds).
     pub net_by_booking: Vec<BookingNet>,
 }

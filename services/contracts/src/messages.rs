@@ -24,9 +24,15 @@ pub enum ContractError {
         supported: u32,
     },
     #[error("the body of {message_type} does not decode: {reason}")]
-    BadBody { message_type: String, reason: String },
+    BadBody {
+        message_type: String,
+        reason: String,
+    },
     #[error("{message_type} violates its contract: {reason}")]
-    Violation { message_type: String, reason: String },
+    Violation {
+        message_type: String,
+        reason: String,
+    },
     #[error("header {header} says {header_value:?} but the body says {body_value:?}")]
     HeaderMismatch {
         header: &'static str,
@@ -88,10 +94,12 @@ fn decode_body<M: Message>(envelope: Envelope<serde_json::Value>) -> Result<M, C
         message_type: M::TYPE.to_owned(),
         reason: e.to_string(),
     })?;
-    message.validate().map_err(|reason| ContractError::Violation {
-        message_type: M::TYPE.to_owned(),
-        reason,
-    })?;
+    message
+        .validate()
+        .map_err(|reason| ContractError::Violation {
+            message_type: M::TYPE.to_owned(),
+            reason,
+        })?;
     Ok(message)
 }
 
@@ -171,7 +179,14 @@ pub struct HoldSeat {
     pub seat_id: String,
     pub user_id: String,
 }
-message!(HoldSeat, "HoldSeat", 1, topics::INVENTORY_COMMANDS, key = seat_id, required = [booking_id, saga_id, seat_id, user_id]);
+message!(
+    HoldSeat,
+    "HoldSeat",
+    1,
+    topics::INVENTORY_COMMANDS,
+    key = seat_id,
+    required = [booking_id, saga_id, seat_id, user_id]
+);
 
 /// Sell a seat the booking holds; answered by [`SeatSold`] or [`SeatSaleRefused`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -180,7 +195,14 @@ pub struct ConfirmSeat {
     pub saga_id: String,
     pub seat_id: String,
 }
-message!(ConfirmSeat, "ConfirmSeat", 1, topics::INVENTORY_COMMANDS, key = seat_id, required = [booking_id, saga_id, seat_id]);
+message!(
+    ConfirmSeat,
+    "ConfirmSeat",
+    1,
+    topics::INVENTORY_COMMANDS,
+    key = seat_id,
+    required = [booking_id, saga_id, seat_id]
+);
 
 /// Compensation: give back whatever the booking holds on the seat; answered by [`SeatReleased`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -190,7 +212,14 @@ pub struct ReleaseSeat {
     pub seat_id: String,
     pub reason: String,
 }
-message!(ReleaseSeat, "ReleaseSeat", 1, topics::INVENTORY_COMMANDS, key = seat_id, required = [booking_id, saga_id, seat_id]);
+message!(
+    ReleaseSeat,
+    "ReleaseSeat",
+    1,
+    topics::INVENTORY_COMMANDS,
+    key = seat_id,
+    required = [booking_id, saga_id, seat_id]
+);
 
 topic_enum!(
     /// Everything published to `inventory.commands`.
@@ -208,8 +237,19 @@ pub struct SeatHeld {
     pub concert_id: String,
     pub price: i64,
 }
-message!(SeatHeld, "SeatHeld", 1, topics::INVENTORY_EVENTS, key = seat_id, required = [booking_id, saga_id, seat_id, concert_id],
-    check = |m: &SeatHeld| if m.price < 0 { Err(format!("price must not be negative, got {}", m.price)) } else { Ok(()) });
+message!(
+    SeatHeld,
+    "SeatHeld",
+    1,
+    topics::INVENTORY_EVENTS,
+    key = seat_id,
+    required = [booking_id, saga_id, seat_id, concert_id],
+    check = |m: &SeatHeld| if m.price < 0 {
+        Err(format!("price must not be negative, got {}", m.price))
+    } else {
+        Ok(())
+    }
+);
 
 /// The seat could not be held (taken, unknown, or the booking was already released).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -219,7 +259,14 @@ pub struct SeatUnavailable {
     pub seat_id: String,
     pub reason: String,
 }
-message!(SeatUnavailable, "SeatUnavailable", 1, topics::INVENTORY_EVENTS, key = seat_id, required = [booking_id, saga_id, seat_id]);
+message!(
+    SeatUnavailable,
+    "SeatUnavailable",
+    1,
+    topics::INVENTORY_EVENTS,
+    key = seat_id,
+    required = [booking_id, saga_id, seat_id]
+);
 
 /// The seat is sold to the booking.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -228,7 +275,14 @@ pub struct SeatSold {
     pub saga_id: String,
     pub seat_id: String,
 }
-message!(SeatSold, "SeatSold", 1, topics::INVENTORY_EVENTS, key = seat_id, required = [booking_id, saga_id, seat_id]);
+message!(
+    SeatSold,
+    "SeatSold",
+    1,
+    topics::INVENTORY_EVENTS,
+    key = seat_id,
+    required = [booking_id, saga_id, seat_id]
+);
 
 /// The seat could not be sold because the booking does not hold it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -238,7 +292,14 @@ pub struct SeatSaleRefused {
     pub seat_id: String,
     pub reason: String,
 }
-message!(SeatSaleRefused, "SeatSaleRefused", 1, topics::INVENTORY_EVENTS, key = seat_id, required = [booking_id, saga_id, seat_id]);
+message!(
+    SeatSaleRefused,
+    "SeatSaleRefused",
+    1,
+    topics::INVENTORY_EVENTS,
+    key = seat_id,
+    required = [booking_id, saga_id, seat_id]
+);
 
 /// Whatever the booking held on the seat is released (`was_held` says whether there was anything).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -248,7 +309,14 @@ pub struct SeatReleased {
     pub seat_id: String,
     pub was_held: bool,
 }
-message!(SeatReleased, "SeatReleased", 1, topics::INVENTORY_EVENTS, key = seat_id, required = [booking_id, saga_id, seat_id]);
+message!(
+    SeatReleased,
+    "SeatReleased",
+    1,
+    topics::INVENTORY_EVENTS,
+    key = seat_id,
+    required = [booking_id, saga_id, seat_id]
+);
 
 topic_enum!(
     /// Everything published to `inventory.events`.
@@ -266,8 +334,19 @@ pub struct BookingConfirmed {
     pub concert_id: String,
     pub amount: i64,
 }
-message!(BookingConfirmed, "BookingConfirmed", 1, topics::BOOKING_EVENTS, key = booking_id, required = [booking_id, user_id, seat_id, concert_id],
-    check = |m: &BookingConfirmed| if m.amount < 0 { Err(format!("amount must not be negative, got {}", m.amount)) } else { Ok(()) });
+message!(
+    BookingConfirmed,
+    "BookingConfirmed",
+    1,
+    topics::BOOKING_EVENTS,
+    key = booking_id,
+    required = [booking_id, user_id, seat_id, concert_id],
+    check = |m: &BookingConfirmed| if m.amount < 0 {
+        Err(format!("amount must not be negative, got {}", m.amount))
+    } else {
+        Ok(())
+    }
+);
 
 /// The booking was cancelled after compensation; nothing is charged and the seat is free.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -278,7 +357,14 @@ pub struct BookingCancelled {
     pub concert_id: Option<String>,
     pub reason: String,
 }
-message!(BookingCancelled, "BookingCancelled", 1, topics::BOOKING_EVENTS, key = booking_id, required = [booking_id, user_id, seat_id]);
+message!(
+    BookingCancelled,
+    "BookingCancelled",
+    1,
+    topics::BOOKING_EVENTS,
+    key = booking_id,
+    required = [booking_id, user_id, seat_id]
+);
 
 /// The booking was rejected before anything needed compensation (the seat was unavailable).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -288,7 +374,14 @@ pub struct BookingRejected {
     pub seat_id: String,
     pub reason: String,
 }
-message!(BookingRejected, "BookingRejected", 1, topics::BOOKING_EVENTS, key = booking_id, required = [booking_id, user_id, seat_id]);
+message!(
+    BookingRejected,
+    "BookingRejected",
+    1,
+    topics::BOOKING_EVENTS,
+    key = booking_id,
+    required = [booking_id, user_id, seat_id]
+);
 
 topic_enum!(
     /// Everything published to `booking.events`.
@@ -333,7 +426,10 @@ mod tests {
     fn a_future_version_is_rejected() {
         let bytes = br#"{"type":"HoldSeat","version":2,"data":{}}"#;
         let err = InventoryCommand::decode(None, bytes).unwrap_err();
-        assert!(matches!(err, ContractError::UnsupportedVersion { version: 2, .. }), "{err:?}");
+        assert!(
+            matches!(err, ContractError::UnsupportedVersion { version: 2, .. }),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -360,6 +456,9 @@ mod tests {
     #[test]
     fn a_header_that_disagrees_with_the_body_is_rejected() {
         let err = InventoryCommand::decode(Some("ReleaseSeat"), &encode(&hold())).unwrap_err();
-        assert!(matches!(err, ContractError::HeaderMismatch { .. }), "{err:?}");
+        assert!(
+            matches!(err, ContractError::HeaderMismatch { .. }),
+            "{err:?}"
+        );
     }
 }

@@ -11,4 +11,9 @@ pub const BOOKING_EVENTS: &str = "booking.events";
 pub const DEAD_LETTER: &str = "faultline.dead-letter";
 
 /// Every topic the system uses, for creating them up front.
-pub const ALL: [&str; 4] = [INVENTORY_COMMANDS, INVENTORY_EVENTS, BOOKING_EVENTS, DEAD_LETTER];
+pub const ALL: [&str; 4] = [
+    INVENTORY_COMMANDS,
+    INVENTORY_EVENTS,
+    BOOKING_EVENTS,
+    DEAD_LETTER,
+];

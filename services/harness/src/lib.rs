@@ -1,1 +1,72 @@
-//! placeholder
+//! Starts the embedded parts of a Faultline system, for the tests and the launcher.
+//!
+//! - [`tansu`]: finds the tansu broker binary, installing it with cargo when it is missing.
+//! - [`broker`]: runs tansu on a free port with sqlite storage and creates the topics.
+//! - [`postgres`]: creates fresh PostgreSQL databases; fails loudly when PostgreSQL is absent.
+//! - [`faulty_proxy`]: an HTTP proxy that can lose replies or black-hole requests, for tests
+//!   of unknown outcomes.
+//! - [`topic_reader`]: reads back what was really published to a topic.
+//! - [`free_port`]: a free TCP port on 127.0.0.1.
+
+pub mod broker;
+pub mod faulty_proxy;
+pub mod postgres;
+pub mod tansu;
+pub mod topic_reader;
+
+/// A TCP port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Which database backend a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh database URL for `service`: a SQLite file in `dir`, or a new PostgreSQL database.
+pub async fn database_url(
+    backend: Backend,
+    dir: &std::path::Path,
+    service: &str,
+) -> anyhow::Result<String> {
+    match backend {
+        Backend::Sqlite => Ok(format!("sqlite://{}/{service}.db", dir.display())),
+        Backend::Postgres => postgres::fresh_database(service).await,
+    }
+}
+
+/// Installs a console subscriber for a test binary when `TEST_LOG` is set (once per process).
+pub fn init_test_log() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        faultline_kit::telemetry::install_propagator();
+        if std::env::var_os("TEST_LOG").is_some() {
+            let _ = faultline_kit::telemetry::init("test");
+        }
+    });
+}
+
+/// Declares `mod NAME { sqlite, postgres }` tests calling `NAME(Backend)`. The PostgreSQL
+/// variant fails (never skips) when PostgreSQL is unreachable.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::Backend::Sqlite).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name($crate::Backend::Postgres).await
+                }
+            }
+        )*
+    };
+}

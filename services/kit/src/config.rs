@@ -16,7 +16,21 @@ pub struct CommonSettings {
     pub service_name: String,
     pub http: HttpSettings,
     pub database: DatabaseSettings,
-    pub kafka: KafkaSettings,
+    /// Absent for services that never touch Kafka (payment).
+    #[serde(default)]
+    pub kafka: Option<KafkaSettings>,
+}
+
+impl CommonSettings {
+    /// The Kafka section, required by services that produce or consume.
+    pub fn kafka(&self) -> anyhow::Result<&KafkaSettings> {
+        self.kafka.as_ref().ok_or_else(|| {
+            anyhow::anyhow!(
+                "{}: kafka.bootstrap_servers is not configured",
+                self.service_name
+            )
+        })
+    }
 }
 
 /// Where the HTTP server listens.

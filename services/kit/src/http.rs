@@ -71,11 +71,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Problem {
             problem_type: "about:blank".to_owned(),
-            title: self
-                .status
-                .canonical_reason()
-                .unwrap_or("error")
-                .to_owned(),
+            title: self.status.canonical_reason().unwrap_or("error").to_owned(),
             status: self.status.as_u16(),
             detail: self.detail,
         };

@@ -3,6 +3,7 @@
 //! A service is a thin `main` plus routes, domain types and message handlers; everything that
 //! more than one service needs lives here:
 //!
+//! - [`app`]: the producer/outbox bundle and the task runner every service starts with.
 //! - [`config`]: layered settings (file → environment), the sections every service shares.
 //! - [`storage`]: one sqlx pool for SQLite or PostgreSQL behind the same code, migrations,
 //!   transactions that begin the right way for each backend.
@@ -22,6 +23,7 @@
 //! Invariant: only the kit talks to Kafka and decides transaction boundaries for messages;
 //! services hand it closures and types from `faultline-contracts`.
 
+pub mod app;
 pub mod config;
 pub mod http;
 pub mod idempotency;

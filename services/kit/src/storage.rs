@@ -90,16 +90,23 @@ impl Db {
         Ok(Self { pool, dialect })
     }
 
-    /// Connects and applies the service's migrations.
+    /// Connects and applies the kit's migrations (outbox, inbox, idempotency), then the
+    /// service's own. The two sets share sqlx's history table with disjoint version numbers
+    /// (kit below 100, services from 100), so each ignores the other's entries.
     pub async fn connect_and_migrate(
         settings: &DatabaseSettings,
-        migrator: &Migrator,
+        mut service_migrations: Migrator,
     ) -> anyhow::Result<Self> {
         let db = Self::connect(settings).await?;
-        migrator
-            .run(&db.pool)
-            .await
-            .with_context(|| format!("migrating {}", settings.redacted_url()))?;
+        let mut kit_migrations = sqlx::migrate!("./migrations");
+        kit_migrations.set_ignore_missing(true);
+        service_migrations.set_ignore_missing(true);
+        for migrator in [&kit_migrations, &service_migrations] {
+            migrator
+                .run(&db.pool)
+                .await
+                .with_context(|| format!("migrating {}", settings.redacted_url()))?;
+        }
         Ok(db)
     }
 
@@ -159,14 +166,19 @@ mod tests {
         let err = Db::connect(&DatabaseSettings::new("mysql://x@y/z"))
             .await
             .unwrap_err();
-        assert!(err.to_string().contains("unsupported database URL"), "{err}");
+        assert!(
+            err.to_string().contains("unsupported database URL"),
+            "{err}"
+        );
     }
 
     #[tokio::test]
     async fn sqlite_transactions_commit_and_roll_back() {
         let dir = tempfile::tempdir().expect("tempdir");
         let url = format!("sqlite://{}/t.db", dir.path().display());
-        let db = Db::connect(&DatabaseSettings::new(url)).await.expect("connect");
+        let db = Db::connect(&DatabaseSettings::new(url))
+            .await
+            .expect("connect");
         assert_eq!(db.dialect(), Dialect::Sqlite);
         sqlx::query("CREATE TABLE t (id TEXT PRIMARY KEY)")
             .execute(db.pool())

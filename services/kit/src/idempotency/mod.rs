@@ -11,6 +11,7 @@
 //! [`IdempotencyStore::abandon`]; if the process dies, the claim's lease expires and a retry
 //! takes over.
 
+pub mod http;
 mod key;
 mod store;
 

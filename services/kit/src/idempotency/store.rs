@@ -50,12 +50,14 @@ impl IdempotencyStore {
     ) -> Result<NextAction, sqlx::Error> {
         let now = now_ms();
         let lease_until = now + self.lease.as_millis() as i64;
-        sqlx::query("DELETE FROM idempotency WHERE scope = $1 AND idem_key = $2 AND expires_at < $3")
-            .bind(scope)
-            .bind(key)
-            .bind(now)
-            .execute(self.db.pool())
-            .await?;
+        sqlx::query(
+            "DELETE FROM idempotency WHERE scope = $1 AND idem_key = $2 AND expires_at < $3",
+        )
+        .bind(scope)
+        .bind(key)
+        .bind(now)
+        .execute(self.db.pool())
+        .await?;
         let inserted = sqlx::query(
             "INSERT INTO idempotency (scope, idem_key, fingerprint, locked_until, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (scope, idem_key) DO NOTHING",

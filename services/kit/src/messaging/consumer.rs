@@ -77,8 +77,11 @@ pub trait Handler: Send + Sync + 'static {
     type Message: Send + Sync;
 
     /// Decodes a payload; an error dead-letters the message.
-    fn decode(&self, event_type: Option<&str>, payload: &[u8])
-    -> Result<Self::Message, ContractError>;
+    fn decode(
+        &self,
+        event_type: Option<&str>,
+        payload: &[u8],
+    ) -> Result<Self::Message, ContractError>;
 
     /// The booking and saga the message belongs to, for the span.
     fn correlation<'a>(&self, message: &'a Self::Message) -> Correlation<'a>;

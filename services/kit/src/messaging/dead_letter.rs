@@ -64,7 +64,5 @@ impl DeadLetter {
 
 /// Reads a dead-lettered message's headers (for tests and the chaos runner).
 pub fn reason_of(headers: &HashMap<String, String>) -> Option<&str> {
-    headers
-        .get(headers::DEAD_LETTER_REASON)
-        .map(String::as_str)
+    headers.get(headers::DEAD_LETTER_REASON).map(String::as_str)
 }

@@ -67,7 +67,10 @@ impl Producer {
                 },
             )
             .set("linger.ms", "1")
-            .set("message.timeout.ms", settings.message_timeout_ms.to_string())
+            .set(
+                "message.timeout.ms",
+                settings.message_timeout_ms.to_string(),
+            )
             .create()?;
         Ok(Self { inner })
     }

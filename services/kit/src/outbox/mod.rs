@@ -34,7 +34,11 @@ impl Outbox {
 
     /// Writes `message` into the outbox inside `tx`, stamped with the current span's trace
     /// context. Returns the message id.
-    pub async fn enqueue<M: Message>(&self, tx: &mut Tx, message: &M) -> Result<String, sqlx::Error> {
+    pub async fn enqueue<M: Message>(
+        &self,
+        tx: &mut Tx,
+        message: &M,
+    ) -> Result<String, sqlx::Error> {
         let outbound = OutboundMessage::new(message);
         self.enqueue_outbound(tx, &outbound).await?;
         Ok(outbound.id)

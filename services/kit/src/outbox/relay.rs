@@ -140,8 +140,7 @@ impl Relay {
         messages.sort_by(|a, b| a.id.cmp(&b.id));
         let claimed = messages.len();
         // Sends are started in order (librdkafka keeps per-partition order) and awaited together.
-        let results =
-            futures::future::join_all(messages.iter().map(|m| self.publish_one(m))).await;
+        let results = futures::future::join_all(messages.iter().map(|m| self.publish_one(m))).await;
         let published_at = now_ms();
         let mut failed = 0usize;
         for (message, result) in messages.iter().zip(results) {
@@ -159,12 +158,14 @@ impl Relay {
                 Err(error) => {
                     failed += 1;
                     // Release the claim shortly, not at once: the broker is probably down.
-                    sqlx::query("UPDATE outbox SET claimed_until = $1, last_error = $2 WHERE id = $3")
-                        .bind(now_ms() + 500)
-                        .bind(error.to_string())
-                        .bind(&message.id)
-                        .execute(self.db.pool())
-                        .await?;
+                    sqlx::query(
+                        "UPDATE outbox SET claimed_until = $1, last_error = $2 WHERE id = $3",
+                    )
+                    .bind(now_ms() + 500)
+                    .bind(error.to_string())
+                    .bind(&message.id)
+                    .execute(self.db.pool())
+                    .await?;
                 }
             }
         }
@@ -174,7 +175,10 @@ impl Relay {
         Ok(claimed)
     }
 
-    async fn publish_one(&self, message: &OutboundMessage) -> Result<(), rdkafka::error::KafkaError> {
+    async fn publish_one(
+        &self,
+        message: &OutboundMessage,
+    ) -> Result<(), rdkafka::error::KafkaError> {
         let span = tracing::info_span!(
             "publish",
             otel.name = format!("publish {}", message.topic),
@@ -199,7 +203,12 @@ impl Relay {
             headers.extend(crate::telemetry::trace_headers());
             let result = self
                 .producer
-                .send(&message.topic, &message.key, message.payload.as_bytes(), &headers)
+                .send(
+                    &message.topic,
+                    &message.key,
+                    message.payload.as_bytes(),
+                    &headers,
+                )
                 .await
                 .map(|_| ());
             if let Err(error) = &result {

@@ -251,14 +251,22 @@ mod tests {
             counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             async move { Ok::<_, BoxError>(n) }
         });
-        let service = CircuitBreakerLayer::new(breaker.clone(), failing_when_negative).layer_service(inner);
+        let service =
+            CircuitBreakerLayer::new(breaker.clone(), failing_when_negative).layer_service(inner);
         for _ in 0..3 {
             let _ = service.clone().oneshot(-1).await;
         }
         assert_eq!(breaker.state(), State::Open);
         let err = service.clone().oneshot(1).await.unwrap_err();
-        assert_eq!(super::super::classify(err.as_ref()), super::super::FailureKind::CircuitOpen);
-        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 3, "no call while open");
+        assert_eq!(
+            super::super::classify(err.as_ref()),
+            super::super::FailureKind::CircuitOpen
+        );
+        assert_eq!(
+            calls.load(std::sync::atomic::Ordering::SeqCst),
+            3,
+            "no call while open"
+        );
     }
 
     #[tokio::test]

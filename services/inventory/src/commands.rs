@@ -1,0 +1,147 @@
+//! The `inventory.commands` consumer: HoldSeat, ConfirmSeat and ReleaseSeat, each answered with
+//! an event on `inventory.events` written to the outbox in the same transaction as the seat
+//! change (and the inbox row the kit adds).
+
+use faultline_contracts::{
+    ContractError,
+    messages::{
+        InventoryCommand, SeatHeld, SeatReleased, SeatSaleRefused, SeatSold, SeatUnavailable,
+    },
+};
+use faultline_kit::{
+    messaging::{Delivered, HandleError, Handler, consumer::Correlation},
+    outbox::Outbox,
+    storage::Tx,
+};
+
+use crate::{
+    domain::SeatId,
+    store::{self, HoldOutcome, SellOutcome},
+};
+
+/// Applies inventory commands.
+#[derive(Debug, Clone)]
+pub struct CommandHandler {
+    pub outbox: Outbox,
+}
+
+impl Handler for CommandHandler {
+    type Message = InventoryCommand;
+
+    fn decode(
+        &self,
+        event_type: Option<&str>,
+        payload: &[u8],
+    ) -> Result<InventoryCommand, ContractError> {
+        InventoryCommand::decode(event_type, payload)
+    }
+
+    fn correlation<'a>(&self, message: &'a InventoryCommand) -> Correlation<'a> {
+        let (booking_id, saga_id) = match message {
+            InventoryCommand::HoldSeat(m) => (&m.booking_id, &m.saga_id),
+            InventoryCommand::ConfirmSeat(m) => (&m.booking_id, &m.saga_id),
+            InventoryCommand::ReleaseSeat(m) => (&m.booking_id, &m.saga_id),
+        };
+        Correlation {
+            booking_id: Some(booking_id),
+            saga_id: Some(saga_id),
+        }
+    }
+
+    async fn handle(
+        &self,
+        tx: &mut Tx,
+        message: &InventoryCommand,
+        _delivered: &Delivered,
+    ) -> Result<(), HandleError> {
+        match message {
+            InventoryCommand::HoldSeat(hold) => {
+                let seat = seat_id(&hold.seat_id)?;
+                match store::hold(tx, &seat, &hold.booking_id).await? {
+                    HoldOutcome::Held { price, concert_id } => {
+                        tracing::info!(seat_id = %hold.seat_id, price, "seat held");
+                        self.outbox
+                            .enqueue(
+                                tx,
+                                &SeatHeld {
+                                    booking_id: hold.booking_id.clone(),
+                                    saga_id: hold.saga_id.clone(),
+                                    seat_id: hold.seat_id.clone(),
+                                    concert_id,
+                                    price,
+                                },
+                            )
+                            .await?;
+                    }
+                    HoldOutcome::Unavailable(reason) => {
+                        tracing::info!(seat_id = %hold.seat_id, %reason, "seat unavailable");
+                        self.outbox
+                            .enqueue(
+                                tx,
+                                &SeatUnavailable {
+                                    booking_id: hold.booking_id.clone(),
+                                    saga_id: hold.saga_id.clone(),
+                                    seat_id: hold.seat_id.clone(),
+                                    reason,
+                                },
+                            )
+                            .await?;
+                    }
+                }
+            }
+            InventoryCommand::ConfirmSeat(confirm) => {
+                let seat = seat_id(&confirm.seat_id)?;
+                match store::sell(tx, &seat, &confirm.booking_id).await? {
+                    SellOutcome::Sold => {
+                        tracing::info!(seat_id = %confirm.seat_id, "seat sold");
+                        self.outbox
+                            .enqueue(
+                                tx,
+                                &SeatSold {
+                                    booking_id: confirm.booking_id.clone(),
+                                    saga_id: confirm.saga_id.clone(),
+                                    seat_id: confirm.seat_id.clone(),
+                                },
+                            )
+                            .await?;
+                    }
+                    SellOutcome::Refused(reason) => {
+                        tracing::warn!(seat_id = %confirm.seat_id, %reason, "seat sale refused");
+                        self.outbox
+                            .enqueue(
+                                tx,
+                                &SeatSaleRefused {
+                                    booking_id: confirm.booking_id.clone(),
+                                    saga_id: confirm.saga_id.clone(),
+                                    seat_id: confirm.seat_id.clone(),
+                                    reason,
+                                },
+                            )
+                            .await?;
+                    }
+                }
+            }
+            InventoryCommand::ReleaseSeat(release) => {
+                let seat = seat_id(&release.seat_id)?;
+                let was_held = store::release(tx, &seat, &release.booking_id).await?;
+                tracing::info!(seat_id = %release.seat_id, was_held, reason = %release.reason, "seat released");
+                self.outbox
+                    .enqueue(
+                        tx,
+                        &SeatReleased {
+                            booking_id: release.booking_id.clone(),
+                            saga_id: release.saga_id.clone(),
+                            seat_id: release.seat_id.clone(),
+                            was_held,
+                        },
+                    )
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn seat_id(raw: &str) -> Result<SeatId, HandleError> {
+    SeatId::parse(raw).map_err(HandleError::Poison)
+}

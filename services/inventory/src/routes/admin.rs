@@ -1,0 +1,18 @@
+//! `GET /admin/summary` and `GET /admin/seats`: what the invariant checkers read.
+
+use axum::extract::State;
+use faultline_contracts::http::{InventorySummary, SeatView};
+use faultline_kit::http::{ApiError, Json};
+
+use super::AppState;
+use crate::store;
+
+#[tracing::instrument(name = "inventory summary", skip_all)]
+pub async fn summary(State(state): State<AppState>) -> Result<Json<InventorySummary>, ApiError> {
+    Ok(Json(store::summary(&state.db).await?))
+}
+
+#[tracing::instrument(name = "all seats", skip_all)]
+pub async fn seats(State(state): State<AppState>) -> Result<Json<Vec<SeatView>>, ApiError> {
+    Ok(Json(store::all_seats(&state.db).await?))
+}

@@ -1,0 +1,102 @@
+//! Builds the inventory application identically for `main` and the tests.
+
+use std::{sync::Arc, time::Duration};
+
+use faultline_contracts::topics;
+use faultline_kit::{
+    app::{Messaging, Runner},
+    messaging::Consumer,
+    shutdown::CancellationToken,
+    storage::Db,
+};
+use tokio::net::TcpListener;
+
+use crate::{
+    commands::CommandHandler,
+    configuration::Settings,
+    routes::{self, AppState},
+    store,
+};
+
+/// A built, not yet running, inventory service.
+pub struct Application {
+    settings: Settings,
+    listener: TcpListener,
+    db: Db,
+    messaging: Messaging,
+}
+
+impl Application {
+    /// Connects, migrates, seeds, binds the port.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let db = Db::connect_and_migrate(&settings.common.database, sqlx::migrate!("./migrations"))
+            .await?;
+        store::seed(&db, &settings.seed).await?;
+        let messaging = Messaging::new(settings.common.kafka()?, &settings.common.service_name)?;
+        let listener = TcpListener::bind((
+            settings.common.http.host.as_str(),
+            settings.common.http.port,
+        ))
+        .await?;
+        tracing::info!(
+            address = %listener.local_addr()?,
+            database = %settings.common.database.redacted_url(),
+            "inventory listening"
+        );
+        Ok(Self {
+            settings,
+            listener,
+            db,
+            messaging,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or_default()
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Runs the HTTP server, the outbox relay and the command consumer until `shutdown`.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let common = &self.settings.common;
+        let mut runner = Runner::new(shutdown);
+        let router = faultline_kit::http::router_layers(
+            routes::router(AppState {
+                db: self.db.clone(),
+            }),
+            common.http.body_limit_bytes,
+        );
+        let token = runner.shutdown();
+        let listener = self.listener;
+        runner.spawn("http", async move {
+            Ok(faultline_kit::http::serve(listener, router, token).await?)
+        });
+        let relay = self.messaging.relay(&self.db);
+        let token = runner.shutdown();
+        runner.spawn("outbox-relay", async move {
+            relay.run(token).await;
+            Ok(())
+        });
+        let consumer = Consumer::new(
+            common.service_name.clone(),
+            &[topics::INVENTORY_COMMANDS],
+            common.kafka()?.clone(),
+            self.db.clone(),
+            self.messaging.dead_letter.clone(),
+            Arc::new(CommandHandler {
+                outbox: self.messaging.outbox.clone(),
+            }),
+        )
+        .with_outbox(self.messaging.outbox.clone());
+        runner.spawn("consumer", consumer.run(runner.shutdown()));
+        let result = runner.run(Duration::from_secs(10)).await;
+        self.db.close().await;
+        result
+    }
+}

@@ -1,0 +1,4 @@
+//! Inventory against the real broker and real databases.
+
+mod commands;
+mod helpers;

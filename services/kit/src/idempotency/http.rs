@@ -1,0 +1,75 @@
+//! The HTTP face of idempotency: reading the `Idempotency-Key` header and answering a repeat
+//! (replay, 409, 422) before the handler runs.
+
+use axum::{
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse as _, Response},
+};
+
+use super::{IdempotencyKey, IdempotencyStore, NextAction, SavedResponse, fingerprint};
+use crate::http::ApiError;
+
+/// The request header carrying the key.
+pub const HEADER: &str = "idempotency-key";
+/// Set on a replayed response.
+pub const REPLAYED_HEADER: &str = "idempotent-replayed";
+
+/// Reads and validates the key; missing or malformed → 400.
+pub fn key_from_headers(headers: &HeaderMap) -> Result<IdempotencyKey, ApiError> {
+    let raw = headers
+        .get(HEADER)
+        .ok_or_else(|| ApiError::bad_request("the Idempotency-Key header is required"))?
+        .to_str()
+        .map_err(|_| ApiError::bad_request("the Idempotency-Key header must be ASCII"))?;
+    IdempotencyKey::parse(raw).map_err(ApiError::bad_request)
+}
+
+/// Renders a stored response as JSON, marked as a replay.
+pub fn replay(saved: &SavedResponse) -> Response {
+    let status = StatusCode::from_u16(saved.status).unwrap_or(StatusCode::OK);
+    let mut response = (status, saved.body.clone()).into_response();
+    let content_type = if status.is_success() || status == StatusCode::PAYMENT_REQUIRED {
+        "application/json"
+    } else {
+        "application/problem+json"
+    };
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+        .headers_mut()
+        .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+    response
+}
+
+impl IdempotencyStore {
+    /// Claims the key for this request. `Ok(None)`: go ahead, then `complete` in the effect's
+    /// transaction. `Ok(Some(response))`: answer with it (replay, 409 in flight, 422 misuse).
+    pub async fn gate(
+        &self,
+        scope: &str,
+        key: &IdempotencyKey,
+        method: &str,
+        path: &str,
+        body: &[u8],
+    ) -> Result<Option<Response>, ApiError> {
+        let fingerprint = fingerprint(method, path, body);
+        match self.begin(scope, key.as_str(), &fingerprint).await? {
+            NextAction::Start => Ok(None),
+            NextAction::Replay(saved) => {
+                tracing::info!(idempotency.replayed = true, idempotency.key = %key, status = saved.status, "idempotent replay");
+                Ok(Some(replay(&saved)))
+            }
+            NextAction::InFlight => {
+                tracing::info!(idempotency.key = %key, "request with this key still in flight");
+                Err(ApiError::conflict(
+                    "a request with this Idempotency-Key is still being processed; retry later",
+                )
+                .with_header(header::RETRY_AFTER, HeaderValue::from_static("1")))
+            }
+            NextAction::Mismatch => Err(ApiError::unprocessable(
+                "this Idempotency-Key was already used with a different request",
+            )),
+        }
+    }
+}

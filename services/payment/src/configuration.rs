@@ -1,0 +1,32 @@
+//! Payment's settings: the common sections plus the wallets seeded at start-up.
+
+use faultline_kit::config::CommonSettings;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    #[serde(flatten)]
+    pub common: CommonSettings,
+    #[serde(default)]
+    pub seed: SeedSettings,
+    /// How long a charge or refund key is remembered.
+    #[serde(default = "default_key_ttl_secs")]
+    pub idempotency_ttl_secs: u64,
+}
+
+fn default_key_ttl_secs() -> u64 {
+    24 * 3600
+}
+
+/// Wallets created at start-up if missing (existing wallets are left as they are).
+#[derive(Debug, Clone, Deserialize, Default)]
+pub struct SeedSettings {
+    #[serde(default)]
+    pub wallets: Vec<WalletSeed>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WalletSeed {
+    pub user_id: String,
+    pub points: i64,
+}

@@ -1,0 +1,53 @@
+//! Payment's HTTP endpoints, one file per resource.
+
+pub mod admin;
+pub mod charges;
+pub mod health;
+pub mod refunds;
+pub mod wallets;
+
+use axum::{
+    Router,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse as _, Response},
+    routing::{get, post},
+};
+use faultline_kit::{http::ApiError, idempotency::IdempotencyStore, storage::Db};
+
+/// Shared state of every handler.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub idempotency: IdempotencyStore,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(health::health))
+        .route("/charges", post(charges::charge))
+        .route("/refunds", post(refunds::refund))
+        .route("/wallets/{user_id}", get(wallets::wallet))
+        .route("/admin/summary", get(admin::summary))
+        .with_state(state)
+}
+
+/// Parses a JSON body read as bytes (the bytes are kept for the idempotency fingerprint).
+fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => {
+            ApiError::unprocessable(format!("invalid request: {e}"))
+        }
+        _ => ApiError::bad_request(format!("malformed JSON: {e}")),
+    })
+}
+
+/// A JSON answer with a stored status (the same bytes a replay will send).
+fn stored_response(status: u16, body: String) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}

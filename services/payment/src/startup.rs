@@ -1,0 +1,80 @@
+//! Builds the payment application identically for `main` and the tests.
+
+use std::time::Duration;
+
+use faultline_kit::{
+    app::Runner, idempotency::IdempotencyStore, shutdown::CancellationToken, storage::Db,
+};
+use tokio::net::TcpListener;
+
+use crate::{
+    configuration::Settings,
+    ledger,
+    routes::{self, AppState},
+};
+
+/// A built, not yet running, payment service.
+pub struct Application {
+    settings: Settings,
+    listener: TcpListener,
+    db: Db,
+}
+
+impl Application {
+    /// Connects, migrates, seeds the wallets, binds the port.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let db = Db::connect_and_migrate(&settings.common.database, sqlx::migrate!("./migrations"))
+            .await?;
+        ledger::seed(&db, &settings.seed).await?;
+        let listener = TcpListener::bind((
+            settings.common.http.host.as_str(),
+            settings.common.http.port,
+        ))
+        .await?;
+        tracing::info!(
+            address = %listener.local_addr()?,
+            database = %settings.common.database.redacted_url(),
+            "payment listening"
+        );
+        Ok(Self {
+            settings,
+            listener,
+            db,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or_default()
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Runs the HTTP server until `shutdown`.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let common = &self.settings.common;
+        let state = AppState {
+            db: self.db.clone(),
+            idempotency: IdempotencyStore::new(
+                self.db.clone(),
+                Duration::from_secs(self.settings.idempotency_ttl_secs),
+                Duration::from_secs(30),
+            ),
+        };
+        let router =
+            faultline_kit::http::router_layers(routes::router(state), common.http.body_limit_bytes);
+        let mut runner = Runner::new(shutdown);
+        let token = runner.shutdown();
+        let listener = self.listener;
+        runner.spawn("http", async move {
+            Ok(faultline_kit::http::serve(listener, router, token).await?)
+        });
+        let result = runner.run(Duration::from_secs(10)).await;
+        self.db.close().await;
+        result
+    }
+}
