@@ -164,3 +164,13 @@ pub struct Problem {
     pub status: u16,
     pub detail: String,
 }
+
+/// One transition of a booking's saga (`GET /admin/sagas/{saga_id}/log` on reservation).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SagaLogEntry {
+    pub from_state: String,
+    pub to_state: String,
+    pub event: String,
+    pub reason: Option<String>,
+    pub at_ms: i64,
+}

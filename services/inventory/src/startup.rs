@@ -32,7 +32,7 @@ impl Application {
         let db = Db::connect_and_migrate(&settings.common.database, sqlx::migrate!("./migrations"))
             .await?;
         store::seed(&db, &settings.seed).await?;
-        let messaging = Messaging::new(settings.common.kafka()?, &settings.common.service_name)?;
+        let messaging = Messaging::new(&settings.common)?;
         let listener = TcpListener::bind((
             settings.common.http.host.as_str(),
             settings.common.http.port,
@@ -66,9 +66,25 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let common = &self.settings.common;
         let mut runner = Runner::new(shutdown);
+        let readiness = faultline_kit::readiness::Readiness::new();
+        // Registered before the server starts, so /ready never answers 200 too early.
+        let consumer = Consumer::new(
+            common.service_name.clone(),
+            common.instance_id(),
+            &[topics::INVENTORY_COMMANDS],
+            common.kafka()?.clone(),
+            self.db.clone(),
+            self.messaging.dead_letter.clone(),
+            Arc::new(CommandHandler {
+                outbox: self.messaging.outbox.clone(),
+            }),
+        )
+        .with_outbox(self.messaging.outbox.clone())
+        .with_readiness(&readiness);
         let router = faultline_kit::http::router_layers(
             routes::router(AppState {
                 db: self.db.clone(),
+                readiness: readiness.clone(),
             }),
             common.http.body_limit_bytes,
         );
@@ -83,17 +99,6 @@ impl Application {
             relay.run(token).await;
             Ok(())
         });
-        let consumer = Consumer::new(
-            common.service_name.clone(),
-            &[topics::INVENTORY_COMMANDS],
-            common.kafka()?.clone(),
-            self.db.clone(),
-            self.messaging.dead_letter.clone(),
-            Arc::new(CommandHandler {
-                outbox: self.messaging.outbox.clone(),
-            }),
-        )
-        .with_outbox(self.messaging.outbox.clone());
         runner.spawn("consumer", consumer.run(runner.shutdown()));
         let result = runner.run(Duration::from_secs(10)).await;
         self.db.close().await;

@@ -10,6 +10,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     headers       TEXT NOT NULL,      -- JSON object: message-id, event-type, schema-version, traceparent, …
     created_at    BIGINT NOT NULL,
     claimed_until BIGINT,             -- a relay holds the row until then
+    claimed_by    TEXT,               -- which instance's relay
     published_at  BIGINT,
     attempts      BIGINT NOT NULL DEFAULT 0,
     last_error    TEXT

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 
 use crate::{
-    config::KafkaSettings,
+    config::CommonSettings,
     messaging::{Producer, dead_letter::DeadLetter},
     outbox::{
         Outbox,
@@ -23,16 +23,22 @@ use crate::{
 /// A service's messaging handles.
 #[derive(Debug, Clone)]
 pub struct Messaging {
+    instance_id: String,
+    message_timeout: Duration,
     pub producer: Producer,
     pub outbox: Outbox,
     pub dead_letter: DeadLetter,
 }
 
 impl Messaging {
-    pub fn new(settings: &KafkaSettings, service_name: &str) -> anyhow::Result<Self> {
-        let producer = Producer::new(settings, service_name)?;
+    /// Requires the Kafka section of `settings`.
+    pub fn new(settings: &CommonSettings) -> anyhow::Result<Self> {
+        let kafka = settings.kafka()?;
+        let producer = Producer::new(kafka, &settings.service_name)?;
         Ok(Self {
-            dead_letter: DeadLetter::new(producer.clone(), service_name),
+            instance_id: settings.instance_id().to_owned(),
+            message_timeout: Duration::from_millis(kafka.message_timeout_ms),
+            dead_letter: DeadLetter::new(producer.clone(), &settings.service_name),
             producer,
             outbox: Outbox::new(),
         })
@@ -44,7 +50,7 @@ impl Messaging {
             db.clone(),
             self.producer.clone(),
             &self.outbox,
-            RelaySettings::default(),
+            RelaySettings::new(&self.instance_id, self.message_timeout),
         )
     }
 }

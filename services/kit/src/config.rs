@@ -14,6 +14,13 @@ use serde::{Deserialize, de::DeserializeOwned};
 pub struct CommonSettings {
     /// The service's name, used for the consumer group, the Kafka client id and telemetry.
     pub service_name: String,
+    /// This process's identity, stable across restarts: its static consumer-group membership
+    /// (`group.instance.id`, so a restarted process gets its partitions back at once) and the
+    /// owner of its outbox and saga claims (so a restarted process takes its dead incarnation's
+    /// claims back at once). Defaults to the service name: one instance per service. Give each
+    /// replica its own.
+    #[serde(default)]
+    pub instance_id: Option<String>,
     pub http: HttpSettings,
     pub database: DatabaseSettings,
     /// Absent for services that never touch Kafka (payment).
@@ -22,6 +29,11 @@ pub struct CommonSettings {
 }
 
 impl CommonSettings {
+    /// See [`CommonSettings::instance_id`] (the field).
+    pub fn instance_id(&self) -> &str {
+        self.instance_id.as_deref().unwrap_or(&self.service_name)
+    }
+
     /// The Kafka section, required by services that produce or consume.
     pub fn kafka(&self) -> anyhow::Result<&KafkaSettings> {
         self.kafka.as_ref().ok_or_else(|| {

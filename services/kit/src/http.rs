@@ -154,6 +154,39 @@ pub fn router_layers(router: Router, body_limit_bytes: usize) -> Router {
     )
 }
 
+/// `GET /health` (alive: 200 when the database answers) and `GET /ready` (200 when every
+/// registered component is ready, else 503 with the components' states). Every service merges
+/// them.
+pub fn health_routes(db: crate::storage::Db, readiness: crate::readiness::Readiness) -> Router {
+    async fn health(
+        axum::extract::State((db, _)): axum::extract::State<(
+            crate::storage::Db,
+            crate::readiness::Readiness,
+        )>,
+    ) -> Result<&'static str, ApiError> {
+        sqlx::query("SELECT 1").execute(db.pool()).await?;
+        Ok("ok")
+    }
+    async fn ready(
+        axum::extract::State((_, readiness)): axum::extract::State<(
+            crate::storage::Db,
+            crate::readiness::Readiness,
+        )>,
+    ) -> Response {
+        let (ready, components) = readiness.snapshot();
+        let status = if ready {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        (status, axum::Json(components)).into_response()
+    }
+    Router::new()
+        .route("/health", axum::routing::get(health))
+        .route("/ready", axum::routing::get(ready))
+        .with_state((db, readiness))
+}
+
 /// Serves `router` on `listener` until `shutdown` is cancelled, then drains in-flight requests.
 pub async fn serve(
     listener: TcpListener,

@@ -17,6 +17,7 @@
 //! - [`inbox`]: consumer-side deduplication inside the consumer's transaction.
 //! - [`idempotency`]: HTTP idempotency keys — fingerprint, replay, 409 in flight, 422 on misuse,
 //!   expiry.
+//! - [`readiness`]: `/ready` turns true only when every consumer has its partitions.
 //! - [`resilience`]: timeouts, jittered backoff, circuit breaker, bulkhead, as tower layers.
 //! - [`shutdown`]: one cancellation token per process, tripped by SIGTERM or Ctrl-C.
 //!
@@ -30,6 +31,7 @@ pub mod idempotency;
 pub mod inbox;
 pub mod messaging;
 pub mod outbox;
+pub mod readiness;
 pub mod resilience;
 pub mod shutdown;
 pub mod storage;

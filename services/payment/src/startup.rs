@@ -58,6 +58,8 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let common = &self.settings.common;
         let state = AppState {
+            // Payment has no consumer: ready as soon as it serves.
+            readiness: faultline_kit::readiness::Readiness::new(),
             db: self.db.clone(),
             idempotency: IdempotencyStore::new(
                 self.db.clone(),

@@ -42,6 +42,7 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
     let settings = Settings {
         common: CommonSettings {
             service_name: "inventory".into(),
+            instance_id: None,
             http: HttpSettings {
                 host: "127.0.0.1".into(),
                 port: 0,

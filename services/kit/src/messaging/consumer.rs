@@ -18,8 +18,10 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use faultline_contracts::ContractError;
 use opentelemetry::trace::TraceContextExt as _;
 use rdkafka::{
-    Message as _,
-    consumer::{CommitMode, Consumer as _, StreamConsumer},
+    ClientContext, Message as _,
+    consumer::{
+        BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance, StreamConsumer,
+    },
     message::BorrowedMessage,
 };
 use tracing::{Instrument as _, field::Empty};
@@ -30,6 +32,7 @@ use crate::{
     config::KafkaSettings,
     inbox::{self, Receipt},
     outbox::Outbox,
+    readiness::{Readiness, ReadyFlag},
     resilience::backoff::Backoff,
     shutdown::CancellationToken,
     storage::{Db, Tx},
@@ -98,21 +101,48 @@ pub trait Handler: Send + Sync + 'static {
     fn after_commit(&self, _message: &Self::Message) {}
 }
 
+/// Tracks whether the group coordinator has given this member partitions.
+struct GroupContext {
+    ready: ReadyFlag,
+}
+
+impl ClientContext for GroupContext {}
+
+impl ConsumerContext for GroupContext {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(partitions) => {
+                tracing::info!(partitions = partitions.count(), "partitions assigned");
+                self.ready.set(partitions.count() > 0);
+            }
+            Rebalance::Revoke(partitions) => {
+                tracing::info!(partitions = partitions.count(), "partitions revoked");
+                self.ready.set(false);
+            }
+            Rebalance::Error(error) => tracing::warn!(%error, "rebalance failed"),
+        }
+    }
+}
+
 /// A consumer group member for one handler.
 pub struct Consumer<H: Handler> {
     group: String,
+    instance_id: String,
     topics: Vec<String>,
     settings: KafkaSettings,
     db: Db,
     dead_letter: DeadLetter,
     outbox: Option<Outbox>,
+    ready: Option<ReadyFlag>,
     handler: Arc<H>,
 }
 
 impl<H: Handler> Consumer<H> {
-    /// `group` is both the Kafka consumer group and the inbox's consumer name.
+    /// `group` is both the Kafka consumer group and the inbox's consumer name; `instance_id` is
+    /// the static group membership (see `CommonSettings::instance_id`).
     pub fn new(
         group: impl Into<String>,
+        instance_id: impl Into<String>,
         topics: &[&str],
         settings: KafkaSettings,
         db: Db,
@@ -121,13 +151,21 @@ impl<H: Handler> Consumer<H> {
     ) -> Self {
         Self {
             group: group.into(),
+            instance_id: instance_id.into(),
             topics: topics.iter().map(|t| (*t).to_owned()).collect(),
             settings,
             db,
             dead_letter,
             outbox: None,
+            ready: None,
             handler,
         }
+    }
+
+    /// Registers this consumer in `readiness`: ready once it has partitions.
+    pub fn with_readiness(mut self, readiness: &Readiness) -> Self {
+        self.ready = Some(readiness.register(format!("consumer:{}", self.group)));
+        self
     }
 
     /// Wakes this outbox's relay after every committed transaction.
@@ -138,16 +176,24 @@ impl<H: Handler> Consumer<H> {
 
     /// Consumes until `shutdown`; the message in hand is finished (or left uncommitted) first.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let consumer: StreamConsumer = super::client_config(&self.settings, &self.group)
-            .set("group.id", &self.group)
-            .set("enable.auto.commit", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("enable.partition.eof", "false")
-            .set(
-                "session.timeout.ms",
-                self.settings.session_timeout_ms.to_string(),
-            )
-            .create()?;
+        let context = GroupContext {
+            ready: self
+                .ready
+                .clone()
+                .unwrap_or_else(|| Readiness::new().register("unobserved")),
+        };
+        let consumer: StreamConsumer<GroupContext> =
+            super::client_config(&self.settings, &self.group)
+                .set("group.id", &self.group)
+                .set("enable.auto.commit", "false")
+                .set("auto.offset.reset", "earliest")
+                .set("enable.partition.eof", "false")
+                .set(
+                    "session.timeout.ms",
+                    self.settings.session_timeout_ms.to_string(),
+                )
+                .set("group.instance.id", &self.instance_id)
+                .create_with_context(context)?;
         let topics: Vec<&str> = self.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics)?;
         tracing::info!(group = %self.group, topics = ?self.topics, "consumer started");
@@ -170,7 +216,7 @@ impl<H: Handler> Consumer<H> {
 
     async fn process(
         &self,
-        consumer: &StreamConsumer,
+        consumer: &StreamConsumer<GroupContext>,
         message: &BorrowedMessage<'_>,
         shutdown: &CancellationToken,
     ) {

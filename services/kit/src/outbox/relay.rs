@@ -30,6 +30,8 @@ use crate::{
 /// Relay tuning.
 #[derive(Debug, Clone)]
 pub struct RelaySettings {
+    /// The owner written on claims (the process's stable instance id).
+    pub instance_id: String,
     pub batch_size: i64,
     /// How often to look for rows nobody woke us for.
     pub fallback_poll: Duration,
@@ -37,12 +39,14 @@ pub struct RelaySettings {
     pub claim_ttl: Duration,
 }
 
-impl Default for RelaySettings {
-    fn default() -> Self {
+impl RelaySettings {
+    /// Defaults for an instance whose producer gives up on a message after `message_timeout`.
+    pub fn new(instance_id: &str, message_timeout: Duration) -> Self {
         Self {
+            instance_id: instance_id.to_owned(),
             batch_size: 200,
             fallback_poll: Duration::from_millis(500),
-            claim_ttl: Duration::from_secs(45),
+            claim_ttl: message_timeout + Duration::from_secs(5),
         }
     }
 }
@@ -55,12 +59,12 @@ pub struct Relay {
     settings: RelaySettings,
 }
 
-const CLAIM_POSTGRES: &str = "UPDATE outbox SET claimed_until = $1, attempts = attempts + 1 \
+const CLAIM_POSTGRES: &str = "UPDATE outbox SET claimed_until = $1, claimed_by = $4, attempts = attempts + 1 \
      WHERE id IN (SELECT id FROM outbox WHERE published_at IS NULL \
        AND (claimed_until IS NULL OR claimed_until < $2) ORDER BY id LIMIT $3 \
        FOR UPDATE SKIP LOCKED) \
      RETURNING id, topic, message_key, payload, headers";
-const CLAIM_SQLITE: &str = "UPDATE outbox SET claimed_until = $1, attempts = attempts + 1 \
+const CLAIM_SQLITE: &str = "UPDATE outbox SET claimed_until = $1, claimed_by = $4, attempts = attempts + 1 \
      WHERE id IN (SELECT id FROM outbox WHERE published_at IS NULL \
        AND (claimed_until IS NULL OR claimed_until < $2) ORDER BY id LIMIT $3) \
      RETURNING id, topic, message_key, payload, headers";
@@ -75,8 +79,31 @@ impl Relay {
         }
     }
 
+    /// Releases claims this instance's previous incarnation held: it is dead (one process per
+    /// instance id), so its rows need not wait for their claims to expire.
+    pub async fn release_own_claims(&self) -> Result<u64, sqlx::Error> {
+        let released = sqlx::query(
+            "UPDATE outbox SET claimed_until = NULL, claimed_by = NULL \
+             WHERE claimed_by = $1 AND published_at IS NULL",
+        )
+        .bind(&self.settings.instance_id)
+        .execute(self.db.pool())
+        .await?
+        .rows_affected();
+        if released > 0 {
+            tracing::info!(
+                released,
+                "took back outbox claims of this instance's previous run"
+            );
+        }
+        Ok(released)
+    }
+
     /// Publishes until `shutdown`, then flushes the producer.
     pub async fn run(self, shutdown: CancellationToken) {
+        if let Err(error) = self.release_own_claims().await {
+            tracing::warn!(%error, "cannot release this instance's old outbox claims");
+        }
         let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(5));
         loop {
             if shutdown.is_cancelled() {
@@ -120,6 +147,7 @@ impl Relay {
             .bind(now + self.settings.claim_ttl.as_millis() as i64)
             .bind(now)
             .bind(self.settings.batch_size)
+            .bind(&self.settings.instance_id)
             .fetch_all(self.db.pool())
             .await?;
         if rows.is_empty() {
@@ -147,7 +175,7 @@ impl Relay {
             match result {
                 Ok(()) => {
                     sqlx::query(
-                        "UPDATE outbox SET published_at = $1, claimed_until = NULL, last_error = NULL \
+                        "UPDATE outbox SET published_at = $1, claimed_until = NULL, claimed_by = NULL, last_error = NULL \
                          WHERE id = $2",
                     )
                     .bind(published_at)

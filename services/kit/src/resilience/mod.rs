@@ -15,6 +15,9 @@ pub mod client;
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// What kind of failure an error from a resilient call was, found by walking its source chain.
+///
+/// The distinction that matters to callers: [`FailureKind::was_sent`] — a request that was never
+/// sent certainly had no effect; one that timed out may have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureKind {
     /// The call exceeded its timeout: the outcome is unknown.
@@ -23,8 +26,27 @@ pub enum FailureKind {
     Overloaded,
     /// The circuit is open: the call was never made.
     CircuitOpen,
-    /// Anything else (connection refused, reset, …): the outcome may be unknown.
+    /// The connection could not be made: the request was never sent.
+    Connect,
+    /// Anything else (reset mid-request, bad response, …): the outcome may be unknown.
     Other,
+}
+
+impl FailureKind {
+    /// Whether the request may have reached the server.
+    pub fn was_sent(self) -> bool {
+        matches!(self, Self::Timeout | Self::Other)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::Overloaded => "bulkhead_full",
+            Self::CircuitOpen => "circuit_open",
+            Self::Connect => "connect",
+            Self::Other => "other",
+        }
+    }
 }
 
 /// Classifies `error` by what caused it.
@@ -40,10 +62,13 @@ pub fn classify(error: &(dyn std::error::Error + 'static)) -> FailureKind {
         if e.is::<circuit_breaker::CircuitOpen>() {
             return FailureKind::CircuitOpen;
         }
-        if let Some(reqwest) = e.downcast_ref::<reqwest::Error>()
-            && reqwest.is_timeout()
-        {
-            return FailureKind::Timeout;
+        if let Some(reqwest) = e.downcast_ref::<reqwest::Error>() {
+            if reqwest.is_timeout() {
+                return FailureKind::Timeout;
+            }
+            if reqwest.is_connect() {
+                return FailureKind::Connect;
+            }
         }
         current = e.source();
     }

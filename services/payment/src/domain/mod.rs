@@ -1,7 +1,6 @@
 //! Payment's domain types.
 
 mod points;
-mod user_id;
 
+pub use faultline_contracts::ids::UserId;
 pub use points::Points;
-pub use user_id::UserId;

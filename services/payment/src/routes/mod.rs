@@ -2,7 +2,6 @@
 
 pub mod admin;
 pub mod charges;
-pub mod health;
 pub mod refunds;
 pub mod wallets;
 
@@ -17,18 +16,22 @@ use faultline_kit::{http::ApiError, idempotency::IdempotencyStore, storage::Db};
 /// Shared state of every handler.
 #[derive(Debug, Clone)]
 pub struct AppState {
+    pub readiness: faultline_kit::readiness::Readiness,
     pub db: Db,
     pub idempotency: IdempotencyStore,
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/health", get(health::health))
         .route("/charges", post(charges::charge))
         .route("/refunds", post(refunds::refund))
         .route("/wallets/{user_id}", get(wallets::wallet))
         .route("/admin/summary", get(admin::summary))
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(faultline_kit::http::health_routes(
+            state.db.clone(),
+            state.readiness.clone(),
+        ))
 }
 
 /// Parses a JSON body read as bytes (the bytes are kept for the idempotency fingerprint).

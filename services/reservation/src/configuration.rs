@@ -1,0 +1,95 @@
+//! Reservation's settings: the common sections, how to reach payment, and the saga's timing.
+
+use faultline_kit::{
+    config::CommonSettings,
+    resilience::{circuit_breaker::BreakerSettings, client::ClientPolicy},
+};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    #[serde(flatten)]
+    pub common: CommonSettings,
+    pub payment: PaymentSettings,
+    #[serde(default)]
+    pub saga: SagaSettings,
+}
+
+/// The payment dependency and its resilience policy.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PaymentSettings {
+    pub base_url: String,
+    #[serde(default = "d_timeout")]
+    pub timeout_ms: u64,
+    #[serde(default = "d_in_flight")]
+    pub max_in_flight: usize,
+    #[serde(default = "d_threshold")]
+    pub breaker_failure_threshold: u32,
+    #[serde(default = "d_open")]
+    pub breaker_open_ms: u64,
+}
+
+fn d_timeout() -> u64 {
+    2_000
+}
+fn d_in_flight() -> usize {
+    64
+}
+fn d_threshold() -> u32 {
+    5
+}
+fn d_open() -> u64 {
+    2_000
+}
+
+impl PaymentSettings {
+    pub fn new(base_url: impl Into<String>) -> Self {
+        Self {
+            base_url: base_url.into(),
+            timeout_ms: d_timeout(),
+            max_in_flight: d_in_flight(),
+            breaker_failure_threshold: d_threshold(),
+            breaker_open_ms: d_open(),
+        }
+    }
+
+    pub fn policy(&self) -> ClientPolicy {
+        ClientPolicy {
+            timeout: std::time::Duration::from_millis(self.timeout_ms),
+            max_in_flight: self.max_in_flight,
+            breaker: BreakerSettings {
+                failure_threshold: self.breaker_failure_threshold,
+                open_for: std::time::Duration::from_millis(self.breaker_open_ms),
+            },
+        }
+    }
+}
+
+/// The saga's deadlines and retry timing.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct SagaSettings {
+    /// How long inventory has to answer HoldSeat before the saga compensates.
+    pub hold_timeout_ms: u64,
+    /// How long the charge step may retry an unknown outcome before compensating.
+    pub charge_deadline_ms: u64,
+    pub retry_base_ms: u64,
+    pub retry_cap_ms: u64,
+    /// How often the timer looks for due sagas it was not told about.
+    pub scan_interval_ms: u64,
+    /// Saga steps running at once (a bulkhead for the timer).
+    pub max_concurrent_steps: usize,
+}
+
+impl Default for SagaSettings {
+    fn default() -> Self {
+        Self {
+            hold_timeout_ms: 10_000,
+            charge_deadline_ms: 10_000,
+            retry_base_ms: 100,
+            retry_cap_ms: 2_000,
+            scan_interval_ms: 200,
+            max_concurrent_steps: 128,
+        }
+    }
+}

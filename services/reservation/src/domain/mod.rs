@@ -1,0 +1,6 @@
+//! Reservation's domain types.
+
+mod saga_state;
+
+pub use faultline_contracts::ids::{SeatId, UserId};
+pub use saga_state::SagaState;

@@ -1,0 +1,53 @@
+//! The `inventory.events` consumer: hands each reply to the orchestrator inside the consumer's
+//! transaction, then starts the next step at once when the reply made the saga due.
+
+use faultline_contracts::{ContractError, messages::InventoryEvent};
+use faultline_kit::{
+    messaging::{Delivered, HandleError, Handler, consumer::Correlation},
+    storage::Tx,
+};
+
+use crate::saga::{Orchestrator, orchestrator::reply_ids};
+
+#[derive(Debug, Clone)]
+pub struct ReplyHandler {
+    pub orchestrator: Orchestrator,
+}
+
+impl Handler for ReplyHandler {
+    type Message = InventoryEvent;
+
+    fn decode(
+        &self,
+        event_type: Option<&str>,
+        payload: &[u8],
+    ) -> Result<InventoryEvent, ContractError> {
+        InventoryEvent::decode(event_type, payload)
+    }
+
+    fn correlation<'a>(&self, message: &'a InventoryEvent) -> Correlation<'a> {
+        let (saga_id, booking_id) = reply_ids(message);
+        Correlation {
+            booking_id: Some(booking_id),
+            saga_id: Some(saga_id),
+        }
+    }
+
+    async fn handle(
+        &self,
+        tx: &mut Tx,
+        message: &InventoryEvent,
+        _delivered: &Delivered,
+    ) -> Result<(), HandleError> {
+        self.orchestrator.on_reply(tx, message).await
+    }
+
+    fn after_commit(&self, message: &InventoryEvent) {
+        if matches!(
+            message,
+            InventoryEvent::SeatHeld(_) | InventoryEvent::SeatSaleRefused(_)
+        ) {
+            self.orchestrator.trigger(reply_ids(message).0);
+        }
+    }
+}

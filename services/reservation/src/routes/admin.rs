@@ -1,0 +1,31 @@
+//! `GET /admin/summary`, `GET /admin/bookings`, `GET /admin/sagas/{id}/log`: what the
+//! invariant checkers and tests read.
+
+use axum::extract::{Path, State};
+use faultline_contracts::http::{BookingView, ReservationSummary, SagaLogEntry};
+use faultline_kit::http::{ApiError, Json};
+
+use super::AppState;
+use crate::saga::store;
+
+#[tracing::instrument(name = "reservation summary", skip_all)]
+pub async fn summary(State(state): State<AppState>) -> Result<Json<ReservationSummary>, ApiError> {
+    Ok(Json(store::summary(state.orchestrator.db()).await?))
+}
+
+#[tracing::instrument(name = "all bookings", skip_all)]
+pub async fn bookings(State(state): State<AppState>) -> Result<Json<Vec<BookingView>>, ApiError> {
+    Ok(Json(store::all_bookings(state.orchestrator.db()).await?))
+}
+
+#[tracing::instrument(name = "saga log", skip(state))]
+pub async fn saga_log(
+    State(state): State<AppState>,
+    Path(saga_id): Path<String>,
+) -> Result<Json<Vec<SagaLogEntry>>, ApiError> {
+    let log = store::saga_log(state.orchestrator.db(), &saga_id).await?;
+    if log.is_empty() {
+        return Err(ApiError::not_found(format!("no saga {saga_id:?}")));
+    }
+    Ok(Json(log))
+}

@@ -1,0 +1,495 @@
+//! The saga's steps: how a reply or a due timer moves a booking along.
+//!
+//! Forward: HoldSeat (Kafka) → charge (HTTP, key `{saga}:charge`) → ConfirmSeat (Kafka).
+//! Backward, in reverse order of the steps: refund (HTTP, key `{saga}:refund`; skipped when no
+//! charge request can have reached payment) → ReleaseSeat (Kafka).
+
+use std::sync::Arc;
+
+use faultline_contracts::messages::{
+    BookingCancelled, BookingConfirmed, BookingRejected, ConfirmSeat, HoldSeat, InventoryEvent,
+    ReleaseSeat,
+};
+use faultline_kit::{
+    messaging::HandleError,
+    outbox::Outbox,
+    resilience::backoff::delay_for,
+    storage::{Db, Tx, now_ms},
+    telemetry::{MapCarrier, continue_trace},
+};
+use tokio::sync::mpsc;
+use tracing::{Instrument as _, field::Empty};
+
+use super::store::{self, NewBooking, Saga, Transition};
+use crate::{
+    configuration::SagaSettings,
+    domain::{SagaState, SeatId, UserId},
+    payment_client::{Call, Charge, PaymentClient},
+};
+
+/// Drives sagas; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Orchestrator {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    instance_id: String,
+    /// How long a claimed attempt blocks other timers: longer than one payment call.
+    attempt_lease_ms: i64,
+    db: Db,
+    outbox: Outbox,
+    payment: PaymentClient,
+    settings: SagaSettings,
+    trigger: mpsc::UnboundedSender<String>,
+}
+
+impl Orchestrator {
+    /// Returns the orchestrator and the receiving end of its "run this saga now" channel, which
+    /// the [`super::timer`] consumes.
+    pub fn new(
+        instance_id: &str,
+        db: Db,
+        outbox: Outbox,
+        payment: PaymentClient,
+        settings: SagaSettings,
+    ) -> (Self, mpsc::UnboundedReceiver<String>) {
+        let (trigger, triggers) = mpsc::unbounded_channel();
+        let inner = Inner {
+            instance_id: instance_id.to_owned(),
+            attempt_lease_ms: payment.timeout().as_millis() as i64 * 2 + 1_000,
+            db,
+            outbox,
+            payment,
+            settings,
+            trigger,
+        };
+        (
+            Self {
+                inner: Arc::new(inner),
+            },
+            triggers,
+        )
+    }
+
+    pub fn instance_id(&self) -> &str {
+        &self.inner.instance_id
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.inner.db
+    }
+
+    pub fn settings(&self) -> &SagaSettings {
+        &self.inner.settings
+    }
+
+    /// Asks the timer to run `saga_id` now (a no-op if it is not due).
+    pub fn trigger(&self, saga_id: &str) {
+        let _ = self.inner.trigger.send(saga_id.to_owned());
+    }
+
+    /// Stores a PENDING booking, its saga in HOLDING with its hold deadline, and the HoldSeat
+    /// command, in one transaction.
+    pub async fn start_booking(
+        &self,
+        user: &UserId,
+        seat: &SeatId,
+    ) -> Result<(String, String), sqlx::Error> {
+        let booking_id = uuid::Uuid::now_v7().to_string();
+        let saga_id = uuid::Uuid::now_v7().to_string();
+        let span = tracing::Span::current();
+        span.record("booking_id", booking_id.as_str());
+        span.record("saga_id", saga_id.as_str());
+        let mut tx = self.inner.db.begin().await?;
+        let hold_deadline = now_ms() + self.inner.settings.hold_timeout_ms as i64;
+        store::create(
+            &mut tx,
+            &NewBooking {
+                booking_id: &booking_id,
+                saga_id: &saga_id,
+                user_id: user.as_str(),
+                seat_id: seat.as_str(),
+                hold_deadline,
+            },
+        )
+        .await?;
+        self.inner
+            .outbox
+            .enqueue(
+                &mut tx,
+                &HoldSeat {
+                    booking_id: booking_id.clone(),
+                    saga_id: saga_id.clone(),
+                    seat_id: seat.as_str().to_owned(),
+                    user_id: user.as_str().to_owned(),
+                },
+            )
+            .await?;
+        self.inner.outbox.commit(tx).await?;
+        tracing::info!(saga.step = "hold", saga.state = "HOLDING", seat_id = %seat, "booking saga started");
+        Ok((booking_id, saga_id))
+    }
+
+    /// Applies an inventory reply inside the consumer's transaction.
+    pub async fn on_reply(&self, tx: &mut Tx, event: &InventoryEvent) -> Result<(), HandleError> {
+        let (saga_id, booking_id) = reply_ids(event);
+        let Some(saga) = store::load(tx, saga_id).await? else {
+            return Err(HandleError::Poison(format!(
+                "no saga {saga_id} for this reply"
+            )));
+        };
+        if saga.booking_id != booking_id {
+            return Err(HandleError::Poison(format!(
+                "saga {saga_id} belongs to booking {}, not {booking_id}",
+                saga.booking_id
+            )));
+        }
+        let now = now_ms();
+        let settings = &self.inner.settings;
+        let outbox = &self.inner.outbox;
+        let applied = match (event, saga.state) {
+            (InventoryEvent::SeatHeld(held), SagaState::Holding) => {
+                let mut t = Transition::new(SagaState::Holding, SagaState::Charging, "SeatHeld");
+                t.amount = Some(held.price);
+                t.concert_id = Some(held.concert_id.clone());
+                t.step_deadline = Some(now + settings.charge_deadline_ms as i64);
+                t.due_at = Some(now);
+                store::transition(tx, &saga.id, &t).await?
+            }
+            (InventoryEvent::SeatUnavailable(unavailable), SagaState::Holding) => {
+                let mut t =
+                    Transition::new(SagaState::Holding, SagaState::Rejected, "SeatUnavailable");
+                t.reason = Some(unavailable.reason.clone());
+                let moved = store::transition(tx, &saga.id, &t).await?;
+                if moved {
+                    outbox
+                        .enqueue(
+                            tx,
+                            &BookingRejected {
+                                booking_id: saga.booking_id.clone(),
+                                user_id: saga.user_id.clone(),
+                                seat_id: saga.seat_id.clone(),
+                                reason: unavailable.reason.clone(),
+                            },
+                        )
+                        .await?;
+                }
+                moved
+            }
+            (InventoryEvent::SeatSold(_), SagaState::Confirming) => {
+                let moved = store::transition(
+                    tx,
+                    &saga.id,
+                    &Transition::new(SagaState::Confirming, SagaState::Confirmed, "SeatSold"),
+                )
+                .await?;
+                if moved {
+                    outbox
+                        .enqueue(
+                            tx,
+                            &BookingConfirmed {
+                                booking_id: saga.booking_id.clone(),
+                                user_id: saga.user_id.clone(),
+                                seat_id: saga.seat_id.clone(),
+                                concert_id: saga.concert_id.clone().unwrap_or_default(),
+                                amount: saga.amount.unwrap_or_default(),
+                            },
+                        )
+                        .await?;
+                }
+                moved
+            }
+            (InventoryEvent::SeatSaleRefused(refused), SagaState::Confirming) => {
+                let mut t = Transition::new(
+                    SagaState::Confirming,
+                    SagaState::Refunding,
+                    "SeatSaleRefused",
+                );
+                t.reason = Some(refused.reason.clone());
+                t.due_at = Some(now);
+                store::transition(tx, &saga.id, &t).await?
+            }
+            (InventoryEvent::SeatReleased(_), SagaState::Releasing) => {
+                let moved = store::transition(
+                    tx,
+                    &saga.id,
+                    &Transition::new(SagaState::Releasing, SagaState::Cancelled, "SeatReleased"),
+                )
+                .await?;
+                if moved {
+                    let reason: Option<String> =
+                        sqlx::query_scalar("SELECT reason FROM bookings WHERE id = $1")
+                            .bind(&saga.booking_id)
+                            .fetch_one(&mut **tx)
+                            .await?;
+                    outbox
+                        .enqueue(
+                            tx,
+                            &BookingCancelled {
+                                booking_id: saga.booking_id.clone(),
+                                user_id: saga.user_id.clone(),
+                                seat_id: saga.seat_id.clone(),
+                                concert_id: saga.concert_id.clone(),
+                                reason: reason.unwrap_or_default(),
+                            },
+                        )
+                        .await?;
+                }
+                moved
+            }
+            _ => false,
+        };
+        if !applied {
+            tracing::info!(
+                saga.late_reply = true,
+                saga.state = saga.state.as_str(),
+                messaging.event_type = event.message_type(),
+                "late reply ignored: the saga has moved on"
+            );
+        }
+        Ok(())
+    }
+
+    /// Runs one step of a due saga (deadline or retry). A saga that is not due, or that another
+    /// timer claimed, is left alone.
+    pub async fn drive(&self, saga_id: &str) -> anyhow::Result<()> {
+        let lease_until = now_ms() + self.inner.attempt_lease_ms;
+        let Some(saga) = store::claim_due(
+            &self.inner.db,
+            saga_id,
+            lease_until,
+            &self.inner.instance_id,
+        )
+        .await?
+        else {
+            return Ok(());
+        };
+        let step = match saga.state {
+            SagaState::Holding => "hold",
+            SagaState::Charging => "charge",
+            SagaState::Refunding => "refund",
+            _ => "none",
+        };
+        let span = tracing::info_span!(
+            "saga.step",
+            otel.name = format!("saga {step}"),
+            booking_id = %saga.booking_id,
+            saga_id = %saga.id,
+            saga.state = saga.state.as_str(),
+            saga.step = step,
+            saga.attempt = saga.attempts,
+            trace_id = Empty,
+        );
+        continue_trace(&span, &MapCarrier(&saga.trace_headers));
+        span.record("trace_id", faultline_kit::telemetry::trace_id(&span));
+        self.drive_claimed(saga).instrument(span).await
+    }
+
+    async fn drive_claimed(&self, saga: Saga) -> anyhow::Result<()> {
+        let now = now_ms();
+        match saga.state {
+            SagaState::Holding => {
+                tracing::warn!(saga.step = "hold", "hold deadline passed; compensating");
+                self.release(
+                    &saga,
+                    SagaState::Holding,
+                    "hold deadline passed",
+                    Some("the seat was not held in time".into()),
+                )
+                .await
+            }
+            SagaState::Charging if saga.step_deadline.is_some_and(|deadline| now >= deadline) => {
+                let mut t = Transition::new(
+                    SagaState::Charging,
+                    SagaState::Refunding,
+                    "charge deadline passed",
+                );
+                t.reason = Some("the charge outcome stayed unknown past the step deadline".into());
+                t.due_at = Some(now);
+                let mut tx = self.inner.db.begin().await?;
+                let moved = store::transition(&mut tx, &saga.id, &t).await?;
+                tx.commit().await?;
+                if moved {
+                    tracing::warn!(
+                        saga.step = "charge",
+                        "charge step deadline passed; compensating in reverse"
+                    );
+                    self.refund(Saga {
+                        state: SagaState::Refunding,
+                        attempts: 0,
+                        ..saga
+                    })
+                    .await?;
+                }
+                Ok(())
+            }
+            SagaState::Charging => self.charge(saga).await,
+            SagaState::Refunding => self.refund(saga).await,
+            _ => Ok(()),
+        }
+    }
+
+    async fn charge(&self, saga: Saga) -> anyhow::Result<()> {
+        let outcome = self
+            .inner
+            .payment
+            .charge(&saga)
+            .instrument(tracing::info_span!("payment.charge", otel.kind = "client", idempotency.key = %crate::payment_client::charge_key(&saga.id)))
+            .await;
+        match outcome {
+            Call::Done(Charge::Charged) => {
+                let mut t = Transition::new(SagaState::Charging, SagaState::Confirming, "charged");
+                t.charge_maybe_sent = Some(true);
+                let mut tx = self.inner.db.begin().await?;
+                if store::transition(&mut tx, &saga.id, &t).await? {
+                    self.inner
+                        .outbox
+                        .enqueue(
+                            &mut tx,
+                            &ConfirmSeat {
+                                booking_id: saga.booking_id.clone(),
+                                saga_id: saga.id.clone(),
+                                seat_id: saga.seat_id.clone(),
+                            },
+                        )
+                        .await?;
+                }
+                self.inner.outbox.commit(tx).await?;
+                Ok(())
+            }
+            Call::Done(Charge::Declined(reason)) => {
+                tracing::info!(saga.step = "charge", %reason, "charge declined; compensating");
+                self.release(&saga, SagaState::Charging, "charge declined", Some(reason))
+                    .await
+            }
+            Call::NotSent(detail) => self.retry(&saga, SagaState::Charging, false, &detail).await,
+            Call::Unknown(detail) => self.retry(&saga, SagaState::Charging, true, &detail).await,
+        }
+    }
+
+    async fn retry(
+        &self,
+        saga: &Saga,
+        state: SagaState,
+        maybe_sent: bool,
+        detail: &str,
+    ) -> anyhow::Result<()> {
+        let settings = &self.inner.settings;
+        let delay = delay_for(
+            saga.attempts as u32,
+            std::time::Duration::from_millis(settings.retry_base_ms),
+            std::time::Duration::from_millis(settings.retry_cap_ms),
+        );
+        let mut due = now_ms() + delay.as_millis() as i64;
+        if let Some(deadline) = saga.step_deadline.filter(|_| state == SagaState::Charging) {
+            // Wake at the deadline at the latest, to compensate on time.
+            due = due.min(deadline);
+        }
+        tracing::warn!(
+            saga.retry = true,
+            saga.step = if state == SagaState::Charging { "charge" } else { "refund" },
+            saga.attempt = saga.attempts + 1,
+            retry.delay_ms = delay.as_millis() as u64,
+            outcome.maybe_sent = maybe_sent,
+            %detail,
+            "payment call got no decision; retrying with the same key"
+        );
+        store::reschedule(&self.inner.db, &saga.id, state, due, maybe_sent).await?;
+        Ok(())
+    }
+
+    /// Compensation for the charge step, first in reverse order.
+    async fn refund(&self, saga: Saga) -> anyhow::Result<()> {
+        let span = tracing::info_span!(
+            "saga.compensate",
+            otel.name = "saga compensate refund",
+            saga.step = "refund",
+            compensation.outcome = Empty,
+        );
+        async {
+            if !saga.charge_maybe_sent {
+                tracing::Span::current().record("compensation.outcome", "skipped");
+                tracing::info!(
+                    compensation.skipped = true,
+                    "refund skipped: no charge request can have reached payment"
+                );
+                return self
+                    .release(&saga, SagaState::Refunding, "refund skipped", None)
+                    .await;
+            }
+            match self.inner.payment.refund(&saga).await {
+                Call::Done(status) => {
+                    tracing::Span::current().record("compensation.outcome", status.as_str());
+                    tracing::info!(refund.status = %status, "refund done");
+                    self.release(&saga, SagaState::Refunding, "refunded", None)
+                        .await
+                }
+                Call::NotSent(detail) => {
+                    self.retry(&saga, SagaState::Refunding, false, &detail)
+                        .await
+                }
+                Call::Unknown(detail) => {
+                    self.retry(&saga, SagaState::Refunding, false, &detail)
+                        .await
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Compensation for the hold step, always last: move to RELEASING and send ReleaseSeat.
+    async fn release(
+        &self,
+        saga: &Saga,
+        from: SagaState,
+        event: &str,
+        reason: Option<String>,
+    ) -> anyhow::Result<()> {
+        let span = tracing::info_span!(
+            "saga.compensate",
+            otel.name = "saga compensate release",
+            saga.step = "release"
+        );
+        async {
+            let mut t = Transition::new(from, SagaState::Releasing, event);
+            t.reason = reason.clone();
+            let mut tx = self.inner.db.begin().await?;
+            if !store::transition(&mut tx, &saga.id, &t).await? {
+                tx.rollback().await?;
+                tracing::info!("compensation skipped: the saga has moved on");
+                return Ok(());
+            }
+            self.inner
+                .outbox
+                .enqueue(
+                    &mut tx,
+                    &ReleaseSeat {
+                        booking_id: saga.booking_id.clone(),
+                        saga_id: saga.id.clone(),
+                        seat_id: saga.seat_id.clone(),
+                        reason: reason.unwrap_or_else(|| event.to_owned()),
+                    },
+                )
+                .await?;
+            self.inner.outbox.commit(tx).await?;
+            tracing::info!(compensation.step = "release", "releasing the seat");
+            Ok(())
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+/// The saga and booking a reply is about.
+pub fn reply_ids(event: &InventoryEvent) -> (&str, &str) {
+    match event {
+        InventoryEvent::SeatHeld(m) => (&m.saga_id, &m.booking_id),
+        InventoryEvent::SeatUnavailable(m) => (&m.saga_id, &m.booking_id),
+        InventoryEvent::SeatSold(m) => (&m.saga_id, &m.booking_id),
+        InventoryEvent::SeatSaleRefused(m) => (&m.saga_id, &m.booking_id),
+        InventoryEvent::SeatReleased(m) => (&m.saga_id, &m.booking_id),
+    }
+}

@@ -1,0 +1,399 @@
+//! The saga and booking tables: creating a booking, loading a saga, guarded transitions,
+//! claiming due sagas for the timer.
+//!
+//! Every transition is `UPDATE … WHERE id = $id AND state = $from`: if another actor (the
+//! timer, a reply) moved the saga first, the update matches nothing and the caller learns it
+//! lost — a late actor can never overwrite a newer state.
+
+use std::collections::BTreeMap;
+
+use faultline_contracts::http::{BookingView, ReservationSummary, SagaLogEntry};
+use faultline_kit::storage::{Db, Tx, now_ms};
+use sqlx::{Row as _, any::AnyRow};
+
+use crate::domain::SagaState;
+
+/// A saga with its booking's data.
+#[derive(Debug, Clone)]
+pub struct Saga {
+    pub id: String,
+    pub booking_id: String,
+    pub user_id: String,
+    pub seat_id: String,
+    pub state: SagaState,
+    pub attempts: i64,
+    pub step_deadline: Option<i64>,
+    pub charge_maybe_sent: bool,
+    pub amount: Option<i64>,
+    pub concert_id: Option<String>,
+    pub trace_headers: BTreeMap<String, String>,
+}
+
+const SAGA_SELECT: &str = "SELECT s.id, s.booking_id, s.state, s.attempts, s.step_deadline, s.charge_maybe_sent, \
+     s.trace_headers, b.user_id, b.seat_id, b.amount, b.concert_id \
+     FROM sagas s JOIN bookings b ON b.id = s.booking_id WHERE s.id = $1";
+
+fn saga_from_row(row: &AnyRow) -> Result<Saga, sqlx::Error> {
+    let state: String = row.try_get("state")?;
+    let trace_headers: String = row.try_get("trace_headers")?;
+    Ok(Saga {
+        id: row.try_get("id")?,
+        booking_id: row.try_get("booking_id")?,
+        user_id: row.try_get("user_id")?,
+        seat_id: row.try_get("seat_id")?,
+        state: SagaState::parse(&state).map_err(|e| sqlx::Error::Decode(e.into()))?,
+        attempts: row.try_get("attempts")?,
+        step_deadline: row.try_get("step_deadline")?,
+        charge_maybe_sent: row.try_get::<i64, _>("charge_maybe_sent")? != 0,
+        amount: row.try_get("amount")?,
+        concert_id: row.try_get("concert_id")?,
+        trace_headers: serde_json::from_str(&trace_headers).unwrap_or_default(),
+    })
+}
+
+/// A new booking and its saga, in HOLDING.
+#[derive(Debug)]
+pub struct NewBooking<'a> {
+    pub booking_id: &'a str,
+    pub saga_id: &'a str,
+    pub user_id: &'a str,
+    pub seat_id: &'a str,
+    pub hold_deadline: i64,
+}
+
+pub async fn create(tx: &mut Tx, new: &NewBooking<'_>) -> Result<(), sqlx::Error> {
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO bookings (id, saga_id, user_id, seat_id, status, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, 'PENDING', $5, $5)",
+    )
+    .bind(new.booking_id)
+    .bind(new.saga_id)
+    .bind(new.user_id)
+    .bind(new.seat_id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    let trace =
+        serde_json::to_string(&faultline_kit::telemetry::trace_headers()).unwrap_or_default();
+    sqlx::query(
+        "INSERT INTO sagas (id, booking_id, state, version, attempts, due_at, step_deadline, trace_headers, created_at, updated_at) \
+         VALUES ($1, $2, 'HOLDING', 1, 0, $3, $3, $4, $5, $5)",
+    )
+    .bind(new.saga_id)
+    .bind(new.booking_id)
+    .bind(new.hold_deadline)
+    .bind(trace)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    log(
+        tx,
+        new.saga_id,
+        "NEW",
+        SagaState::Holding,
+        "booking requested",
+        None,
+    )
+    .await
+}
+
+pub async fn load(tx: &mut Tx, saga_id: &str) -> Result<Option<Saga>, sqlx::Error> {
+    sqlx::query(SAGA_SELECT)
+        .bind(saga_id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .as_ref()
+        .map(saga_from_row)
+        .transpose()
+}
+
+async fn log(
+    tx: &mut Tx,
+    saga_id: &str,
+    from: &str,
+    to: SagaState,
+    event: &str,
+    reason: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO saga_log (id, saga_id, from_state, to_state, event, reason, at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+        .bind(uuid::Uuid::now_v7().to_string())
+        .bind(saga_id)
+        .bind(from)
+        .bind(to.as_str())
+        .bind(event)
+        .bind(reason)
+        .bind(now_ms())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// One guarded move of the state machine, with what changes alongside.
+#[derive(Debug, Clone)]
+pub struct Transition<'a> {
+    pub from: SagaState,
+    pub to: SagaState,
+    /// What caused it (`SeatHeld`, `charge declined`, `hold deadline passed`, …).
+    pub event: &'a str,
+    pub reason: Option<String>,
+    pub due_at: Option<i64>,
+    pub step_deadline: Option<i64>,
+    /// Set once known (from SeatHeld).
+    pub amount: Option<i64>,
+    pub concert_id: Option<String>,
+    pub charge_maybe_sent: Option<bool>,
+}
+
+impl<'a> Transition<'a> {
+    pub fn new(from: SagaState, to: SagaState, event: &'a str) -> Self {
+        Self {
+            from,
+            to,
+            event,
+            reason: None,
+            due_at: None,
+            step_deadline: None,
+            amount: None,
+            concert_id: None,
+            charge_maybe_sent: None,
+        }
+    }
+}
+
+/// Applies `t` if the saga is still in `t.from`; returns whether it was.
+pub async fn transition(
+    tx: &mut Tx,
+    saga_id: &str,
+    t: &Transition<'_>,
+) -> Result<bool, sqlx::Error> {
+    assert!(
+        t.from.can_go_to(t.to),
+        "the state machine has no edge {:?} → {:?}",
+        t.from,
+        t.to
+    );
+    let now = now_ms();
+    let moved = sqlx::query(
+        "UPDATE sagas SET state = $1, version = version + 1, attempts = 0, due_at = $2, claimed_by = NULL, step_deadline = $3, \
+         charge_maybe_sent = COALESCE($4, charge_maybe_sent), updated_at = $5 WHERE id = $6 AND state = $7",
+    )
+    .bind(t.to.as_str())
+    .bind(t.due_at)
+    .bind(t.step_deadline)
+    .bind(t.charge_maybe_sent.map(i64::from))
+    .bind(now)
+    .bind(saga_id)
+    .bind(t.from.as_str())
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if moved == 0 {
+        return Ok(false);
+    }
+    sqlx::query(
+        "UPDATE bookings SET status = $1, amount = COALESCE($2, amount), concert_id = COALESCE($3, concert_id), \
+         reason = COALESCE($4, reason), updated_at = $5 WHERE saga_id = $6",
+    )
+    .bind(t.to.booking_status())
+    .bind(t.amount)
+    .bind(t.concert_id.as_deref())
+    .bind(t.reason.as_deref())
+    .bind(now)
+    .bind(saga_id)
+    .execute(&mut **tx)
+    .await?;
+    log(
+        tx,
+        saga_id,
+        t.from.as_str(),
+        t.to,
+        t.event,
+        t.reason.as_deref(),
+    )
+    .await?;
+    if t.to.is_terminal() {
+        tracing::Span::current().record("saga.outcome", t.to.as_str());
+        tracing::info!(
+            saga.from = t.from.as_str(),
+            saga.to = t.to.as_str(),
+            saga.event = t.event,
+            saga.outcome = t.to.as_str(),
+            reason = t.reason.as_deref().unwrap_or_default(),
+            "saga finished"
+        );
+    } else {
+        tracing::info!(
+            saga.from = t.from.as_str(),
+            saga.to = t.to.as_str(),
+            saga.event = t.event,
+            "saga transition"
+        );
+    }
+    Ok(true)
+}
+
+/// Claims a due saga for one attempt: pushes `due_at` to `lease_until` so no other timer (or
+/// replica) runs it meanwhile. `None` when it is not due (or someone else claimed it).
+pub async fn claim_due(
+    db: &Db,
+    saga_id: &str,
+    lease_until: i64,
+    instance_id: &str,
+) -> Result<Option<Saga>, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let claimed = sqlx::query("UPDATE sagas SET due_at = $1, claimed_by = $4 WHERE id = $2 AND due_at IS NOT NULL AND due_at <= $3")
+        .bind(lease_until)
+        .bind(saga_id)
+        .bind(now_ms())
+        .bind(instance_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if claimed == 0 {
+        tx.rollback().await?;
+        return Ok(None);
+    }
+    let saga = load(&mut tx, saga_id).await?;
+    tx.commit().await?;
+    Ok(saga)
+}
+
+/// Makes the sagas this instance's previous run was in the middle of due now: that run is dead
+/// (one process per instance id), so their leases need not expire first.
+pub async fn release_own_claims(db: &Db, instance_id: &str) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query("UPDATE sagas SET due_at = $1, claimed_by = NULL WHERE claimed_by = $2 AND due_at IS NOT NULL")
+        .bind(now_ms())
+        .bind(instance_id)
+        .execute(db.pool())
+        .await?
+        .rows_affected())
+}
+
+/// After an attempt with no transition: count it and set the next time, if still in `state`.
+pub async fn reschedule(
+    db: &Db,
+    saga_id: &str,
+    state: SagaState,
+    due_at: i64,
+    maybe_sent: bool,
+) -> Result<bool, sqlx::Error> {
+    let updated = sqlx::query(
+        "UPDATE sagas SET attempts = attempts + 1, due_at = $1, claimed_by = NULL, \
+         charge_maybe_sent = CASE WHEN $2 = 1 THEN 1 ELSE charge_maybe_sent END, updated_at = $3 \
+         WHERE id = $4 AND state = $5",
+    )
+    .bind(due_at)
+    .bind(i64::from(maybe_sent))
+    .bind(now_ms())
+    .bind(saga_id)
+    .bind(state.as_str())
+    .execute(db.pool())
+    .await?
+    .rows_affected();
+    Ok(updated == 1)
+}
+
+/// Sagas whose `due_at` has passed, oldest first.
+pub async fn due(db: &Db, limit: i64) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT id FROM sagas WHERE due_at IS NOT NULL AND due_at <= $1 ORDER BY due_at LIMIT $2",
+    )
+    .bind(now_ms())
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await
+}
+
+const BOOKING_SELECT: &str = "SELECT b.id, b.saga_id, b.user_id, b.seat_id, b.status, s.state, b.amount, b.reason, \
+     b.created_at, b.updated_at FROM bookings b JOIN sagas s ON s.id = b.saga_id";
+
+fn booking_from_row(row: &AnyRow) -> Result<BookingView, sqlx::Error> {
+    Ok(BookingView {
+        booking_id: row.try_get("id")?,
+        saga_id: row.try_get("saga_id")?,
+        user_id: row.try_get("user_id")?,
+        seat_id: row.try_get("seat_id")?,
+        status: row.try_get("status")?,
+        saga_state: row.try_get("state")?,
+        amount: row.try_get("amount")?,
+        reason: row.try_get("reason")?,
+        created_at_ms: row.try_get("created_at")?,
+        updated_at_ms: row.try_get("updated_at")?,
+    })
+}
+
+pub async fn booking(db: &Db, booking_id: &str) -> Result<Option<BookingView>, sqlx::Error> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{BOOKING_SELECT} WHERE b.id = $1"
+    )))
+    .bind(booking_id)
+    .fetch_optional(db.pool())
+    .await?
+    .as_ref()
+    .map(booking_from_row)
+    .transpose()
+}
+
+pub async fn bookings_of_user(db: &Db, user_id: &str) -> Result<Vec<BookingView>, sqlx::Error> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{BOOKING_SELECT} WHERE b.user_id = $1 ORDER BY b.created_at DESC, b.id"
+    )))
+    .bind(user_id)
+    .fetch_all(db.pool())
+    .await?
+    .iter()
+    .map(booking_from_row)
+    .collect()
+}
+
+pub async fn all_bookings(db: &Db) -> Result<Vec<BookingView>, sqlx::Error> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{BOOKING_SELECT} ORDER BY b.created_at, b.id"
+    )))
+    .fetch_all(db.pool())
+    .await?
+    .iter()
+    .map(booking_from_row)
+    .collect()
+}
+
+pub async fn saga_log(db: &Db, saga_id: &str) -> Result<Vec<SagaLogEntry>, sqlx::Error> {
+    sqlx::query("SELECT from_state, to_state, event, reason, at FROM saga_log WHERE saga_id = $1 ORDER BY id")
+        .bind(saga_id)
+        .fetch_all(db.pool())
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(SagaLogEntry {
+                from_state: row.try_get("from_state")?,
+                to_state: row.try_get("to_state")?,
+                event: row.try_get("event")?,
+                reason: row.try_get("reason")?,
+                at_ms: row.try_get("at")?,
+            })
+        })
+        .collect()
+}
+
+pub async fn summary(db: &Db) -> Result<ReservationSummary, sqlx::Error> {
+    let mut summary = ReservationSummary {
+        outbox_unpublished: faultline_kit::outbox::unpublished(db.pool()).await?,
+        ..Default::default()
+    };
+    for row in sqlx::query("SELECT status, COUNT(*) AS n FROM bookings GROUP BY status")
+        .fetch_all(db.pool())
+        .await?
+    {
+        let status: String = row.try_get("status")?;
+        let n: i64 = row.try_get("n")?;
+        match status.as_str() {
+            "PENDING" => summary.pending = n,
+            "CONFIRMED" => summary.confirmed = n,
+            "CANCELLED" => summary.cancelled = n,
+            "REJECTED" => summary.rejected = n,
+            _ => {}
+        }
+    }
+    Ok(summary)
+}

@@ -1,0 +1,125 @@
+//! Builds the reservation application identically for `main` and the tests.
+
+use std::{sync::Arc, time::Duration};
+
+use faultline_contracts::topics;
+use faultline_kit::{
+    app::{Messaging, Runner},
+    messaging::Consumer,
+    shutdown::CancellationToken,
+    storage::Db,
+};
+use tokio::{net::TcpListener, sync::mpsc};
+
+use crate::{
+    configuration::Settings,
+    payment_client::PaymentClient,
+    replies::ReplyHandler,
+    routes::{self, AppState},
+    saga::{self, Orchestrator},
+};
+
+/// A built, not yet running, reservation service.
+pub struct Application {
+    settings: Settings,
+    listener: TcpListener,
+    db: Db,
+    messaging: Messaging,
+    orchestrator: Orchestrator,
+    triggers: mpsc::UnboundedReceiver<String>,
+}
+
+impl Application {
+    /// Connects, migrates, binds the port, builds the payment client.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let db = Db::connect_and_migrate(&settings.common.database, sqlx::migrate!("./migrations"))
+            .await?;
+        let messaging = Messaging::new(&settings.common)?;
+        let payment = PaymentClient::new(&settings.payment.base_url, &settings.payment.policy())?;
+        let (orchestrator, triggers) = Orchestrator::new(
+            settings.common.instance_id(),
+            db.clone(),
+            messaging.outbox.clone(),
+            payment,
+            settings.saga.clone(),
+        );
+        let listener = TcpListener::bind((
+            settings.common.http.host.as_str(),
+            settings.common.http.port,
+        ))
+        .await?;
+        tracing::info!(
+            address = %listener.local_addr()?,
+            database = %settings.common.database.redacted_url(),
+            payment = %settings.payment.base_url,
+            "reservation listening"
+        );
+        Ok(Self {
+            settings,
+            listener,
+            db,
+            messaging,
+            orchestrator,
+            triggers,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or_default()
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Runs the HTTP server, the outbox relay, the reply consumer and the saga timer until
+    /// `shutdown`.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let common = &self.settings.common;
+        let mut runner = Runner::new(shutdown);
+        let readiness = faultline_kit::readiness::Readiness::new();
+        // Registered before the server starts, so /ready never answers 200 too early.
+        let consumer = Consumer::new(
+            common.service_name.clone(),
+            common.instance_id(),
+            &[topics::INVENTORY_EVENTS],
+            common.kafka()?.clone(),
+            self.db.clone(),
+            self.messaging.dead_letter.clone(),
+            Arc::new(ReplyHandler {
+                orchestrator: self.orchestrator.clone(),
+            }),
+        )
+        .with_outbox(self.messaging.outbox.clone())
+        .with_readiness(&readiness);
+        let router = faultline_kit::http::router_layers(
+            routes::router(AppState {
+                orchestrator: self.orchestrator.clone(),
+                readiness: readiness.clone(),
+            }),
+            common.http.body_limit_bytes,
+        );
+        let token = runner.shutdown();
+        let listener = self.listener;
+        runner.spawn("http", async move {
+            Ok(faultline_kit::http::serve(listener, router, token).await?)
+        });
+        let relay = self.messaging.relay(&self.db);
+        let token = runner.shutdown();
+        runner.spawn("outbox-relay", async move {
+            relay.run(token).await;
+            Ok(())
+        });
+        runner.spawn("consumer", consumer.run(runner.shutdown()));
+        runner.spawn(
+            "saga-timer",
+            saga::timer::run(self.orchestrator.clone(), self.triggers, runner.shutdown()),
+        );
+        let result = runner.run(Duration::from_secs(10)).await;
+        self.db.close().await;
+        result
+    }
+}

@@ -1,0 +1,509 @@
+//! `spawn_system`: a broker, three databases, and inventory, payment and reservation built as
+//! their `main`s build them (reservation optionally as a real child process, for crash tests).
+//! Reservation reaches payment through a [`FaultyProxy`], so tests can lose replies.
+
+use std::{
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use faultline_contracts::http::{
+    BookingAccepted, BookingView, InventorySummary, PaymentSummary, ReservationSummary,
+    SagaLogEntry, SeatView, WalletView,
+};
+use faultline_harness::{Backend, broker::EmbeddedBroker, faulty_proxy::FaultyProxy};
+use faultline_kit::{
+    config::{CommonSettings, DatabaseSettings, HttpSettings},
+    shutdown::CancellationToken,
+};
+use reservation::configuration::{PaymentSettings, SagaSettings};
+
+pub const PRICE: i64 = 100;
+
+/// What to build.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub seats: u32,
+    pub wallets: Vec<(String, i64)>,
+    pub saga: SagaSettings,
+    pub payment_timeout_ms: u64,
+    /// Point reservation at this URL instead of the proxy (e.g. a closed port).
+    pub payment_url_override: Option<String>,
+    /// Run reservation as a child process of its real binary.
+    pub reservation_process: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            seats: 10,
+            wallets: (1..=5).map(|i| (format!("user-{i}"), 1_000)).collect(),
+            saga: SagaSettings {
+                hold_timeout_ms: 10_000,
+                charge_deadline_ms: 10_000,
+                retry_base_ms: 50,
+                retry_cap_ms: 500,
+                ..SagaSettings::default()
+            },
+            payment_timeout_ms: 1_000,
+            payment_url_override: None,
+            reservation_process: false,
+        }
+    }
+}
+
+pub struct TestSystem {
+    pub broker: EmbeddedBroker,
+    pub reservation: String,
+    pub inventory: String,
+    pub payment: String,
+    pub proxy: FaultyProxy,
+    pub http: reqwest::Client,
+    pub initial_points: i64,
+    reservation_process: Option<ReservationProcess>,
+    shutdowns: Vec<CancellationToken>,
+    _dir: tempfile::TempDir,
+}
+
+/// Reservation as a child process, restartable on the same port and database.
+pub struct ReservationProcess {
+    child: Child,
+    env: Vec<(String, String)>,
+    log: std::path::PathBuf,
+}
+
+impl ReservationProcess {
+    fn spawn(env: &[(String, String)], log: &std::path::Path) -> Child {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("log file");
+        Command::new(env!("CARGO_BIN_EXE_reservation"))
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("log"))
+            .stderr(out)
+            .spawn()
+            .expect("spawn reservation")
+    }
+}
+
+impl Drop for TestSystem {
+    fn drop(&mut self) {
+        for token in &self.shutdowns {
+            token.cancel();
+        }
+        if let Some(process) = &mut self.reservation_process {
+            let _ = process.child.kill();
+            let _ = process.child.wait();
+        }
+    }
+}
+
+fn common(name: &str, url: String, broker: &EmbeddedBroker) -> CommonSettings {
+    CommonSettings {
+        service_name: name.into(),
+        instance_id: None,
+        http: HttpSettings {
+            host: "127.0.0.1".into(),
+            port: 0,
+            body_limit_bytes: 64 * 1024,
+        },
+        database: DatabaseSettings::new(url),
+        kafka: Some(broker.kafka_settings()),
+    }
+}
+
+pub async fn spawn_system(backend: Backend, options: Options) -> TestSystem {
+    faultline_harness::init_test_log();
+    let mut dir = tempfile::tempdir().expect("tempdir");
+    if std::env::var_os("FAULTLINE_TEST_KEEP").is_some() {
+        // Keep logs and databases of this run for a post-mortem.
+        dir.disable_cleanup(true);
+        eprintln!("test system directory: {}", dir.path().display());
+    }
+    let broker = EmbeddedBroker::start(&dir.path().join("broker"), 4)
+        .await
+        .expect("broker");
+    let mut shutdowns = Vec::new();
+
+    let inventory_settings = inventory::configuration::Settings {
+        common: common(
+            "inventory",
+            faultline_harness::database_url(backend, dir.path(), "inventory")
+                .await
+                .expect("db"),
+            &broker,
+        ),
+        seed: inventory::configuration::SeedSettings {
+            concerts: vec![inventory::configuration::ConcertSeed {
+                id: "concert-1".into(),
+                title: "Saga Live".into(),
+                schedules: vec![inventory::configuration::ScheduleSeed {
+                    id: "sched-1".into(),
+                    starts_at: "2027-01-01T19:00:00Z".into(),
+                    seats: options.seats,
+                    price: PRICE,
+                }],
+            }],
+        },
+    };
+    let inventory_app = inventory::startup::Application::build(inventory_settings)
+        .await
+        .expect("inventory");
+    let inventory = format!("http://127.0.0.1:{}", inventory_app.port());
+    let token = CancellationToken::new();
+    tokio::spawn(inventory_app.run_until_stopped(token.clone()));
+    shutdowns.push(token);
+
+    let mut payment_common = common(
+        "payment",
+        faultline_harness::database_url(backend, dir.path(), "payment")
+            .await
+            .expect("db"),
+        &broker,
+    );
+    payment_common.kafka = None;
+    let payment_settings = payment::configuration::Settings {
+        common: payment_common,
+        seed: payment::configuration::SeedSettings {
+            wallets: options
+                .wallets
+                .iter()
+                .map(|(user_id, points)| payment::configuration::WalletSeed {
+                    user_id: user_id.clone(),
+                    points: *points,
+                })
+                .collect(),
+        },
+        idempotency_ttl_secs: 3600,
+    };
+    let payment_app = payment::startup::Application::build(payment_settings)
+        .await
+        .expect("payment");
+    let payment = format!("http://127.0.0.1:{}", payment_app.port());
+    let token = CancellationToken::new();
+    tokio::spawn(payment_app.run_until_stopped(token.clone()));
+    shutdowns.push(token);
+
+    let proxy = FaultyProxy::start(&payment).await.expect("proxy");
+    let payment_url = options
+        .payment_url_override
+        .clone()
+        .unwrap_or_else(|| proxy.url());
+    let reservation_db = faultline_harness::database_url(backend, dir.path(), "reservation")
+        .await
+        .expect("db");
+    let (reservation, reservation_process) = if options.reservation_process {
+        let port = faultline_harness::free_port().expect("port");
+        let saga = &options.saga;
+        let env: Vec<(String, String)> = [
+            ("FAULTLINE__SERVICE_NAME", "reservation".to_owned()),
+            ("FAULTLINE__HTTP__HOST", "127.0.0.1".to_owned()),
+            ("FAULTLINE__HTTP__PORT", port.to_string()),
+            ("FAULTLINE__DATABASE__URL", reservation_db),
+            ("FAULTLINE__KAFKA__BOOTSTRAP_SERVERS", broker.bootstrap()),
+            ("FAULTLINE__PAYMENT__BASE_URL", payment_url),
+            (
+                "FAULTLINE__PAYMENT__TIMEOUT_MS",
+                options.payment_timeout_ms.to_string(),
+            ),
+            (
+                "FAULTLINE__SAGA__HOLD_TIMEOUT_MS",
+                saga.hold_timeout_ms.to_string(),
+            ),
+            (
+                "FAULTLINE__SAGA__CHARGE_DEADLINE_MS",
+                saga.charge_deadline_ms.to_string(),
+            ),
+            (
+                "FAULTLINE__SAGA__RETRY_BASE_MS",
+                saga.retry_base_ms.to_string(),
+            ),
+            (
+                "FAULTLINE__SAGA__RETRY_CAP_MS",
+                saga.retry_cap_ms.to_string(),
+            ),
+            ("RUST_LOG", "info".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let log = dir.path().join("reservation.log");
+        let child = ReservationProcess::spawn(&env, &log);
+        (
+            format!("http://127.0.0.1:{port}"),
+            Some(ReservationProcess { child, env, log }),
+        )
+    } else {
+        let mut payment_settings = PaymentSettings::new(payment_url);
+        payment_settings.timeout_ms = options.payment_timeout_ms;
+        let settings = reservation::configuration::Settings {
+            common: common("reservation", reservation_db, &broker),
+            payment: payment_settings,
+            saga: options.saga.clone(),
+        };
+        let app = reservation::startup::Application::build(settings)
+            .await
+            .expect("reservation");
+        let url = format!("http://127.0.0.1:{}", app.port());
+        let token = CancellationToken::new();
+        tokio::spawn(app.run_until_stopped(token.clone()));
+        shutdowns.push(token);
+        (url, None)
+    };
+    let system = TestSystem {
+        broker,
+        reservation,
+        inventory,
+        payment,
+        proxy,
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client"),
+        initial_points: options.wallets.iter().map(|(_, p)| p).sum(),
+        reservation_process,
+        shutdowns,
+        _dir: dir,
+    };
+    system.wait_ready(&system.inventory).await;
+    system.wait_ready(&system.reservation).await;
+    system
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `limit`.
+pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "timed out after {limit:?} waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+impl TestSystem {
+    /// Waits until `/ready` answers 200: the service's consumers have their partitions.
+    async fn wait_ready(&self, base: &str) {
+        let url = format!("{base}/ready");
+        eventually(
+            &format!("{url} to answer"),
+            Duration::from_secs(30),
+            || async {
+                self.http
+                    .get(&url)
+                    .send()
+                    .await
+                    .ok()
+                    .filter(|r| r.status().is_success())
+            },
+        )
+        .await;
+    }
+
+    pub async fn get<T: serde::de::DeserializeOwned>(&self, url: String) -> T {
+        let response = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        assert!(
+            response.status().is_success(),
+            "GET {url}: {}",
+            response.status()
+        );
+        response
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+    }
+
+    pub async fn book(&self, user: &str, seat: &str) -> BookingAccepted {
+        let response = self
+            .http
+            .post(format!("{}/bookings", self.reservation))
+            .json(&serde_json::json!({ "user_id": user, "seat_id": seat }))
+            .send()
+            .await
+            .expect("POST /bookings");
+        assert_eq!(
+            response.status(),
+            202,
+            "POST /bookings for {user} on {seat}"
+        );
+        response.json().await.expect("accepted json")
+    }
+
+    pub async fn booking(&self, booking_id: &str) -> BookingView {
+        self.get(format!("{}/bookings/{booking_id}", self.reservation))
+            .await
+    }
+
+    /// Waits until the booking is CONFIRMED, CANCELLED or REJECTED.
+    pub async fn terminal(&self, booking_id: &str, limit: Duration) -> BookingView {
+        eventually(
+            &format!("booking {booking_id} to finish"),
+            limit,
+            || async {
+                let booking = self.booking(booking_id).await;
+                (booking.status != "PENDING").then_some(booking)
+            },
+        )
+        .await
+    }
+
+    pub async fn saga_log(&self, saga_id: &str) -> Vec<SagaLogEntry> {
+        self.get(format!("{}/admin/sagas/{saga_id}/log", self.reservation))
+            .await
+    }
+
+    pub async fn wallet(&self, user: &str) -> i64 {
+        self.get::<WalletView>(format!("{}/wallets/{user}", self.payment))
+            .await
+            .balance
+    }
+
+    pub async fn seat(&self, seat: &str) -> SeatView {
+        self.get(format!("{}/seats/{seat}", self.inventory)).await
+    }
+
+    pub async fn payment_summary(&self) -> PaymentSummary {
+        self.get(format!("{}/admin/summary", self.payment)).await
+    }
+
+    /// Checks invariants 1–3 of the product contract from each service's own data; returns the
+    /// bookings. Call once every saga is terminal.
+    pub async fn assert_invariants(&self) -> Vec<BookingView> {
+        let bookings: Vec<BookingView> = self
+            .get(format!("{}/admin/bookings", self.reservation))
+            .await;
+        let seats: Vec<SeatView> = self.get(format!("{}/admin/seats", self.inventory)).await;
+        let inventory: InventorySummary =
+            self.get(format!("{}/admin/summary", self.inventory)).await;
+        let reservation: ReservationSummary = self
+            .get(format!("{}/admin/summary", self.reservation))
+            .await;
+        let payment = self.payment_summary().await;
+
+        // 3. everything terminal, nothing left held or unpublished.
+        assert_eq!(
+            reservation.pending, 0,
+            "no saga left in flight: {reservation:?}"
+        );
+        assert_eq!(inventory.held, 0, "no seat left HELD: {inventory:?}");
+        eventually(
+            "reservation's outbox to drain",
+            Duration::from_secs(10),
+            || async {
+                let summary: ReservationSummary = self
+                    .get(format!("{}/admin/summary", self.reservation))
+                    .await;
+                (summary.outbox_unpublished == 0).then_some(())
+            },
+        )
+        .await;
+
+        // 1. seats sold = confirmed bookings, each to its own confirmed booking.
+        let confirmed: Vec<&BookingView> = bookings
+            .iter()
+            .filter(|b| b.status == "CONFIRMED")
+            .collect();
+        let sold: Vec<&SeatView> = seats.iter().filter(|s| s.status == "SOLD").collect();
+        assert_eq!(
+            sold.len(),
+            confirmed.len(),
+            "seats sold = confirmed bookings"
+        );
+        for seat in &sold {
+            let owner = seat
+                .booking_id
+                .as_deref()
+                .expect("a sold seat has a booking");
+            assert!(
+                confirmed
+                    .iter()
+                    .any(|b| b.booking_id == owner && b.seat_id == seat.seat_id),
+                "seat {} is sold to {owner}, which is not a confirmed booking of that seat",
+                seat.seat_id
+            );
+        }
+
+        // 2. points conserved; confirmed charged once, everything else nets to zero.
+        assert_eq!(payment.initial_total, self.initial_points);
+        assert_eq!(
+            payment.mismatched_wallets, 0,
+            "every ledger sums to its balance"
+        );
+        assert_eq!(payment.ledger_total, payment.balance_total);
+        let net_total: i64 = payment
+            .net_by_booking
+            .iter()
+            .map(|n| n.charged - n.refunded)
+            .sum();
+        assert_eq!(
+            payment.balance_total + net_total,
+            payment.initial_total,
+            "balances + net charges = initial"
+        );
+        for booking in &bookings {
+            let net = payment
+                .net_by_booking
+                .iter()
+                .find(|n| n.booking_id == booking.booking_id);
+            match booking.status.as_str() {
+                "CONFIRMED" => {
+                    let net = net.unwrap_or_else(|| {
+                        panic!("confirmed booking {} was never charged", booking.booking_id)
+                    });
+                    assert_eq!(
+                        (net.charges, net.charged, net.refunded),
+                        (1, booking.amount.unwrap_or(-1), 0),
+                        "{booking:?}"
+                    );
+                }
+                _ => {
+                    if let Some(net) = net {
+                        assert_eq!(
+                            net.charged, net.refunded,
+                            "{} booking nets to zero: {net:?}",
+                            booking.status
+                        );
+                    }
+                }
+            }
+        }
+        bookings
+    }
+
+    /// SIGKILLs the reservation child process.
+    pub fn kill_reservation(&mut self) {
+        let process = self
+            .reservation_process
+            .as_mut()
+            .expect("reservation runs as a process");
+        process.child.kill().expect("SIGKILL");
+        let _ = process.child.wait();
+    }
+
+    /// Starts the reservation binary again, same port, same database.
+    pub async fn restart_reservation(&mut self) {
+        let process = self
+            .reservation_process
+            .as_mut()
+            .expect("reservation runs as a process");
+        process.child = ReservationProcess::spawn(&process.env, &process.log);
+        let url = self.reservation.clone();
+        self.wait_ready(&url).await;
+    }
+}
