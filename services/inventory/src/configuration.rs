@@ -1,6 +1,6 @@
 //! Inventory's settings: the common sections plus the catalogue seeded at start-up.
 
-use faultline_kit::config::CommonSettings;
+use faultline_kit::{app::ServiceSettings, config::CommonSettings};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -38,5 +38,11 @@ impl ScheduleSeed {
     /// The id of seat number `n` (1-based).
     pub fn seat_id(&self, n: u32) -> String {
         format!("{}-{n:03}", self.id)
+    }
+}
+
+impl ServiceSettings for Settings {
+    fn common(&self) -> &CommonSettings {
+        &self.common
     }
 }

@@ -1,11 +1,10 @@
 //! Builds the inventory application identically for `main` and the tests.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use faultline_contracts::topics;
 use faultline_kit::{
     app::{Messaging, Runner},
-    messaging::Consumer,
     shutdown::CancellationToken,
     storage::Db,
 };
@@ -68,19 +67,14 @@ impl Application {
         let mut runner = Runner::new(shutdown);
         let readiness = faultline_kit::readiness::Readiness::new();
         // Registered before the server starts, so /ready never answers 200 too early.
-        let consumer = Consumer::new(
-            common.service_name.clone(),
-            common.instance_id(),
+        let consumer = self.messaging.consumer(
+            &self.db,
             &[topics::INVENTORY_COMMANDS],
-            common.kafka()?.clone(),
-            self.db.clone(),
-            self.messaging.dead_letter.clone(),
-            Arc::new(CommandHandler {
+            CommandHandler {
                 outbox: self.messaging.outbox.clone(),
-            }),
-        )
-        .with_outbox(self.messaging.outbox.clone())
-        .with_readiness(&readiness);
+            },
+            &readiness,
+        );
         let router = faultline_kit::http::router_layers(
             routes::router(AppState {
                 db: self.db.clone(),
@@ -88,18 +82,9 @@ impl Application {
             }),
             common.http.body_limit_bytes,
         );
-        let token = runner.shutdown();
-        let listener = self.listener;
-        runner.spawn("http", async move {
-            Ok(faultline_kit::http::serve(listener, router, token).await?)
-        });
-        let relay = self.messaging.relay(&self.db);
-        let token = runner.shutdown();
-        runner.spawn("outbox-relay", async move {
-            relay.run(token).await;
-            Ok(())
-        });
-        runner.spawn("consumer", consumer.run(runner.shutdown()));
+        runner.spawn_http(self.listener, router);
+        runner.spawn_relay(self.messaging.relay(&self.db));
+        runner.spawn_consumer(consumer);
         let result = runner.run(Duration::from_secs(10)).await;
         self.db.close().await;
         result

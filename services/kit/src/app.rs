@@ -1,6 +1,6 @@
-//! What every service's `startup.rs` assembles: the Kafka producer + outbox + dead-letter
-//! bundle, and the task runner that keeps the HTTP server, the relay and the consumers running
-//! until shutdown.
+//! What every service's `main.rs` and `startup.rs` share: [`run_main`] (settings, telemetry,
+//! signals, run, flush), the Kafka producer + outbox + dead-letter bundle, and the task runner
+//! that keeps the HTTP server, the relay and the consumers running until shutdown.
 //!
 //! Invariant: when any task fails, the whole service stops (and is restarted by whoever
 //! supervises it) — a service never runs on with a dead consumer or relay.
@@ -9,8 +9,12 @@ use std::time::Duration;
 
 use tokio::task::JoinSet;
 
+use serde::de::DeserializeOwned;
+use tokio::net::TcpListener;
+
 use crate::{
     config::CommonSettings,
+    messaging::{Consumer, Handler},
     messaging::{Producer, dead_letter::DeadLetter},
     outbox::{
         Outbox,
@@ -20,10 +24,37 @@ use crate::{
     storage::Db,
 };
 
+/// A service's settings: whatever it has, plus the common sections.
+pub trait ServiceSettings: DeserializeOwned {
+    fn common(&self) -> &CommonSettings;
+}
+
+/// The whole of a service's `main`: load settings (file → environment), install telemetry, run
+/// `service` until SIGTERM or Ctrl-C, log a failure, flush telemetry.
+pub async fn run_main<S, F, Fut>(service: F) -> anyhow::Result<()>
+where
+    S: ServiceSettings,
+    F: FnOnce(S, CancellationToken) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let settings: S = crate::config::load(None)?;
+    let name = settings.common().service_name.clone();
+    let telemetry = crate::telemetry::init(&name)?;
+    let shutdown = crate::shutdown::on_signal();
+    let result = service(settings, shutdown).await;
+    if let Err(error) = &result {
+        tracing::error!(service = %name, error = %format!("{error:#}"), "service stopped with an error");
+    }
+    telemetry.shutdown().await;
+    result
+}
+
 /// A service's messaging handles.
 #[derive(Debug, Clone)]
 pub struct Messaging {
+    service_name: String,
     instance_id: String,
+    kafka: crate::config::KafkaSettings,
     message_timeout: Duration,
     pub producer: Producer,
     pub outbox: Outbox,
@@ -36,12 +67,36 @@ impl Messaging {
         let kafka = settings.kafka()?;
         let producer = Producer::new(kafka, &settings.service_name)?;
         Ok(Self {
+            service_name: settings.service_name.clone(),
             instance_id: settings.instance_id().to_owned(),
+            kafka: kafka.clone(),
             message_timeout: Duration::from_millis(kafka.message_timeout_ms),
             dead_letter: DeadLetter::new(producer.clone(), &settings.service_name),
             producer,
             outbox: Outbox::new(),
         })
+    }
+
+    /// A consumer of `topics` in the service's own group (its name), dead-lettering through this
+    /// bundle, waking this outbox's relay after every commit, and registered in `readiness`.
+    pub fn consumer<H: Handler>(
+        &self,
+        db: &Db,
+        topics: &[&str],
+        handler: H,
+        readiness: &crate::readiness::Readiness,
+    ) -> Consumer<H> {
+        Consumer::new(
+            self.service_name.clone(),
+            self.instance_id.clone(),
+            topics,
+            self.kafka.clone(),
+            db.clone(),
+            self.dead_letter.clone(),
+            std::sync::Arc::new(handler),
+        )
+        .with_outbox(self.outbox.clone())
+        .with_readiness(readiness)
     }
 
     /// The relay for this service's outbox.
@@ -73,6 +128,29 @@ impl Runner {
     /// The token tasks should stop on.
     pub fn shutdown(&self) -> CancellationToken {
         self.shutdown.clone()
+    }
+
+    /// Serves `router` on `listener` until shutdown.
+    pub fn spawn_http(&mut self, listener: TcpListener, router: axum::Router) {
+        let token = self.shutdown();
+        self.spawn("http", async move {
+            Ok(crate::http::serve(listener, router, token).await?)
+        });
+    }
+
+    /// Runs the outbox relay until shutdown.
+    pub fn spawn_relay(&mut self, relay: Relay) {
+        let token = self.shutdown();
+        self.spawn("outbox-relay", async move {
+            relay.run(token).await;
+            Ok(())
+        });
+    }
+
+    /// Runs a consumer until shutdown.
+    pub fn spawn_consumer<H: Handler>(&mut self, consumer: Consumer<H>) {
+        let token = self.shutdown();
+        self.spawn("consumer", consumer.run(token));
     }
 
     pub fn spawn(

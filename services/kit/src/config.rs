@@ -108,6 +108,11 @@ pub struct KafkaSettings {
     /// How long a produce may wait for the broker's acknowledgement.
     #[serde(default = "default_message_timeout_ms")]
     pub message_timeout_ms: u64,
+    /// librdkafka's `fetch.wait.max.ms`: how long a fetch may wait at the broker for data.
+    /// librdkafka's 500 ms default puts up to half a second on every hop when the broker holds
+    /// fetches for the full wait (tansu does); a saga makes four hops.
+    #[serde(default = "default_fetch_wait_max_ms")]
+    pub fetch_wait_max_ms: u64,
     /// librdkafka's `session.timeout.ms` for consumers.
     #[serde(default = "default_session_timeout_ms")]
     pub session_timeout_ms: u64,
@@ -122,6 +127,9 @@ fn yes() -> bool {
 fn default_message_timeout_ms() -> u64 {
     30_000
 }
+fn default_fetch_wait_max_ms() -> u64 {
+    10
+}
 fn default_session_timeout_ms() -> u64 {
     10_000
 }
@@ -132,6 +140,7 @@ impl KafkaSettings {
             bootstrap_servers: bootstrap_servers.into(),
             idempotent_producer: true,
             message_timeout_ms: default_message_timeout_ms(),
+            fetch_wait_max_ms: default_fetch_wait_max_ms(),
             session_timeout_ms: default_session_timeout_ms(),
             extra: Default::default(),
         }

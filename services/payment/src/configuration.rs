@@ -1,6 +1,6 @@
 //! Payment's settings: the common sections plus the wallets seeded at start-up.
 
-use faultline_kit::config::CommonSettings;
+use faultline_kit::{app::ServiceSettings, config::CommonSettings};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -29,4 +29,10 @@ pub struct SeedSettings {
 pub struct WalletSeed {
     pub user_id: String,
     pub points: i64,
+}
+
+impl ServiceSettings for Settings {
+    fn common(&self) -> &CommonSettings {
+        &self.common
+    }
 }

@@ -70,11 +70,7 @@ impl Application {
         let router =
             faultline_kit::http::router_layers(routes::router(state), common.http.body_limit_bytes);
         let mut runner = Runner::new(shutdown);
-        let token = runner.shutdown();
-        let listener = self.listener;
-        runner.spawn("http", async move {
-            Ok(faultline_kit::http::serve(listener, router, token).await?)
-        });
+        runner.spawn_http(self.listener, router);
         let result = runner.run(Duration::from_secs(10)).await;
         self.db.close().await;
         result

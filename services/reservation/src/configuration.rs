@@ -1,6 +1,7 @@
 //! Reservation's settings: the common sections, how to reach payment, and the saga's timing.
 
 use faultline_kit::{
+    app::ServiceSettings,
     config::CommonSettings,
     resilience::{circuit_breaker::BreakerSettings, client::ClientPolicy},
 };
@@ -91,5 +92,11 @@ impl Default for SagaSettings {
             scan_interval_ms: 200,
             max_concurrent_steps: 128,
         }
+    }
+}
+
+impl ServiceSettings for Settings {
+    fn common(&self) -> &CommonSettings {
+        &self.common
     }
 }

@@ -1,11 +1,10 @@
 //! Builds the reservation application identically for `main` and the tests.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use faultline_contracts::topics;
 use faultline_kit::{
     app::{Messaging, Runner},
-    messaging::Consumer,
     shutdown::CancellationToken,
     storage::Db,
 };
@@ -82,19 +81,14 @@ impl Application {
         let mut runner = Runner::new(shutdown);
         let readiness = faultline_kit::readiness::Readiness::new();
         // Registered before the server starts, so /ready never answers 200 too early.
-        let consumer = Consumer::new(
-            common.service_name.clone(),
-            common.instance_id(),
+        let consumer = self.messaging.consumer(
+            &self.db,
             &[topics::INVENTORY_EVENTS],
-            common.kafka()?.clone(),
-            self.db.clone(),
-            self.messaging.dead_letter.clone(),
-            Arc::new(ReplyHandler {
+            ReplyHandler {
                 orchestrator: self.orchestrator.clone(),
-            }),
-        )
-        .with_outbox(self.messaging.outbox.clone())
-        .with_readiness(&readiness);
+            },
+            &readiness,
+        );
         let router = faultline_kit::http::router_layers(
             routes::router(AppState {
                 orchestrator: self.orchestrator.clone(),
@@ -102,18 +96,9 @@ impl Application {
             }),
             common.http.body_limit_bytes,
         );
-        let token = runner.shutdown();
-        let listener = self.listener;
-        runner.spawn("http", async move {
-            Ok(faultline_kit::http::serve(listener, router, token).await?)
-        });
-        let relay = self.messaging.relay(&self.db);
-        let token = runner.shutdown();
-        runner.spawn("outbox-relay", async move {
-            relay.run(token).await;
-            Ok(())
-        });
-        runner.spawn("consumer", consumer.run(runner.shutdown()));
+        runner.spawn_http(self.listener, router);
+        runner.spawn_relay(self.messaging.relay(&self.db));
+        runner.spawn_consumer(consumer);
         runner.spawn(
             "saga-timer",
             saga::timer::run(self.orchestrator.clone(), self.triggers, runner.shutdown()),

@@ -5,9 +5,13 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse as _, Response},
 };
+use tracing::Instrument as _;
 
 use super::{IdempotencyKey, IdempotencyStore, NextAction, SavedResponse, fingerprint};
-use crate::http::ApiError;
+use crate::{
+    http::ApiError,
+    storage::{Db, Tx},
+};
 
 /// The request header carrying the key.
 pub const HEADER: &str = "idempotency-key";
@@ -42,7 +46,57 @@ pub fn replay(saved: &SavedResponse) -> Response {
     response
 }
 
+/// What [`IdempotencyStore::execute`] came to.
+#[derive(Debug)]
+pub enum Executed<T> {
+    /// Answered before the effect: a replay, 409 in flight or 422 misuse.
+    Early(Response),
+    /// The effect ran; its stored response and whatever else it returned.
+    Done(SavedResponse, T),
+}
+
+/// The effect of an idempotent request: runs in the transaction the response is stored in.
+pub type Effect<T> = Box<
+    dyn for<'t> FnOnce(
+            &'t mut Tx,
+        )
+            -> futures::future::BoxFuture<'t, Result<(SavedResponse, T), sqlx::Error>>
+        + Send,
+>;
+
 impl IdempotencyStore {
+    /// The whole idempotent request: claim the key ([`Self::gate`]), run `effect` and store its
+    /// response in one transaction ([`Self::run`]).
+    ///
+    /// Runs on its own task: when the caller disconnects (its timeout fired, its process died),
+    /// hyper drops the handler's future — had the claim been taken and the effect not yet
+    /// committed, the key would answer 409 until its lease expired. A spawned task finishes the
+    /// request (or releases the claim) whatever the caller does.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn execute<T: Send + 'static>(
+        &self,
+        db: &Db,
+        scope: &'static str,
+        key: &IdempotencyKey,
+        method: &'static str,
+        path: &'static str,
+        body: bytes::Bytes,
+        effect: Effect<T>,
+    ) -> Result<Executed<T>, ApiError> {
+        let (store, db, key) = (self.clone(), db.clone(), key.clone());
+        let task = tokio::spawn(
+            async move {
+                if let Some(early) = store.gate(scope, &key, method, path, &body).await? {
+                    return Ok(Executed::Early(early));
+                }
+                let (saved, extra) = store.run(&db, scope, key.as_str(), effect).await?;
+                Ok(Executed::Done(saved, extra))
+            }
+            .in_current_span(),
+        );
+        task.await.map_err(ApiError::internal)?
+    }
+
     /// Claims the key for this request. `Ok(None)`: go ahead, then `complete` in the effect's
     /// transaction. `Ok(Some(response))`: answer with it (replay, 409 in flight, 422 misuse).
     pub async fn gate(

@@ -141,6 +141,47 @@ impl IdempotencyStore {
         Ok(())
     }
 
+    /// Runs `effect` in a transaction of `db` and stores its response under the key in that same
+    /// transaction; on failure rolls back and releases the claim (so a retry runs at once).
+    /// Call after [`IdempotencyStore::gate`] said to go ahead.
+    ///
+    /// `effect` returns the response to store and anything else the handler wants back. It is a
+    /// closure returning a boxed future (rather than an async closure) because the handler's
+    /// future must be `Send`, which an async closure's future cannot yet promise.
+    pub async fn run<T, F>(
+        &self,
+        db: &Db,
+        scope: &str,
+        key: &str,
+        effect: F,
+    ) -> Result<(SavedResponse, T), crate::http::ApiError>
+    where
+        F: for<'t> FnOnce(
+            &'t mut Tx,
+        ) -> futures::future::BoxFuture<
+            't,
+            Result<(SavedResponse, T), sqlx::Error>,
+        >,
+    {
+        let result = async {
+            let mut tx = db.begin().await?;
+            let (saved, extra) = effect(&mut tx).await?;
+            self.complete(&mut tx, scope, key, &saved).await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>((saved, extra))
+        }
+        .await;
+        match result {
+            Ok(done) => Ok(done),
+            Err(error) => {
+                if let Err(abandon) = self.abandon(scope, key).await {
+                    tracing::warn!(error = %abandon, "could not release the idempotency claim");
+                }
+                Err(crate::http::ApiError::internal(error))
+            }
+        }
+    }
+
     /// Releases a claim whose request failed without an effect, so a retry can run at once.
     pub async fn abandon(&self, scope: &str, key: &str) -> Result<(), sqlx::Error> {
         sqlx::query(

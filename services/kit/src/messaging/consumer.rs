@@ -189,6 +189,10 @@ impl<H: Handler> Consumer<H> {
                 .set("auto.offset.reset", "earliest")
                 .set("enable.partition.eof", "false")
                 .set(
+                    "fetch.wait.max.ms",
+                    self.settings.fetch_wait_max_ms.to_string(),
+                )
+                .set(
                     "session.timeout.ms",
                     self.settings.session_timeout_ms.to_string(),
                 )
@@ -266,11 +270,9 @@ impl<H: Handler> Consumer<H> {
             .process_in_span(&delivered, payload, shutdown)
             .instrument(span)
             .await;
-        if finished {
-            if let Err(error) = consumer.commit_message(message, CommitMode::Async) {
-                // Not fatal: the message will be redelivered and the inbox will skip it.
-                tracing::warn!(%error, "offset commit failed");
-            }
+        // A failed commit is not fatal: the message is redelivered and the inbox skips it.
+        if finished && let Err(error) = consumer.commit_message(message, CommitMode::Async) {
+            tracing::warn!(%error, "offset commit failed");
         }
     }
 

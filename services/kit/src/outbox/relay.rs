@@ -63,11 +63,11 @@ const CLAIM_POSTGRES: &str = "UPDATE outbox SET claimed_until = $1, claimed_by =
      WHERE id IN (SELECT id FROM outbox WHERE published_at IS NULL \
        AND (claimed_until IS NULL OR claimed_until < $2) ORDER BY id LIMIT $3 \
        FOR UPDATE SKIP LOCKED) \
-     RETURNING id, topic, message_key, payload, headers";
+     RETURNING id, topic, message_key, payload, headers, created_at";
 const CLAIM_SQLITE: &str = "UPDATE outbox SET claimed_until = $1, claimed_by = $4, attempts = attempts + 1 \
      WHERE id IN (SELECT id FROM outbox WHERE published_at IS NULL \
        AND (claimed_until IS NULL OR claimed_until < $2) ORDER BY id LIMIT $3) \
-     RETURNING id, topic, message_key, payload, headers";
+     RETURNING id, topic, message_key, payload, headers, created_at";
 
 impl Relay {
     pub fn new(db: Db, producer: Producer, outbox: &Outbox, settings: RelaySettings) -> Self {
@@ -156,22 +156,29 @@ impl Relay {
         let mut messages = Vec::with_capacity(rows.len());
         for row in rows.drain(..) {
             let headers: String = row.try_get("headers")?;
-            messages.push(OutboundMessage {
+            let created_at: i64 = row.try_get("created_at")?;
+            let message = OutboundMessage {
                 id: row.try_get("id")?,
                 topic: row.try_get("topic")?,
                 key: row.try_get("message_key")?,
                 payload: row.try_get("payload")?,
                 headers: serde_json::from_str(&headers).unwrap_or_default(),
-            });
+            };
+            messages.push((message, created_at));
         }
         // UUIDv7 ids sort in write order; RETURNING does not promise any order.
-        messages.sort_by(|a, b| a.id.cmp(&b.id));
+        messages.sort_by(|a, b| a.0.id.cmp(&b.0.id));
         let claimed = messages.len();
         // Sends are started in order (librdkafka keeps per-partition order) and awaited together.
-        let results = futures::future::join_all(messages.iter().map(|m| self.publish_one(m))).await;
+        let results = futures::future::join_all(
+            messages
+                .iter()
+                .map(|(message, created_at)| self.publish_one(message, *created_at)),
+        )
+        .await;
         let published_at = now_ms();
         let mut failed = 0usize;
-        for (message, result) in messages.iter().zip(results) {
+        for ((message, _), result) in messages.iter().zip(results) {
             match result {
                 Ok(()) => {
                     sqlx::query(
@@ -206,6 +213,7 @@ impl Relay {
     async fn publish_one(
         &self,
         message: &OutboundMessage,
+        created_at: i64,
     ) -> Result<(), rdkafka::error::KafkaError> {
         let span = tracing::info_span!(
             "publish",
@@ -239,8 +247,12 @@ impl Relay {
                 )
                 .await
                 .map(|_| ());
-            if let Err(error) = &result {
-                tracing::warn!(%error, "publish failed");
+            match &result {
+                // Commit-to-acknowledgement: how long the message waited in the outbox.
+                Ok(()) => {
+                    tracing::Span::current().record("outbox.lag_ms", now_ms() - created_at);
+                }
+                Err(error) => tracing::warn!(%error, "publish failed"),
             }
             result
         }

@@ -8,8 +8,12 @@ use axum::{body::Bytes, extract::State, http::HeaderMap, response::Response};
 use faultline_contracts::http::{ChargeRequest, ChargeResponse};
 use faultline_kit::{
     http::ApiError,
-    idempotency::{SavedResponse, http::key_from_headers},
+    idempotency::{
+        SavedResponse,
+        http::{Effect, Executed, key_from_headers},
+    },
 };
+use tracing::field::Empty;
 
 use super::{AppState, parse_body, stored_response};
 use crate::{
@@ -22,7 +26,7 @@ const SCOPE: &str = "charges";
 #[tracing::instrument(
     name = "charge points",
     skip_all,
-    fields(booking_id = tracing::field::Empty, saga_id = tracing::field::Empty, idempotency.key = tracing::field::Empty, charge.outcome = tracing::field::Empty)
+    fields(booking_id = Empty, saga_id = Empty, idempotency.key = Empty, charge.outcome = Empty)
 )]
 pub async fn charge(
     State(state): State<AppState>,
@@ -40,85 +44,65 @@ pub async fn charge(
     if request.booking_id.trim().is_empty() {
         return Err(ApiError::unprocessable("booking_id must not be empty"));
     }
-    if let Some(early) = state
-        .idempotency
-        .gate(SCOPE, &key, "POST", "/charges", &body)
-        .await?
-    {
-        return Ok(early);
-    }
-    let result = async {
-        let mut tx = state.db.begin().await?;
-        let outcome =
-            ledger::charge(&mut tx, key.as_str(), &user, &request.booking_id, amount).await?;
-        let (status, body, label) = match outcome {
-            ChargeOutcome::Charged {
-                charge_id,
-                balance_after,
-            } => (
-                201,
-                ChargeResponse {
+    let charge_key = key.as_str().to_owned();
+    let booking_id = request.booking_id;
+    let effect: Effect<&'static str> = Box::new(move |tx| {
+        Box::pin(async move {
+            let outcome = ledger::charge(tx, &charge_key, &user, &booking_id, amount).await?;
+            let (status, response, label) = match outcome {
+                ChargeOutcome::Charged {
                     charge_id,
-                    status: "charged".into(),
-                    amount: amount.value(),
                     balance_after,
-                    reason: None,
-                },
-                "charged",
-            ),
-            ChargeOutcome::Declined {
-                charge_id,
-                balance,
-                reason,
-            } => (
-                402,
-                ChargeResponse {
+                } => (
+                    201,
+                    ChargeResponse {
+                        charge_id,
+                        status: "charged".into(),
+                        amount: amount.value(),
+                        balance_after,
+                        reason: None,
+                    },
+                    "charged",
+                ),
+                ChargeOutcome::Declined {
                     charge_id,
-                    status: "declined".into(),
-                    amount: amount.value(),
-                    balance_after: balance,
-                    reason: Some(reason),
-                },
-                "declined",
-            ),
-            ChargeOutcome::UnknownWallet => {
-                let saved = SavedResponse {
-                    status: 404,
-                    body: unknown_wallet_body(user.as_str()),
-                };
-                state
-                    .idempotency
-                    .complete(&mut tx, SCOPE, key.as_str(), &saved)
-                    .await?;
-                tx.commit().await?;
-                return Ok::<_, sqlx::Error>((saved, "unknown_wallet"));
-            }
-        };
-        let saved = SavedResponse {
-            status,
-            body: serde_json::to_string(&body).unwrap_or_default(),
-        };
-        state
-            .idempotency
-            .complete(&mut tx, SCOPE, key.as_str(), &saved)
-            .await?;
-        tx.commit().await?;
-        Ok((saved, label))
-    }
-    .await;
-    match result {
-        Ok((saved, label)) => {
-            span.record("charge.outcome", label);
-            tracing::info!(charge.outcome = label, amount = amount.value(), user_id = %user.as_str(), "charge processed");
-            Ok(stored_response(saved.status, saved.body))
-        }
-        Err(error) => {
-            if let Err(abandon) = state.idempotency.abandon(SCOPE, key.as_str()).await {
-                tracing::warn!(error = %abandon, "could not release the idempotency claim");
-            }
-            Err(ApiError::internal(error))
-        }
-    }
+                    balance,
+                    reason,
+                } => (
+                    402,
+                    ChargeResponse {
+                        charge_id,
+                        status: "declined".into(),
+                        amount: amount.value(),
+                        balance_after: balance,
+                        reason: Some(reason),
+                    },
+                    "declined",
+                ),
+                ChargeOutcome::UnknownWallet => {
+                    let body = unknown_wallet_body(user.as_str());
+                    return Ok((SavedResponse { status: 404, body }, "unknown_wallet"));
+                }
+            };
+            let body = serde_json::to_string(&response).unwrap_or_default();
+            Ok((SavedResponse { status, body }, label))
+        })
+    });
+    let executed = state
+        .idempotency
+        .execute(&state.db, SCOPE, &key, "POST", "/charges", body, effect)
+        .await?;
+    let (saved, label) = match executed {
+        Executed::Early(response) => return Ok(response),
+        Executed::Done(saved, label) => (saved, label),
+    };
+    span.record("charge.outcome", label);
+    tracing::info!(
+        charge.outcome = label,
+        amount = amount.value(),
+        "charge processed"
+    );
+    Ok(stored_response(saved.status, saved.body))
 }
 
 fn unknown_wallet_body(user_id: &str) -> String {

@@ -6,8 +6,12 @@ use axum::{body::Bytes, extract::State, http::HeaderMap, response::Response};
 use faultline_contracts::http::{RefundRequest, RefundResponse};
 use faultline_kit::{
     http::ApiError,
-    idempotency::{SavedResponse, http::key_from_headers},
+    idempotency::{
+        SavedResponse,
+        http::{Effect, Executed, key_from_headers},
+    },
 };
+use tracing::field::Empty;
 
 use super::{AppState, parse_body, stored_response};
 use crate::ledger::{self, RefundOutcome};
@@ -17,7 +21,7 @@ const SCOPE: &str = "refunds";
 #[tracing::instrument(
     name = "refund points",
     skip_all,
-    fields(booking_id = tracing::field::Empty, saga_id = tracing::field::Empty, idempotency.key = tracing::field::Empty, refund.outcome = tracing::field::Empty)
+    fields(booking_id = Empty, saga_id = Empty, idempotency.key = Empty, refund.outcome = Empty)
 )]
 pub async fn refund(
     State(state): State<AppState>,
@@ -35,53 +39,36 @@ pub async fn refund(
             "charge_key and booking_id must not be empty",
         ));
     }
-    if let Some(early) = state
+    let (charge_key, booking_id) = (request.charge_key, request.booking_id);
+    let effect: Effect<String> = Box::new(move |tx| {
+        Box::pin(async move {
+            let response = match ledger::refund(tx, &charge_key, &booking_id).await? {
+                RefundOutcome::Refunded { amount } => RefundResponse {
+                    status: "refunded".into(),
+                    amount,
+                },
+                RefundOutcome::AlreadyRefunded { amount } => RefundResponse {
+                    status: "already_refunded".into(),
+                    amount,
+                },
+                RefundOutcome::NothingToRefund => RefundResponse {
+                    status: "nothing_to_refund".into(),
+                    amount: 0,
+                },
+            };
+            let body = serde_json::to_string(&response).unwrap_or_default();
+            Ok((SavedResponse { status: 200, body }, response.status))
+        })
+    });
+    let executed = state
         .idempotency
-        .gate(SCOPE, &key, "POST", "/refunds", &body)
-        .await?
-    {
-        return Ok(early);
-    }
-    let result = async {
-        let mut tx = state.db.begin().await?;
-        let outcome = ledger::refund(&mut tx, &request.charge_key, &request.booking_id).await?;
-        let body = match outcome {
-            RefundOutcome::Refunded { amount } => RefundResponse {
-                status: "refunded".into(),
-                amount,
-            },
-            RefundOutcome::AlreadyRefunded { amount } => RefundResponse {
-                status: "already_refunded".into(),
-                amount,
-            },
-            RefundOutcome::NothingToRefund => RefundResponse {
-                status: "nothing_to_refund".into(),
-                amount: 0,
-            },
-        };
-        let saved = SavedResponse {
-            status: 200,
-            body: serde_json::to_string(&body).unwrap_or_default(),
-        };
-        state
-            .idempotency
-            .complete(&mut tx, SCOPE, key.as_str(), &saved)
-            .await?;
-        tx.commit().await?;
-        Ok::<_, sqlx::Error>((saved, body.status))
-    }
-    .await;
-    match result {
-        Ok((saved, label)) => {
-            span.record("refund.outcome", label.as_str());
-            tracing::info!(refund.outcome = %label, "refund processed");
-            Ok(stored_response(saved.status, saved.body))
-        }
-        Err(error) => {
-            if let Err(abandon) = state.idempotency.abandon(SCOPE, key.as_str()).await {
-                tracing::warn!(error = %abandon, "could not release the idempotency claim");
-            }
-            Err(ApiError::internal(error))
-        }
-    }
+        .execute(&state.db, SCOPE, &key, "POST", "/refunds", body, effect)
+        .await?;
+    let (saved, label) = match executed {
+        Executed::Early(response) => return Ok(response),
+        Executed::Done(saved, label) => (saved, label),
+    };
+    span.record("refund.outcome", label.as_str());
+    tracing::info!(refund.outcome = %label, "refund processed");
+    Ok(stored_response(saved.status, saved.body))
 }

@@ -1,0 +1,4 @@
+//! Payment's HTTP API on real databases.
+
+mod charges;
+mod helpers;
