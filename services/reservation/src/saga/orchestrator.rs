@@ -150,6 +150,29 @@ impl Orchestrator {
         let settings = &self.inner.settings;
         let outbox = &self.inner.outbox;
         let applied = match (event, saga.state) {
+            (InventoryEvent::SeatHeld(_), SagaState::Holding)
+                if saga.step_deadline.is_some_and(|deadline| now > deadline) =>
+            {
+                // The hold came back after its deadline: the deadline wins, whether or not the
+                // timer got there first.
+                tracing::warn!(
+                    saga.late_reply = true,
+                    "seat held after the hold deadline; compensating"
+                );
+                self.release_in(
+                    tx,
+                    &saga,
+                    SagaState::Holding,
+                    "hold deadline passed",
+                    Some("the seat was not held in time".into()),
+                )
+                .instrument(tracing::info_span!(
+                    "saga.compensate",
+                    otel.name = "saga compensate release",
+                    saga.step = "release"
+                ))
+                .await?
+            }
             (InventoryEvent::SeatHeld(held), SagaState::Holding) => {
                 let mut t = Transition::new(SagaState::Holding, SagaState::Charging, "SeatHeld");
                 t.amount = Some(held.price);
@@ -454,32 +477,47 @@ impl Orchestrator {
             saga.step = "release"
         );
         async {
-            let mut t = Transition::new(from, SagaState::Releasing, event);
-            t.reason = reason.clone();
             let mut tx = self.inner.db.begin().await?;
-            if !store::transition(&mut tx, &saga.id, &t).await? {
+            if self.release_in(&mut tx, saga, from, event, reason).await? {
+                self.inner.outbox.commit(tx).await?;
+            } else {
                 tx.rollback().await?;
-                tracing::info!("compensation skipped: the saga has moved on");
-                return Ok(());
             }
-            self.inner
-                .outbox
-                .enqueue(
-                    &mut tx,
-                    &ReleaseSeat {
-                        booking_id: saga.booking_id.clone(),
-                        saga_id: saga.id.clone(),
-                        seat_id: saga.seat_id.clone(),
-                        reason: reason.unwrap_or_else(|| event.to_owned()),
-                    },
-                )
-                .await?;
-            self.inner.outbox.commit(tx).await?;
-            tracing::info!(compensation.step = "release", "releasing the seat");
             Ok(())
         }
         .instrument(span)
         .await
+    }
+
+    /// The release step inside `tx`; false when the saga had already moved on.
+    async fn release_in(
+        &self,
+        tx: &mut Tx,
+        saga: &Saga,
+        from: SagaState,
+        event: &str,
+        reason: Option<String>,
+    ) -> Result<bool, sqlx::Error> {
+        let mut t = Transition::new(from, SagaState::Releasing, event);
+        t.reason = reason.clone();
+        if !store::transition(tx, &saga.id, &t).await? {
+            tracing::info!("compensation skipped: the saga has moved on");
+            return Ok(false);
+        }
+        self.inner
+            .outbox
+            .enqueue(
+                tx,
+                &ReleaseSeat {
+                    booking_id: saga.booking_id.clone(),
+                    saga_id: saga.id.clone(),
+                    seat_id: saga.seat_id.clone(),
+                    reason: reason.unwrap_or_else(|| event.to_owned()),
+                },
+            )
+            .await?;
+        tracing::info!(compensation.step = "release", "releasing the seat");
+        Ok(true)
     }
 }
 

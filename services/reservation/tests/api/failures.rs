@@ -9,6 +9,7 @@ use reservation::configuration::SagaSettings;
 use crate::helpers::{Options, PRICE, eventually, spawn_system};
 
 both_backends!(
+    a_passed_hold_deadline_compensates_and_the_late_reply_changes_nothing,
     too_few_points_cancels_and_releases_the_seat,
     an_unreachable_payment_cancels_without_charging,
     a_lost_reply_is_retried_with_the_same_key_and_charged_once,
@@ -22,6 +23,46 @@ fn short_deadlines() -> SagaSettings {
         retry_cap_ms: 300,
         ..SagaSettings::default()
     }
+}
+
+async fn a_passed_hold_deadline_compensates_and_the_late_reply_changes_nothing(backend: Backend) {
+    // A zero hold timeout: the deadline has passed before inventory can answer.
+    let saga = SagaSettings {
+        hold_timeout_ms: 0,
+        ..Options::default().saga
+    };
+    let system = spawn_system(
+        backend,
+        Options {
+            saga,
+            ..Options::default()
+        },
+    )
+    .await;
+    let accepted = system.book("user-1", "sched-1-008").await;
+    let booking = system
+        .terminal(&accepted.booking_id, Duration::from_secs(30))
+        .await;
+    assert_eq!(booking.status, "CANCELLED", "{booking:?}");
+    let events: Vec<String> = system
+        .saga_log(&accepted.saga_id)
+        .await
+        .into_iter()
+        .map(|e| format!("{}:{}", e.to_state, e.event))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "HOLDING:booking requested",
+            "RELEASING:hold deadline passed",
+            "CANCELLED:SeatReleased"
+        ]
+    );
+    // The SeatHeld that arrived after compensation did not resurrect the saga or charge anyone,
+    // and the hold it answered was released.
+    assert_eq!(system.seat("sched-1-008").await.status, "AVAILABLE");
+    assert_eq!(system.wallet("user-1").await, 1_000);
+    system.assert_invariants().await;
 }
 
 async fn too_few_points_cancels_and_releases_the_seat(backend: Backend) {
