@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 // ---- reservation ----
 
 /// `POST /bookings` on reservation.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CreateBookingRequest {
     pub user_id: String,
@@ -12,6 +13,7 @@ pub struct CreateBookingRequest {
 }
 
 /// The answer to `POST /bookings`: accepted, poll `status_url` for the outcome.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BookingAccepted {
     pub booking_id: String,
@@ -21,6 +23,7 @@ pub struct BookingAccepted {
 }
 
 /// A booking as reservation reports it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct BookingView {
     pub booking_id: String,
@@ -38,6 +41,7 @@ pub struct BookingView {
 }
 
 /// `GET /admin/summary` on reservation: counts by status and what is still in flight.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct ReservationSummary {
     pub pending: i64,
@@ -50,6 +54,7 @@ pub struct ReservationSummary {
 // ---- payment ----
 
 /// `POST /charges` on payment (with an `Idempotency-Key` header).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChargeRequest {
     pub user_id: String,
@@ -60,6 +65,7 @@ pub struct ChargeRequest {
 
 /// The outcome of a charge: `charged` or `declined` (not enough points). Replayed verbatim for
 /// a repeated idempotency key.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ChargeResponse {
     pub charge_id: String,
@@ -71,6 +77,7 @@ pub struct ChargeResponse {
 
 /// `POST /refunds` on payment (with an `Idempotency-Key` header): refunds the charge made under
 /// `charge_key`, if there was one.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RefundRequest {
     pub charge_key: String,
@@ -80,6 +87,7 @@ pub struct RefundRequest {
 
 /// `refunded` (with the amount) or `nothing_to_refund` (the charge never happened or was
 /// declined).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RefundResponse {
     pub status: String,
@@ -87,6 +95,7 @@ pub struct RefundResponse {
 }
 
 /// `GET /wallets/{user_id}` on payment.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct WalletView {
     pub user_id: String,
@@ -94,6 +103,7 @@ pub struct WalletView {
 }
 
 /// `GET /admin/summary` on payment: what the points invariant is checked from.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct PaymentSummary {
     /// The points every wallet was seeded with.
@@ -109,6 +119,7 @@ pub struct PaymentSummary {
 }
 
 /// Net points taken for one booking.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct BookingNet {
     pub booking_id: String,
@@ -120,6 +131,7 @@ pub struct BookingNet {
 // ---- inventory ----
 
 /// A seat as inventory reports it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SeatView {
     pub seat_id: String,
@@ -133,6 +145,7 @@ pub struct SeatView {
 }
 
 /// A concert with its schedules.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ConcertView {
     pub concert_id: String,
@@ -141,6 +154,7 @@ pub struct ConcertView {
 }
 
 /// One performance of a concert.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ScheduleView {
     pub schedule_id: String,
@@ -148,6 +162,7 @@ pub struct ScheduleView {
 }
 
 /// `GET /admin/summary` on inventory.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct InventorySummary {
     pub available: i64,
@@ -156,6 +171,7 @@ pub struct InventorySummary {
 }
 
 /// The body of every error answer (RFC 9457 problem details).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Problem {
     #[serde(rename = "type")]
@@ -166,6 +182,7 @@ pub struct Problem {
 }
 
 /// One transition of a booking's saga (`GET /admin/sagas/{saga_id}/log` on reservation).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SagaLogEntry {
     pub from_state: String,
@@ -173,4 +190,62 @@ pub struct SagaLogEntry {
     pub event: String,
     pub reason: Option<String>,
     pub at_ms: i64,
+}
+
+// ---- gateway ----
+
+/// `POST /bookings` on the gateway: the user comes from the bearer token.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BookSeatRequest {
+    pub seat_id: String,
+}
+
+// ---- analytics ----
+
+/// `GET /stats/summary` on analytics: totals, and how far the model lags the event stream.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct AnalyticsSummary {
+    pub confirmed: i64,
+    pub cancelled: i64,
+    pub rejected: i64,
+    pub revenue: i64,
+    pub events_applied: i64,
+    pub freshness: Freshness,
+}
+
+/// How current a read model is.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct Freshness {
+    /// Events published to the topic and not yet applied; `None` before the first measurement.
+    pub messages_behind: Option<i64>,
+    /// When that was measured (epoch ms).
+    pub measured_at_ms: i64,
+    /// The Kafka timestamp of the newest applied event (epoch ms).
+    pub last_event_at_ms: Option<i64>,
+    /// True when the model is known to be behind (or its lag is unknown).
+    pub stale: bool,
+}
+
+/// Per-user figures.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq, Eq)]
+pub struct UserStats {
+    pub user_id: String,
+    pub confirmed: i64,
+    pub cancelled: i64,
+    pub rejected: i64,
+    pub points_spent: i64,
+}
+
+/// Per-concert figures.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq, Eq)]
+pub struct ConcertStats {
+    pub concert_id: String,
+    pub confirmed: i64,
+    pub cancelled: i64,
+    pub revenue: i64,
 }

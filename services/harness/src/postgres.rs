@@ -13,9 +13,16 @@ pub fn server_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
-/// Creates an empty database named `fl_{prefix}_{random}` and returns its URL.
+/// Creates an empty database named `fl_{prefix}_{random}` on the tests' server and returns its
+/// URL.
 pub async fn fresh_database(prefix: &str) -> anyhow::Result<String> {
-    let server = server_url();
+    fresh_database_on(&server_url(), prefix).await
+}
+
+/// Creates an empty database named `fl_{prefix}_{random}` on `server` (an admin URL ending in a
+/// database name, e.g. `postgres://postgres@127.0.0.1:5432/postgres`) and returns its URL.
+pub async fn fresh_database_on(server: &str, prefix: &str) -> anyhow::Result<String> {
+    let server = server.to_owned();
     let mut conn = PgConnection::connect(&server).await.with_context(|| {
         format!(
             "PostgreSQL is required and unreachable at {server} \

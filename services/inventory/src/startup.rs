@@ -28,8 +28,9 @@ pub struct Application {
 impl Application {
     /// Connects, migrates, seeds, binds the port.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let db = Db::connect_and_migrate(&settings.common.database, sqlx::migrate!("./migrations"))
-            .await?;
+        let db =
+            Db::connect_and_migrate(settings.common.database()?, sqlx::migrate!("./migrations"))
+                .await?;
         store::seed(&db, &settings.seed).await?;
         let messaging = Messaging::new(&settings.common)?;
         let listener = TcpListener::bind((
@@ -39,7 +40,7 @@ impl Application {
         .await?;
         tracing::info!(
             address = %listener.local_addr()?,
-            database = %settings.common.database.redacted_url(),
+            database = %settings.common.database()?.redacted_url(),
             "inventory listening"
         );
         Ok(Self {

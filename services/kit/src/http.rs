@@ -115,6 +115,17 @@ impl<T: serde::Serialize> IntoResponse for Json<T> {
     }
 }
 
+/// Parses a JSON body read as bytes (kept whole for an idempotency fingerprint): malformed JSON
+/// → 400, well-formed JSON of the wrong shape → 422, both problem+json.
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => {
+            ApiError::unprocessable(format!("invalid request: {e}"))
+        }
+        _ => ApiError::bad_request(format!("malformed JSON: {e}")),
+    })
+}
+
 /// The request span: continues the caller's trace from the request headers.
 fn request_span(request: &Request) -> Span {
     let route = request
@@ -157,21 +168,21 @@ pub fn router_layers(router: Router, body_limit_bytes: usize) -> Router {
 /// `GET /health` (alive: 200 when the database answers) and `GET /ready` (200 when every
 /// registered component is ready, else 503 with the components' states). Every service merges
 /// them.
-pub fn health_routes(db: crate::storage::Db, readiness: crate::readiness::Readiness) -> Router {
+pub fn health_routes(
+    db: Option<crate::storage::Db>,
+    readiness: crate::readiness::Readiness,
+) -> Router {
+    type HealthState = (Option<crate::storage::Db>, crate::readiness::Readiness);
     async fn health(
-        axum::extract::State((db, _)): axum::extract::State<(
-            crate::storage::Db,
-            crate::readiness::Readiness,
-        )>,
+        axum::extract::State((db, _)): axum::extract::State<HealthState>,
     ) -> Result<&'static str, ApiError> {
-        sqlx::query("SELECT 1").execute(db.pool()).await?;
+        if let Some(db) = db {
+            sqlx::query("SELECT 1").execute(db.pool()).await?;
+        }
         Ok("ok")
     }
     async fn ready(
-        axum::extract::State((_, readiness)): axum::extract::State<(
-            crate::storage::Db,
-            crate::readiness::Readiness,
-        )>,
+        axum::extract::State((_, readiness)): axum::extract::State<HealthState>,
     ) -> Response {
         let (ready, components) = readiness.snapshot();
         let status = if ready {

@@ -65,14 +65,27 @@ pub fn tracer_provider(service_name: &str) -> SdkTracerProvider {
 /// Installs the global subscriber for a service process. Returns an error if one is already
 /// installed (a second service in the same test process keeps the first one's).
 pub fn init(service_name: &str) -> anyhow::Result<Telemetry> {
+    init_with_default_filter(service_name, DEFAULT_FILTER)
+}
+
+/// [`init`] with another filter for when `RUST_LOG` is unset (a CLI wants less than a service).
+pub fn init_with_default_filter(
+    service_name: &str,
+    default_filter: &str,
+) -> anyhow::Result<Telemetry> {
     install_propagator();
     let provider = tracer_provider(service_name);
     let tracer = provider.tracer(service_name.to_owned());
     let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     tracing_subscriber::registry()
         .with(filter)
-        .with(tracing_subscriber::fmt::layer().with_target(false))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_target(false)
+                // Colours only for a terminal: service output usually goes to a log file.
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout())),
+        )
         .with(tracing_opentelemetry::layer().with_tracer(tracer))
         .try_init()?;
     Ok(Telemetry { provider })

@@ -23,8 +23,9 @@ pub struct Application {
 impl Application {
     /// Connects, migrates, seeds the wallets, binds the port.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let db = Db::connect_and_migrate(&settings.common.database, sqlx::migrate!("./migrations"))
-            .await?;
+        let db =
+            Db::connect_and_migrate(settings.common.database()?, sqlx::migrate!("./migrations"))
+                .await?;
         ledger::seed(&db, &settings.seed).await?;
         let listener = TcpListener::bind((
             settings.common.http.host.as_str(),
@@ -33,7 +34,7 @@ impl Application {
         .await?;
         tracing::info!(
             address = %listener.local_addr()?,
-            database = %settings.common.database.redacted_url(),
+            database = %settings.common.database()?.redacted_url(),
             "payment listening"
         );
         Ok(Self {

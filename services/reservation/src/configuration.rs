@@ -14,6 +14,13 @@ pub struct Settings {
     pub payment: PaymentSettings,
     #[serde(default)]
     pub saga: SagaSettings,
+    /// How long a booking request's idempotency key is remembered.
+    #[serde(default = "default_key_ttl_secs")]
+    pub idempotency_ttl_secs: u64,
+}
+
+fn default_key_ttl_secs() -> u64 {
+    24 * 3600
 }
 
 /// The payment dependency and its resilience policy.

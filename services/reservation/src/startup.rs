@@ -5,6 +5,7 @@ use std::time::Duration;
 use faultline_contracts::topics;
 use faultline_kit::{
     app::{Messaging, Runner},
+    idempotency::IdempotencyStore,
     shutdown::CancellationToken,
     storage::Db,
 };
@@ -31,8 +32,9 @@ pub struct Application {
 impl Application {
     /// Connects, migrates, binds the port, builds the payment client.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let db = Db::connect_and_migrate(&settings.common.database, sqlx::migrate!("./migrations"))
-            .await?;
+        let db =
+            Db::connect_and_migrate(settings.common.database()?, sqlx::migrate!("./migrations"))
+                .await?;
         let messaging = Messaging::new(&settings.common)?;
         let payment = PaymentClient::new(&settings.payment.base_url, &settings.payment.policy())?;
         let (orchestrator, triggers) = Orchestrator::new(
@@ -49,7 +51,7 @@ impl Application {
         .await?;
         tracing::info!(
             address = %listener.local_addr()?,
-            database = %settings.common.database.redacted_url(),
+            database = %settings.common.database()?.redacted_url(),
             payment = %settings.payment.base_url,
             "reservation listening"
         );
@@ -91,6 +93,11 @@ impl Application {
         );
         let router = faultline_kit::http::router_layers(
             routes::router(AppState {
+                idempotency: IdempotencyStore::new(
+                    self.db.clone(),
+                    Duration::from_secs(self.settings.idempotency_ttl_secs),
+                    Duration::from_secs(30),
+                ),
                 orchestrator: self.orchestrator.clone(),
                 readiness: readiness.clone(),
             }),

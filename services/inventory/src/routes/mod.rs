@@ -23,7 +23,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/seats", get(admin::seats))
         .with_state(state.clone())
         .merge(faultline_kit::http::health_routes(
-            state.db.clone(),
+            Some(state.db.clone()),
             state.readiness.clone(),
         ))
 }

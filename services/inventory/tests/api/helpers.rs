@@ -48,7 +48,7 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
                 port: 0,
                 body_limit_bytes: 64 * 1024,
             },
-            database: DatabaseSettings::new(url),
+            database: Some(DatabaseSettings::new(url)),
             kafka: Some(broker.kafka_settings()),
         },
         seed: SeedSettings {

@@ -76,20 +76,20 @@ impl IdempotencyStore {
     pub async fn execute<T: Send + 'static>(
         &self,
         db: &Db,
-        scope: &'static str,
+        scope: impl Into<String>,
         key: &IdempotencyKey,
         method: &'static str,
         path: &'static str,
         body: bytes::Bytes,
         effect: Effect<T>,
     ) -> Result<Executed<T>, ApiError> {
-        let (store, db, key) = (self.clone(), db.clone(), key.clone());
+        let (store, db, key, scope) = (self.clone(), db.clone(), key.clone(), scope.into());
         let task = tokio::spawn(
             async move {
-                if let Some(early) = store.gate(scope, &key, method, path, &body).await? {
+                if let Some(early) = store.gate(&scope, &key, method, path, &body).await? {
                     return Ok(Executed::Early(early));
                 }
-                let (saved, extra) = store.run(&db, scope, key.as_str(), effect).await?;
+                let (saved, extra) = store.run(&db, &scope, key.as_str(), effect).await?;
                 Ok(Executed::Done(saved, extra))
             }
             .in_current_span(),

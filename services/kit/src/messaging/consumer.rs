@@ -48,6 +48,8 @@ pub struct Delivered {
     pub message_id: String,
     pub event_type: Option<String>,
     pub headers: HashMap<String, String>,
+    /// The record's Kafka timestamp (epoch ms), when it has one.
+    pub timestamp_ms: Option<i64>,
 }
 
 /// Why a handler did not apply a message.
@@ -104,9 +106,16 @@ pub trait Handler: Send + Sync + 'static {
 /// Tracks whether the group coordinator has given this member partitions.
 struct GroupContext {
     ready: ReadyFlag,
+    lag: Option<super::lag::ConsumerLag>,
 }
 
-impl ClientContext for GroupContext {}
+impl ClientContext for GroupContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        if let Some(lag) = &self.lag {
+            lag.record(&statistics);
+        }
+    }
+}
 
 impl ConsumerContext for GroupContext {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -134,6 +143,7 @@ pub struct Consumer<H: Handler> {
     dead_letter: DeadLetter,
     outbox: Option<Outbox>,
     ready: Option<ReadyFlag>,
+    lag: Option<super::lag::ConsumerLag>,
     handler: Arc<H>,
 }
 
@@ -158,8 +168,15 @@ impl<H: Handler> Consumer<H> {
             dead_letter,
             outbox: None,
             ready: None,
+            lag: None,
             handler,
         }
+    }
+
+    /// Keeps `lag` up to date (every second) with how far this consumer is behind.
+    pub fn with_lag(mut self, lag: &super::lag::ConsumerLag) -> Self {
+        self.lag = Some(lag.clone());
+        self
     }
 
     /// Registers this consumer in `readiness`: ready once it has partitions.
@@ -181,6 +198,7 @@ impl<H: Handler> Consumer<H> {
                 .ready
                 .clone()
                 .unwrap_or_else(|| Readiness::new().register("unobserved")),
+            lag: self.lag.clone(),
         };
         let consumer: StreamConsumer<GroupContext> =
             super::client_config(&self.settings, &self.group)
@@ -197,6 +215,10 @@ impl<H: Handler> Consumer<H> {
                     self.settings.session_timeout_ms.to_string(),
                 )
                 .set("group.instance.id", &self.instance_id)
+                .set(
+                    "statistics.interval.ms",
+                    if self.lag.is_some() { "1000" } else { "0" },
+                )
                 .create_with_context(context)?;
         let topics: Vec<&str> = self.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics)?;
@@ -238,6 +260,7 @@ impl<H: Handler> Consumer<H> {
                 .unwrap_or_default(),
             event_type: headers.get(headers::EVENT_TYPE).cloned(),
             headers,
+            timestamp_ms: message.timestamp().to_millis(),
         };
         let span = tracing::info_span!(
             "consume",

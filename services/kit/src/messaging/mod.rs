@@ -6,12 +6,14 @@
 //! - [`consumer`]: the consume loop — decode, dedupe through the inbox, handle inside one
 //!   transaction, commit the offset only after that transaction commits.
 //! - [`dead_letter`]: where a message that cannot be decoded or breaks its contract goes.
+//! - [`lag`]: how far a consumer is behind, from librdkafka's statistics.
 //! - [`admin`]: creating topics up front (the broker does not auto-create them).
 
 pub mod admin;
 pub mod consumer;
 pub mod dead_letter;
 pub mod headers;
+pub mod lag;
 pub mod producer;
 
 pub use consumer::{Consumer, Delivered, HandleError, Handler};

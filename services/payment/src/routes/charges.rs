@@ -15,7 +15,7 @@ use faultline_kit::{
 };
 use tracing::field::Empty;
 
-use super::{AppState, parse_body, stored_response};
+use super::{AppState, stored_response};
 use crate::{
     domain::{Points, UserId},
     ledger::{self, ChargeOutcome},
@@ -34,7 +34,7 @@ pub async fn charge(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let key = key_from_headers(&headers)?;
-    let request: ChargeRequest = parse_body(&body)?;
+    let request: ChargeRequest = faultline_kit::http::parse_json(&body)?;
     let span = tracing::Span::current();
     span.record("booking_id", request.booking_id.as_str());
     span.record("saga_id", request.saga_id.as_str());

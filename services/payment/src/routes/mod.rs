@@ -11,7 +11,7 @@ use axum::{
     response::{IntoResponse as _, Response},
     routing::{get, post},
 };
-use faultline_kit::{http::ApiError, idempotency::IdempotencyStore, storage::Db};
+use faultline_kit::{idempotency::IdempotencyStore, storage::Db};
 
 /// Shared state of every handler.
 #[derive(Debug, Clone)]
@@ -29,19 +29,9 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/summary", get(admin::summary))
         .with_state(state.clone())
         .merge(faultline_kit::http::health_routes(
-            state.db.clone(),
+            Some(state.db.clone()),
             state.readiness.clone(),
         ))
-}
-
-/// Parses a JSON body read as bytes (the bytes are kept for the idempotency fingerprint).
-fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => {
-            ApiError::unprocessable(format!("invalid request: {e}"))
-        }
-        _ => ApiError::bad_request(format!("malformed JSON: {e}")),
-    })
 }
 
 /// A JSON answer with a stored status (the same bytes a replay will send).

@@ -13,7 +13,7 @@ use faultline_kit::{
 };
 use tracing::field::Empty;
 
-use super::{AppState, parse_body, stored_response};
+use super::{AppState, stored_response};
 use crate::ledger::{self, RefundOutcome};
 
 const SCOPE: &str = "refunds";
@@ -29,7 +29,7 @@ pub async fn refund(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let key = key_from_headers(&headers)?;
-    let request: RefundRequest = parse_body(&body)?;
+    let request: RefundRequest = faultline_kit::http::parse_json(&body)?;
     let span = tracing::Span::current();
     span.record("booking_id", request.booking_id.as_str());
     span.record("saga_id", request.saga_id.as_str());

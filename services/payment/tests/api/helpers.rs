@@ -39,7 +39,7 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
                 port: 0,
                 body_limit_bytes: 4 * 1024,
             },
-            database: DatabaseSettings::new(database_url.clone()),
+            database: Some(DatabaseSettings::new(database_url.clone())),
             kafka: None,
         },
         seed: SeedSettings {

@@ -2,12 +2,19 @@
 //! `GET /users/{user_id}/bookings`.
 
 use axum::{
+    body::Bytes,
     extract::{Path, State},
-    http::{HeaderValue, StatusCode, header},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse as _, Response},
 };
 use faultline_contracts::http::{BookingAccepted, BookingView, CreateBookingRequest};
-use faultline_kit::http::{ApiError, Json};
+use faultline_kit::{
+    http::{ApiError, Json},
+    idempotency::{
+        self, SavedResponse,
+        http::{Effect, Executed, key_from_headers},
+    },
+};
 use tracing::field::Empty;
 
 use super::AppState;
@@ -16,29 +23,79 @@ use crate::{
     saga::store,
 };
 
-#[tracing::instrument(name = "create booking", skip_all, fields(booking_id = Empty, saga_id = Empty, user_id = %request.user_id, seat_id = %request.seat_id))]
+/// Starts a booking saga. With an `Idempotency-Key` (the gateway always sends one) the request
+/// is idempotent per user: the key's claim, the booking and its HoldSeat commit together, a
+/// repeat replays the 202, a repeat while the first runs gets 409, another body with the key 422.
+#[tracing::instrument(name = "create booking", skip_all, fields(booking_id = Empty, saga_id = Empty, user_id = Empty, seat_id = Empty, idempotency.key = Empty))]
 pub async fn create(
     State(state): State<AppState>,
-    Json(request): Json<CreateBookingRequest>,
+    headers: HeaderMap,
+    body: Bytes,
 ) -> Result<Response, ApiError> {
+    let request: CreateBookingRequest = faultline_kit::http::parse_json(&body)?;
+    let span = tracing::Span::current();
+    span.record("user_id", request.user_id.as_str());
+    span.record("seat_id", request.seat_id.as_str());
     let user = UserId::parse(&request.user_id).map_err(ApiError::unprocessable)?;
     let seat = SeatId::parse(&request.seat_id).map_err(ApiError::unprocessable)?;
-    let (booking_id, saga_id) = state.orchestrator.start_booking(&user, &seat).await?;
+    if !headers.contains_key(idempotency::http::HEADER) {
+        let (booking_id, saga_id) = state.orchestrator.start_booking(&user, &seat).await?;
+        return Ok(accepted(
+            StatusCode::ACCEPTED,
+            &accepted_body(booking_id, saga_id),
+        ));
+    }
+    let key = key_from_headers(&headers)?;
+    span.record("idempotency.key", key.as_str());
+    let orchestrator = state.orchestrator.clone();
+    let effect: Effect<()> = Box::new(move |tx| {
+        Box::pin(async move {
+            let (booking_id, saga_id) = orchestrator.start_booking_in(tx, &user, &seat).await?;
+            let body =
+                serde_json::to_string(&accepted_body(booking_id, saga_id)).unwrap_or_default();
+            Ok((SavedResponse { status: 202, body }, ()))
+        })
+    });
+    let scope = format!("bookings:{}", request.user_id);
+    match state
+        .idempotency
+        .execute(
+            state.orchestrator.db(),
+            scope,
+            &key,
+            "POST",
+            "/bookings",
+            body,
+            effect,
+        )
+        .await?
+    {
+        Executed::Early(response) => Ok(response),
+        Executed::Done(saved, ()) => {
+            state.orchestrator.wake_relay();
+            let body: BookingAccepted =
+                serde_json::from_str(&saved.body).map_err(ApiError::internal)?;
+            Ok(accepted(StatusCode::ACCEPTED, &body))
+        }
+    }
+}
+
+fn accepted_body(booking_id: String, saga_id: String) -> BookingAccepted {
     let status_url = format!("/bookings/{booking_id}");
-    let mut response = (
-        StatusCode::ACCEPTED,
-        Json(BookingAccepted {
-            booking_id,
-            saga_id,
-            status: "PENDING".into(),
-            status_url: status_url.clone(),
-        }),
-    )
-        .into_response();
-    if let Ok(location) = HeaderValue::from_str(&status_url) {
+    BookingAccepted {
+        booking_id,
+        saga_id,
+        status: "PENDING".into(),
+        status_url,
+    }
+}
+
+fn accepted(status: StatusCode, body: &BookingAccepted) -> Response {
+    let mut response = (status, Json(body.clone())).into_response();
+    if let Ok(location) = HeaderValue::from_str(&body.status_url) {
         response.headers_mut().insert(header::LOCATION, location);
     }
-    Ok(response)
+    response
 }
 
 #[tracing::instrument(name = "get booking", skip(state), fields(saga_id = Empty))]

@@ -13,6 +13,7 @@ use crate::saga::Orchestrator;
 /// Shared state of every handler.
 #[derive(Debug, Clone)]
 pub struct AppState {
+    pub idempotency: faultline_kit::idempotency::IdempotencyStore,
     pub readiness: faultline_kit::readiness::Readiness,
     pub orchestrator: Orchestrator,
 }
@@ -27,7 +28,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/sagas/{saga_id}/log", get(admin::saga_log))
         .with_state(state.clone())
         .merge(faultline_kit::http::health_routes(
-            state.orchestrator.db().clone(),
+            Some(state.orchestrator.db().clone()),
             state.readiness.clone(),
         ))
 }

@@ -91,9 +91,23 @@ impl Orchestrator {
     }
 
     /// Stores a PENDING booking, its saga in HOLDING with its hold deadline, and the HoldSeat
-    /// command, in one transaction.
+    /// command, in one transaction, and wakes the relay.
     pub async fn start_booking(
         &self,
+        user: &UserId,
+        seat: &SeatId,
+    ) -> Result<(String, String), sqlx::Error> {
+        let mut tx = self.inner.db.begin().await?;
+        let ids = self.start_booking_in(&mut tx, user, seat).await?;
+        self.inner.outbox.commit(tx).await?;
+        Ok(ids)
+    }
+
+    /// [`Self::start_booking`] inside the caller's transaction (an idempotent request's); the
+    /// caller commits, then calls [`Self::wake_relay`].
+    pub async fn start_booking_in(
+        &self,
+        tx: &mut Tx,
         user: &UserId,
         seat: &SeatId,
     ) -> Result<(String, String), sqlx::Error> {
@@ -102,10 +116,9 @@ impl Orchestrator {
         let span = tracing::Span::current();
         span.record("booking_id", booking_id.as_str());
         span.record("saga_id", saga_id.as_str());
-        let mut tx = self.inner.db.begin().await?;
         let hold_deadline = now_ms() + self.inner.settings.hold_timeout_ms as i64;
         store::create(
-            &mut tx,
+            tx,
             &NewBooking {
                 booking_id: &booking_id,
                 saga_id: &saga_id,
@@ -118,7 +131,7 @@ impl Orchestrator {
         self.inner
             .outbox
             .enqueue(
-                &mut tx,
+                tx,
                 &HoldSeat {
                     booking_id: booking_id.clone(),
                     saga_id: saga_id.clone(),
@@ -127,9 +140,13 @@ impl Orchestrator {
                 },
             )
             .await?;
-        self.inner.outbox.commit(tx).await?;
         tracing::info!(saga.step = "hold", saga.state = "HOLDING", seat_id = %seat, "booking saga started");
         Ok((booking_id, saga_id))
+    }
+
+    /// Wakes the outbox relay (after a transaction that enqueued messages committed).
+    pub fn wake_relay(&self) {
+        self.inner.outbox.notify();
     }
 
     /// Applies an inventory reply inside the consumer's transaction.

@@ -110,7 +110,7 @@ fn common(name: &str, url: String, broker: &EmbeddedBroker) -> CommonSettings {
             port: 0,
             body_limit_bytes: 64 * 1024,
         },
-        database: DatabaseSettings::new(url),
+        database: Some(DatabaseSettings::new(url)),
         kafka: Some(broker.kafka_settings()),
     }
 }
@@ -243,6 +243,7 @@ pub async fn spawn_system(backend: Backend, options: Options) -> TestSystem {
             common: common("reservation", reservation_db, &broker),
             payment: payment_settings,
             saga: options.saga.clone(),
+            idempotency_ttl_secs: 3600,
         };
         let app = reservation::startup::Application::build(settings)
             .await

@@ -1,0 +1,371 @@
+//! The embedded stack: the tansu broker and the five services as child processes, each with its
+//! own database and configuration file in a run directory.
+//!
+//! ```text
+//! RUN_DIR/
+//!   endpoints.json        where everything is (see crate::endpoints)
+//!   broker/               tansu's sqlite storage and log
+//!   config/<service>.json the exact settings each service was started with
+//!   data/<service>.db     each service's SQLite database (unless --postgres)
+//!   logs/<service>.log    each service's output
+//! ```
+//!
+//! Children are this binary (`faultline service <name>`). Stopping sends SIGTERM to every
+//! service (gateway first, so no new work arrives), waits for each to drain, SIGKILLs whatever
+//! did not stop, then stops the broker: no process is left behind and no port stays bound.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+use faultline_harness::broker::EmbeddedBroker;
+use nix::{
+    sys::signal::{Signal, kill},
+    unistd::Pid,
+};
+use serde_json::json;
+
+use crate::{endpoints::Endpoints, seed::Seed, services};
+
+/// How to start a stack.
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    pub run_dir: PathBuf,
+    /// A PostgreSQL server (admin URL); each service gets a fresh database on it. SQLite files in
+    /// the run directory otherwise.
+    pub postgres: Option<String>,
+    pub seed: Seed,
+    /// Gateway rate limit per user: sustained per second, burst.
+    pub rate_limit: (u32, u32),
+    /// Log filter for the services (`RUST_LOG` syntax).
+    pub service_log: String,
+}
+
+impl StackOptions {
+    pub fn new(run_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            run_dir: run_dir.into(),
+            postgres: None,
+            seed: Seed::default(),
+            rate_limit: (50, 100),
+            service_log: "info".into(),
+        }
+    }
+}
+
+/// One running service.
+#[derive(Debug)]
+struct Service {
+    child: Child,
+    url: String,
+    config: PathBuf,
+    log: PathBuf,
+}
+
+/// A running stack; stopped (hard) when dropped.
+#[derive(Debug)]
+pub struct Stack {
+    exe: PathBuf,
+    run_dir: PathBuf,
+    broker: EmbeddedBroker,
+    services: BTreeMap<&'static str, Service>,
+    endpoints: Endpoints,
+    service_log: String,
+}
+
+/// Files a run directory may contain: anything else means it is not ours to wipe.
+const RUN_DIR_ENTRIES: [&str; 5] = ["endpoints.json", "broker", "config", "data", "logs"];
+
+fn prepare_run_dir(run_dir: &Path) -> anyhow::Result<()> {
+    if run_dir.exists() {
+        for entry in std::fs::read_dir(run_dir)? {
+            let name = entry?.file_name();
+            let name = name.to_string_lossy();
+            anyhow::ensure!(
+                RUN_DIR_ENTRIES.contains(&name.as_ref()),
+                "{} holds {name:?}, which a faultline run did not write; refusing to wipe it (pick another --run-dir)",
+                run_dir.display()
+            );
+        }
+        for name in RUN_DIR_ENTRIES {
+            let path = run_dir.join(name);
+            if path.is_dir() {
+                std::fs::remove_dir_all(&path)?;
+            } else if path.exists() {
+                std::fs::remove_file(&path)?;
+            }
+        }
+    }
+    for dir in ["broker", "config", "data", "logs"] {
+        std::fs::create_dir_all(run_dir.join(dir))?;
+    }
+    Ok(())
+}
+
+fn random_secret() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+impl Stack {
+    /// Starts everything and waits until every service is ready. `exe` is the faultline binary
+    /// the services run from.
+    pub async fn start(exe: &Path, options: StackOptions) -> anyhow::Result<Self> {
+        let run_dir = std::path::absolute(&options.run_dir)?;
+        prepare_run_dir(&run_dir)?;
+        let broker = EmbeddedBroker::start(&run_dir.join("broker"), 4).await?;
+        let mut ports = BTreeMap::new();
+        for name in services::ALL {
+            ports.insert(name, faultline_harness::free_port()?);
+        }
+        let url = |name: &str| format!("http://127.0.0.1:{}", ports[name]);
+        let mut databases = BTreeMap::new();
+        for name in ["payment", "inventory", "reservation", "analytics"] {
+            let database = match &options.postgres {
+                Some(server) => {
+                    faultline_harness::postgres::fresh_database_on(server, name).await?
+                }
+                None => format!(
+                    "sqlite://{}",
+                    run_dir.join("data").join(format!("{name}.db")).display()
+                ),
+            };
+            databases.insert(name, database);
+        }
+        let secret = random_secret();
+        let common = |name: &str| {
+            let mut config = json!({
+                "service_name": name,
+                "http": { "host": "127.0.0.1", "port": ports[name] },
+                "kafka": { "bootstrap_servers": broker.bootstrap() },
+            });
+            if let Some(database) = databases.get(name) {
+                config["database"] = json!({ "url": database });
+            }
+            config
+        };
+        let mut configs = BTreeMap::new();
+        let mut payment = common("payment");
+        payment["seed"] = json!({ "wallets": options.seed.users.iter().map(|u| json!({"user_id": u.user_id, "points": u.points})).collect::<Vec<_>>() });
+        configs.insert("payment", payment);
+        let mut inventory = common("inventory");
+        inventory["seed"] = json!({ "concerts": options.seed.concerts });
+        configs.insert("inventory", inventory);
+        let mut reservation = common("reservation");
+        reservation["payment"] = json!({ "base_url": url("payment") });
+        configs.insert("reservation", reservation);
+        configs.insert("analytics", common("analytics"));
+        let mut gateway = common("gateway");
+        gateway["auth"] = json!({ "secret": secret });
+        gateway["upstream"] = json!({
+            "reservation_url": url("reservation"),
+            "inventory_url": url("inventory"),
+            "payment_url": url("payment"),
+        });
+        gateway["rate_limit"] =
+            json!({ "per_second": options.rate_limit.0, "burst": options.rate_limit.1 });
+        configs.insert("gateway", gateway);
+
+        let mut stack = Self {
+            exe: exe.to_path_buf(),
+            run_dir: run_dir.clone(),
+            services: BTreeMap::new(),
+            endpoints: Endpoints {
+                gateway_url: url("gateway"),
+                broker: broker.bootstrap(),
+                services: services::ALL
+                    .iter()
+                    .map(|n| ((*n).to_owned(), url(n)))
+                    .collect(),
+                toxiproxy_url: None,
+                telemetry: BTreeMap::new(),
+                database: if options.postgres.is_some() {
+                    "postgres".into()
+                } else {
+                    "sqlite".into()
+                },
+                tokens: BTreeMap::new(),
+                launcher_pid: std::process::id(),
+            },
+            broker,
+            service_log: options.service_log.clone(),
+        };
+        for name in services::ALL {
+            let config_path = run_dir.join("config").join(format!("{name}.json"));
+            std::fs::write(&config_path, serde_json::to_vec_pretty(&configs[name])?)?;
+            let log = run_dir.join("logs").join(format!("{name}.log"));
+            let child = stack.spawn(name, &config_path, &log)?;
+            stack.services.insert(
+                name,
+                Service {
+                    child,
+                    url: url(name),
+                    config: config_path,
+                    log,
+                },
+            );
+        }
+        for name in services::ALL {
+            stack.wait_ready(name, Duration::from_secs(60)).await?;
+        }
+        let tokens =
+            gateway::auth::Tokens::new(secret.as_bytes(), Duration::from_secs(7 * 24 * 3600));
+        for user in &options.seed.users {
+            stack
+                .endpoints
+                .tokens
+                .insert(user.user_id.clone(), tokens.mint(&user.user_id)?);
+        }
+        stack.endpoints.write(&run_dir)?;
+        Ok(stack)
+    }
+
+    fn spawn(&self, name: &str, config: &Path, log: &Path) -> anyhow::Result<Child> {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)?;
+        let mut command = Command::new(&self.exe);
+        command
+            .arg("service")
+            .arg(name)
+            .env("FAULTLINE_CONFIG", config)
+            .env("RUST_LOG", &self.service_log)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out);
+        // The file is the whole configuration: nothing leaks in from our own environment.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("FAULTLINE__") {
+                command.env_remove(key);
+            }
+        }
+        command
+            .spawn()
+            .with_context(|| format!("starting {name} from {}", self.exe.display()))
+    }
+
+    async fn wait_ready(&mut self, name: &str, limit: Duration) -> anyhow::Result<()> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()?;
+        let started = Instant::now();
+        let service = self.services.get_mut(name).context("unknown service")?;
+        let url = format!("{}/ready", service.url);
+        loop {
+            if let Some(status) = service.child.try_wait()? {
+                anyhow::bail!(
+                    "{name} exited during start-up ({status}); its log:\n{}",
+                    tail(&service.log, 30)
+                );
+            }
+            if let Ok(response) = http.get(&url).send().await
+                && response.status().is_success()
+            {
+                return Ok(());
+            }
+            if started.elapsed() > limit {
+                anyhow::bail!(
+                    "{name} was not ready after {limit:?}; its log:\n{}",
+                    tail(&service.log, 30)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn endpoints(&self) -> &Endpoints {
+        &self.endpoints
+    }
+
+    pub fn run_dir(&self) -> &Path {
+        &self.run_dir
+    }
+
+    /// Services that exited on their own, with their status.
+    pub fn exited(&mut self) -> Vec<(&'static str, ExitStatus)> {
+        self.services
+            .iter_mut()
+            .filter_map(|(name, service)| {
+                service
+                    .child
+                    .try_wait()
+                    .ok()
+                    .flatten()
+                    .map(|status| (*name, status))
+            })
+            .collect()
+    }
+
+    /// SIGKILLs one service (for crash tests and the chaos runner).
+    pub fn kill(&mut self, name: &str) -> anyhow::Result<()> {
+        let service = self.services.get_mut(name).context("unknown service")?;
+        service.child.kill()?;
+        service.child.wait()?;
+        Ok(())
+    }
+
+    /// Starts a stopped service again with the same configuration, and waits until it is ready.
+    pub async fn restart(&mut self, name: &'static str) -> anyhow::Result<()> {
+        let (config, log) = {
+            let service = self.services.get(name).context("unknown service")?;
+            (service.config.clone(), service.log.clone())
+        };
+        let child = self.spawn(name, &config, &log)?;
+        if let Some(service) = self.services.get_mut(name) {
+            service.child = child;
+        }
+        self.wait_ready(name, Duration::from_secs(60)).await
+    }
+
+    /// Stops every service gracefully (SIGTERM, then SIGKILL after `grace`), then the broker.
+    pub fn stop(&mut self, grace: Duration) {
+        for name in services::ALL.iter().rev() {
+            if let Some(service) = self.services.get_mut(name) {
+                stop_child(name, &mut service.child, grace);
+            }
+        }
+        self.broker.stop();
+    }
+}
+
+fn stop_child(name: &str, child: &mut Child, grace: Duration) {
+    if matches!(child.try_wait(), Ok(Some(_))) {
+        return;
+    }
+    let pid = Pid::from_raw(child.id() as i32);
+    if kill(pid, Signal::SIGTERM).is_ok() {
+        let started = Instant::now();
+        while started.elapsed() < grace {
+            if matches!(child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        tracing::warn!(service = name, ?grace, "did not stop in time; killing it");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        for (name, service) in &mut self.services {
+            stop_child(name, &mut service.child, Duration::from_millis(0));
+        }
+    }
+}
+
+/// The last `lines` lines of a log file.
+pub fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}

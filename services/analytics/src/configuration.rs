@@ -1,0 +1,16 @@
+//! Analytics' settings: only the common sections.
+
+use faultline_kit::{app::ServiceSettings, config::CommonSettings};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    #[serde(flatten)]
+    pub common: CommonSettings,
+}
+
+impl ServiceSettings for Settings {
+    fn common(&self) -> &CommonSettings {
+        &self.common
+    }
+}

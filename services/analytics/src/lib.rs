@@ -1,0 +1,13 @@
+//! analytics: the data-platform sink — booking outcomes as a read model (CQRS).
+//!
+//! - [`configuration`]: settings.
+//! - [`startup`]: [`startup::Application::build`], used by `main` and the tests alike.
+//! - [`projection`]: the `booking.events` consumer and the read-model updates it makes.
+//! - [`routes`]: `/stats/…` queries, each with how far the model lags the event stream.
+//!
+//! Talks to Kafka only; deduplicated by the kit's inbox, so a redelivered event counts once.
+
+pub mod configuration;
+pub mod projection;
+pub mod routes;
+pub mod startup;

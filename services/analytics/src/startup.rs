@@ -1,0 +1,85 @@
+//! Builds the analytics application identically for `main` and the tests.
+
+use std::time::Duration;
+
+use faultline_contracts::topics;
+use faultline_kit::{
+    app::{Messaging, Runner},
+    messaging::lag::ConsumerLag,
+    readiness::Readiness,
+    shutdown::CancellationToken,
+    storage::Db,
+};
+use tokio::net::TcpListener;
+
+use crate::{
+    configuration::Settings,
+    projection::Projection,
+    routes::{self, AppState},
+};
+
+/// A built, not yet running, analytics service.
+pub struct Application {
+    settings: Settings,
+    listener: TcpListener,
+    db: Db,
+    messaging: Messaging,
+}
+
+impl Application {
+    /// Connects, migrates, binds the port.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let db =
+            Db::connect_and_migrate(settings.common.database()?, sqlx::migrate!("./migrations"))
+                .await?;
+        let messaging = Messaging::new(&settings.common)?;
+        let listener = TcpListener::bind((
+            settings.common.http.host.as_str(),
+            settings.common.http.port,
+        ))
+        .await?;
+        tracing::info!(
+            address = %listener.local_addr()?,
+            database = %settings.common.database()?.redacted_url(),
+            "analytics listening"
+        );
+        Ok(Self {
+            settings,
+            listener,
+            db,
+            messaging,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or_default()
+    }
+
+    /// Runs the HTTP server and the booking-events consumer until `shutdown`.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let mut runner = Runner::new(shutdown);
+        let readiness = Readiness::new();
+        let lag = ConsumerLag::new();
+        // Registered before the server starts, so /ready never answers 200 too early.
+        let consumer = self
+            .messaging
+            .consumer(&self.db, &[topics::BOOKING_EVENTS], Projection, &readiness)
+            .with_lag(&lag);
+        let router = faultline_kit::http::router_layers(
+            routes::router(AppState {
+                db: self.db.clone(),
+                lag,
+                readiness,
+            }),
+            self.settings.common.http.body_limit_bytes,
+        );
+        runner.spawn_http(self.listener, router);
+        runner.spawn_consumer(consumer);
+        let result = runner.run(Duration::from_secs(10)).await;
+        self.db.close().await;
+        result
+    }
+}

@@ -1,0 +1,218 @@
+//! Bearer tokens and the per-user rate limit.
+//!
+//! Tokens are JWTs signed with HMAC-SHA256 (the `jsonwebtoken` crate): `sub` is the user id,
+//! `exp` the expiry. [`AuthUser`] is the extractor every protected handler takes: no token, a
+//! malformed, forged or expired one → 401 with `WWW-Authenticate: Bearer`; over the user's rate
+//! → 429 with `Retry-After`.
+
+use std::{num::NonZeroU32, sync::Arc, time::Duration};
+
+use axum::{
+    extract::FromRequestParts,
+    http::{HeaderValue, StatusCode, header, request::Parts},
+};
+use faultline_kit::http::ApiError;
+use governor::{DefaultKeyedRateLimiter, Quota, clock::Clock as _};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::{configuration::RateLimitSettings, routes::AppState};
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    iat: u64,
+    exp: u64,
+}
+
+/// Mints and verifies tokens with one secret.
+#[derive(Clone)]
+pub struct Tokens {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    ttl: Duration,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokens")
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+impl Tokens {
+    pub fn new(secret: &[u8], ttl: Duration) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            ttl,
+        }
+    }
+
+    /// A token for `user_id`, valid for the configured lifetime.
+    pub fn mint(&self, user_id: &str) -> anyhow::Result<String> {
+        let iat = now_secs();
+        let claims = Claims {
+            sub: user_id.to_owned(),
+            iat,
+            exp: iat + self.ttl.as_secs(),
+        };
+        Ok(jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &self.encoding,
+        )?)
+    }
+
+    /// The user a token was minted for, or why it is refused.
+    pub fn verify(&self, token: &str) -> Result<String, String> {
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map(|data| data.claims.sub)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// The per-user limiter.
+#[derive(Debug, Clone)]
+pub struct RateLimiter {
+    limiter: Arc<DefaultKeyedRateLimiter<String>>,
+}
+
+impl RateLimiter {
+    pub fn new(settings: &RateLimitSettings) -> Self {
+        let rate = NonZeroU32::new(settings.per_second.max(1)).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(settings.burst.max(1)).unwrap_or(NonZeroU32::MIN);
+        Self {
+            limiter: Arc::new(DefaultKeyedRateLimiter::keyed(
+                Quota::per_second(rate).allow_burst(burst),
+            )),
+        }
+    }
+
+    /// `Err(wait)` when `user` is over the limit.
+    pub fn check(&self, user: &str) -> Result<(), Duration> {
+        self.limiter
+            .check_key(&user.to_owned())
+            .map_err(|not_until| {
+                not_until.wait_time_from(governor::clock::DefaultClock::default().now())
+            })
+    }
+}
+
+fn unauthorized(detail: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, detail)
+        .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
+}
+
+/// The authenticated user of a request (the token's subject), within their rate limit.
+#[derive(Debug, Clone)]
+pub struct AuthUser(pub String);
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let value = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| unauthorized("a bearer token is required"))?
+            .to_str()
+            .map_err(|_| unauthorized("the Authorization header is not ASCII"))?;
+        let token = value
+            .strip_prefix("Bearer ")
+            .ok_or_else(|| unauthorized("the Authorization header must be `Bearer <token>`"))?;
+        let user = state.tokens.verify(token.trim()).map_err(|reason| {
+            tracing::info!(auth.refused = true, %reason, "token refused");
+            unauthorized(format!("invalid token: {reason}"))
+        })?;
+        tracing::Span::current().record("user_id", user.as_str());
+        if let Err(wait) = state.rate_limiter.check(&user) {
+            let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+            tracing::info!(
+                rate_limited = true,
+                retry_after_secs = seconds,
+                "rate limit exceeded"
+            );
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many requests; slow down",
+            )
+            .with_header(header::RETRY_AFTER, HeaderValue::from(seconds)));
+        }
+        Ok(AuthUser(user))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_minted_token_verifies_to_its_user() {
+        let tokens = Tokens::new(b"secret", Duration::from_secs(60));
+        let token = tokens.mint("user-1").expect("mint");
+        assert_eq!(tokens.verify(&token), Ok("user-1".to_owned()));
+    }
+
+    #[test]
+    fn a_token_signed_with_another_secret_is_refused() {
+        let token = Tokens::new(b"other", Duration::from_secs(60))
+            .mint("user-1")
+            .expect("mint");
+        assert!(
+            Tokens::new(b"secret", Duration::from_secs(60))
+                .verify(&token)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn an_expired_token_is_refused() {
+        let tokens = Tokens::new(b"secret", Duration::from_secs(0));
+        let token = tokens.mint("user-1").expect("mint");
+        std::thread::sleep(Duration::from_millis(1100));
+        assert!(tokens.verify(&token).is_err());
+    }
+
+    #[test]
+    fn garbage_is_refused() {
+        assert!(
+            Tokens::new(b"secret", Duration::from_secs(60))
+                .verify("not.a.jwt")
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn the_rate_limit_refuses_past_the_burst_and_says_how_long_to_wait() {
+        let limiter = RateLimiter::new(&RateLimitSettings {
+            per_second: 1,
+            burst: 3,
+        });
+        for _ in 0..3 {
+            assert!(limiter.check("u").is_ok());
+        }
+        let wait = limiter.check("u").expect_err("over the burst");
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_secs(1),
+            "{wait:?}"
+        );
+        assert!(limiter.check("someone-else").is_ok(), "limits are per user");
+    }
+}

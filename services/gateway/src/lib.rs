@@ -1,0 +1,17 @@
+//! gateway: the only public API of Faultline.
+//!
+//! - [`configuration`]: settings — upstream addresses, token secret, rate limit.
+//! - [`startup`]: [`startup::Application::build`], used by `main` and the tests alike.
+//! - [`auth`]: HMAC-signed bearer tokens (JWT, HS256) and the authenticated-user extractor,
+//!   which also applies the per-user rate limit.
+//! - [`upstream`]: calls to reservation, inventory and payment through the kit's resilient
+//!   client; an open circuit is a fast 503 with `Retry-After`.
+//! - [`routes`]: bookings (idempotent create, status), `/me`, browsing, the OpenAPI document.
+//!
+//! Writes go to reservation only; inventory and payment are read for browsing and the wallet.
+
+pub mod auth;
+pub mod configuration;
+pub mod routes;
+pub mod startup;
+pub mod upstream;
