@@ -87,6 +87,10 @@ pub struct DemoReport {
     pub analytics: Option<AnalyticsSummary>,
     pub violations: Vec<Violation>,
     pub elapsed: Duration,
+    /// Start-up time of the stack, when the caller measured it.
+    pub startup: Option<Duration>,
+    /// Peak resident memory of the launcher, services and broker together, when measured.
+    pub peak_rss_mib: Option<f64>,
 }
 
 impl DemoReport {
@@ -140,10 +144,22 @@ impl DemoReport {
                     .map_or("unknown".to_string(), |n| n.to_string()),
             ]);
         }
+        if let Some(startup) = self.startup {
+            figures.add_row([
+                "start-up (broker + 5 services ready)".to_string(),
+                format!("{:.1} s", startup.as_secs_f64()),
+            ]);
+        }
         figures.add_row([
-            "wall time".to_string(),
+            "workload wall time".to_string(),
             format!("{:.1} s", self.elapsed.as_secs_f64()),
         ]);
+        if let Some(peak) = self.peak_rss_mib {
+            figures.add_row([
+                "peak RSS, whole process tree".to_string(),
+                format!("{peak:.0} MiB"),
+            ]);
+        }
 
         let mut verdicts = Table::new();
         verdicts
@@ -285,5 +301,7 @@ pub async fn run(
         analytics,
         violations,
         elapsed: started.elapsed(),
+        startup: None,
+        peak_rss_mib: None,
     })
 }

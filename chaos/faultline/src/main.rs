@@ -153,10 +153,16 @@ async fn demo(options: StackOptions) -> anyhow::Result<bool> {
         "faultline: starting the system in {} …",
         options.run_dir.display()
     );
+    let memory = faultline::measure::PeakRss::start();
+    let started = std::time::Instant::now();
     let mut stack = Stack::start(&std::env::current_exe()?, options).await?;
+    let startup = started.elapsed();
     let report = demo::run(stack.endpoints(), &seed, true).await;
+    let peak = memory.peak_mib();
     stack.stop(Duration::from_secs(10));
-    let report = report?;
+    let mut report = report?;
+    report.startup = Some(startup);
+    report.peak_rss_mib = Some(peak);
     println!("{}", report.render());
     if report.passed() {
         println!("All invariants hold.");

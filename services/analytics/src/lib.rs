@@ -1,6 +1,6 @@
 //! analytics: the data-platform sink — booking outcomes as a read model (CQRS).
 //!
-//! - [`configuration`]: settings.
+//! - [`configuration`]: its settings (the common sections only).
 //! - [`startup`]: [`startup::Application::build`], used by `main` and the tests alike.
 //! - [`projection`]: the `booking.events` consumer and the read-model updates it makes.
 //! - [`routes`]: `/stats/…` queries, each with how far the model lags the event stream.

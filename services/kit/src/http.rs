@@ -3,7 +3,8 @@
 //! [`router_layers`] wraps a service's routes the same way everywhere (outermost first):
 //! 1. a request span `http.server` that continues the caller's W3C trace (a garbage or missing
 //!    `traceparent` starts a new root) and records the response status;
-//! 2. a body limit: larger bodies are answered 413 before any handler runs.
+//! 2. error answers that are not JSON (axum's own rejections) rewritten as problem+json;
+//! 3. a body limit: larger bodies are answered 413 before any handler runs.
 //!
 //! Handlers take [`Json`] instead of axum's, so malformed JSON is a 400 problem+json body, and
 //! return [`ApiError`], rendered as RFC 9457 problem details.
@@ -151,18 +152,57 @@ fn request_span(request: &Request) -> Span {
     span
 }
 
+/// Rewrites an error answer that is not JSON (axum's own rejections: 413 from the body limit,
+/// 404 for an unknown route, 405, a bad path parameter) as problem+json, keeping its status,
+/// its text as the detail, and its other headers (`Allow`, `Retry-After`).
+async fn problem_json(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.starts_with("application/json") || v.starts_with("application/problem+json")
+        });
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let detail = String::from_utf8_lossy(&text).trim().to_owned();
+    let mut problem = ApiError::new(
+        status,
+        if detail.is_empty() {
+            status.canonical_reason().unwrap_or("error").to_owned()
+        } else {
+            detail
+        },
+    );
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            problem = problem.with_header(name.clone(), value.clone());
+        }
+    }
+    problem.into_response()
+}
+
 /// Wraps a service's routes in the standard stack (see the module docs for the order).
 pub fn router_layers(router: Router, body_limit_bytes: usize) -> Router {
-    router.layer(DefaultBodyLimit::max(body_limit_bytes)).layer(
-        TraceLayer::new_for_http()
-            .make_span_with(request_span)
-            .on_response(
-                |response: &Response, latency: std::time::Duration, span: &Span| {
-                    span.record("http.response.status_code", response.status().as_u16());
-                    tracing::debug!(status = response.status().as_u16(), ?latency, "response");
-                },
-            ),
-    )
+    router
+        .layer(DefaultBodyLimit::max(body_limit_bytes))
+        .layer(axum::middleware::map_response(problem_json))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_response(
+                    |response: &Response, latency: std::time::Duration, span: &Span| {
+                        span.record("http.response.status_code", response.status().as_u16());
+                        tracing::debug!(status = response.status().as_u16(), ?latency, "response");
+                    },
+                ),
+        )
 }
 
 /// `GET /health` (alive: 200 when the database answers) and `GET /ready` (200 when every

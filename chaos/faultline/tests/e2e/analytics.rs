@@ -1,0 +1,124 @@
+//! Analytics counts an event delivered three times once, and says how current it is.
+
+use std::time::{Duration, Instant};
+
+use faultline_contracts::{
+    http::{AnalyticsSummary, BookingAccepted, UserStats},
+    topics,
+};
+use faultline_harness::topic_reader;
+use faultline_kit::messaging::{Producer, headers};
+
+use crate::helpers::start;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_booking_event_delivered_three_times_is_counted_once() {
+    let t = start(|_| {}).await;
+    let accepted: BookingAccepted = t
+        .book("user-7", "a1", "saga-live-1-030")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        t.terminal("user-7", &accepted.booking_id).await.status,
+        "CONFIRMED"
+    );
+
+    let bootstrap = t.stack.endpoints().broker.clone();
+    let mine = |r: &topic_reader::Record| {
+        String::from_utf8_lossy(&r.payload).contains(&accepted.booking_id)
+    };
+    let records = topic_reader::read_until(
+        &bootstrap,
+        topics::BOOKING_EVENTS,
+        Duration::from_secs(20),
+        |rs| rs.iter().any(mine),
+    )
+    .await
+    .expect("read");
+    let original = records
+        .iter()
+        .find(|r| mine(r))
+        .expect("the BookingConfirmed event")
+        .clone();
+    let producer = Producer::new(
+        &faultline_kit::config::KafkaSettings::new(bootstrap.clone()),
+        "redeliverer",
+    )
+    .expect("producer");
+    let copy_headers = original.headers.clone().into_iter().collect();
+    for _ in 0..2 {
+        producer
+            .send(
+                topics::BOOKING_EVENTS,
+                original.key.as_deref().unwrap_or_default(),
+                &original.payload,
+                &copy_headers,
+            )
+            .await
+            .expect("redeliver");
+    }
+    let redelivered_at = faultline_kit::storage::now_ms();
+    let copies = topic_reader::read_until(
+        &bootstrap,
+        topics::BOOKING_EVENTS,
+        Duration::from_secs(20),
+        |rs| rs.iter().filter(|r| mine(r)).count() >= 3,
+    )
+    .await
+    .expect("read");
+    let id = original
+        .headers
+        .get(headers::MESSAGE_ID)
+        .expect("message id");
+    assert_eq!(
+        copies
+            .iter()
+            .filter(|r| r.headers.get(headers::MESSAGE_ID) == Some(id))
+            .count(),
+        3,
+        "the event really is on the topic three times"
+    );
+
+    // Wait until analytics reports, from a measurement after the copies, that it is caught up.
+    let analytics = t.stack.endpoints().service("analytics").to_owned();
+    let started = Instant::now();
+    let summary = loop {
+        let summary: AnalyticsSummary = t
+            .http
+            .get(format!("{analytics}/stats/summary"))
+            .send()
+            .await
+            .expect("GET")
+            .json()
+            .await
+            .expect("json");
+        if summary.freshness.messages_behind == Some(0)
+            && summary.freshness.measured_at_ms > redelivered_at + 500
+        {
+            break summary;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "analytics never caught up: {summary:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(!summary.freshness.stale);
+    assert_eq!(
+        (summary.confirmed, summary.events_applied, summary.revenue),
+        (1, 1, 100),
+        "{summary:?}"
+    );
+    let user: UserStats = t
+        .http
+        .get(format!("{analytics}/stats/users/user-7"))
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!((user.confirmed, user.points_spent), (1, 100));
+}

@@ -1,0 +1,102 @@
+//! Starting a stack the way `faultline up` does, and talking to its gateway as a user.
+
+use std::time::{Duration, Instant};
+
+use faultline::stack::{Stack, StackOptions};
+use faultline_contracts::http::BookingView;
+
+pub struct TestStack {
+    pub stack: Stack,
+    pub http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+/// Starts a stack in a fresh run directory; `adjust` tweaks the options first.
+pub async fn start(adjust: impl FnOnce(&mut StackOptions)) -> TestStack {
+    faultline_harness::init_test_log();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut options = StackOptions::new(dir.path().join("run"));
+    adjust(&mut options);
+    let stack = Stack::start(
+        std::path::Path::new(env!("CARGO_BIN_EXE_faultline")),
+        options,
+    )
+    .await
+    .expect("the stack starts");
+    TestStack {
+        stack,
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client"),
+        _dir: dir,
+    }
+}
+
+impl TestStack {
+    pub fn gateway(&self, path: &str) -> String {
+        format!("{}{path}", self.stack.endpoints().gateway_url)
+    }
+
+    pub fn token(&self, user: &str) -> String {
+        self.stack
+            .endpoints()
+            .tokens
+            .get(user)
+            .cloned()
+            .expect("a token for a seeded user")
+    }
+
+    /// `POST /bookings` as `user` with `key`.
+    pub async fn book(&self, user: &str, key: &str, seat: &str) -> reqwest::Response {
+        self.http
+            .post(self.gateway("/bookings"))
+            .bearer_auth(self.token(user))
+            .header("idempotency-key", key)
+            .json(&serde_json::json!({ "seat_id": seat }))
+            .send()
+            .await
+            .expect("POST /bookings")
+    }
+
+    pub async fn get_as(&self, user: &str, path: &str) -> reqwest::Response {
+        self.http
+            .get(self.gateway(path))
+            .bearer_auth(self.token(user))
+            .send()
+            .await
+            .expect("GET")
+    }
+
+    /// Polls the booking (as its owner) until its saga finished.
+    pub async fn terminal(&self, user: &str, booking_id: &str) -> BookingView {
+        let started = Instant::now();
+        loop {
+            let booking: BookingView = self
+                .get_as(user, &format!("/bookings/{booking_id}"))
+                .await
+                .json()
+                .await
+                .expect("booking");
+            if booking.status != "PENDING" {
+                return booking;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "booking {booking_id} did not finish"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// A problem+json answer's `detail`, after checking the status and content type.
+pub async fn problem(response: reqwest::Response, status: u16) -> String {
+    assert_eq!(response.status().as_u16(), status, "status");
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let body: serde_json::Value = response.json().await.expect("problem json");
+    body["detail"].as_str().unwrap_or_default().to_owned()
+}

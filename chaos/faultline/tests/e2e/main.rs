@@ -1,0 +1,7 @@
+//! End to end through the gateway, against the system started exactly as `faultline up` starts
+//! it: the real binary's children, the real broker, real databases, real HTTP.
+
+mod analytics;
+mod gateway;
+mod helpers;
+mod lifecycle;
