@@ -97,7 +97,11 @@ async fn up(options: StackOptions) -> anyhow::Result<()> {
     );
     println!();
     println!("  gateway     {}", endpoints.gateway_url);
-    for (name, url) in &endpoints.services {
+    for (name, url) in endpoints
+        .services
+        .iter()
+        .filter(|(name, _)| *name != "gateway")
+    {
         println!("  {name:<11} {url}");
     }
     println!("  broker      {}", endpoints.broker);
