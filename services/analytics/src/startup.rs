@@ -1,7 +1,5 @@
 //! Builds the analytics application identically for `main` and the tests.
 
-use std::time::Duration;
-
 use faultline_contracts::topics;
 use faultline_kit::{
     app::{Messaging, Runner},
@@ -33,16 +31,7 @@ impl Application {
             Db::connect_and_migrate(settings.common.database()?, sqlx::migrate!("./migrations"))
                 .await?;
         let messaging = Messaging::new(&settings.common)?;
-        let listener = TcpListener::bind((
-            settings.common.http.host.as_str(),
-            settings.common.http.port,
-        ))
-        .await?;
-        tracing::info!(
-            address = %listener.local_addr()?,
-            database = %settings.common.database()?.redacted_url(),
-            "analytics listening"
-        );
+        let listener = faultline_kit::app::bind(&settings.common).await?;
         Ok(Self {
             settings,
             listener,
@@ -78,8 +67,6 @@ impl Application {
         );
         runner.spawn_http(self.listener, router);
         runner.spawn_consumer(consumer);
-        let result = runner.run(Duration::from_secs(10)).await;
-        self.db.close().await;
-        result
+        runner.run_then_close(&self.db).await
     }
 }

@@ -2,9 +2,7 @@
 //! the per-user rate limit. It keeps no database.
 
 use faultline_kit::{
-    app::ServiceSettings,
-    config::CommonSettings,
-    resilience::{circuit_breaker::BreakerSettings, client::ClientPolicy},
+    app::ServiceSettings, config::CommonSettings, resilience::client::ClientSettings,
 };
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -43,52 +41,8 @@ pub struct UpstreamSettings {
     pub reservation_url: String,
     pub inventory_url: String,
     pub payment_url: String,
-    #[serde(default = "default_timeout_ms")]
-    pub timeout_ms: u64,
-    #[serde(default = "default_max_in_flight")]
-    pub max_in_flight: usize,
-    #[serde(default = "default_failure_threshold")]
-    pub breaker_failure_threshold: u32,
-    #[serde(default = "default_open_ms")]
-    pub breaker_open_ms: u64,
-}
-
-fn default_timeout_ms() -> u64 {
-    3_000
-}
-fn default_max_in_flight() -> usize {
-    256
-}
-fn default_failure_threshold() -> u32 {
-    5
-}
-fn default_open_ms() -> u64 {
-    2_000
-}
-
-impl UpstreamSettings {
-    pub fn new(reservation_url: &str, inventory_url: &str, payment_url: &str) -> Self {
-        Self {
-            reservation_url: reservation_url.to_owned(),
-            inventory_url: inventory_url.to_owned(),
-            payment_url: payment_url.to_owned(),
-            timeout_ms: default_timeout_ms(),
-            max_in_flight: default_max_in_flight(),
-            breaker_failure_threshold: default_failure_threshold(),
-            breaker_open_ms: default_open_ms(),
-        }
-    }
-
-    pub fn policy(&self) -> ClientPolicy {
-        ClientPolicy {
-            timeout: std::time::Duration::from_millis(self.timeout_ms),
-            max_in_flight: self.max_in_flight,
-            breaker: BreakerSettings {
-                failure_threshold: self.breaker_failure_threshold,
-                open_for: std::time::Duration::from_millis(self.breaker_open_ms),
-            },
-        }
-    }
+    #[serde(flatten)]
+    pub client: ClientSettings,
 }
 
 /// Requests per user: a sustained rate with a burst allowance.

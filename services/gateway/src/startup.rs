@@ -29,12 +29,7 @@ impl Application {
             upstreams: Upstreams::new(&settings.upstream)?,
             readiness: Readiness::new(),
         };
-        let listener = TcpListener::bind((
-            settings.common.http.host.as_str(),
-            settings.common.http.port,
-        ))
-        .await?;
-        tracing::info!(address = %listener.local_addr()?, reservation = %settings.upstream.reservation_url, "gateway listening");
+        let listener = faultline_kit::app::bind(&settings.common).await?;
         Ok(Self {
             settings,
             listener,

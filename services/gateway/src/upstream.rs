@@ -64,7 +64,7 @@ impl Upstream {
         base_url: &str,
         settings: &UpstreamSettings,
     ) -> anyhow::Result<Self> {
-        let policy = settings.policy();
+        let policy = settings.client.policy();
         Ok(Self {
             name,
             base_url: base_url.trim_end_matches('/').to_owned(),

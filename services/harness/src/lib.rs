@@ -21,6 +21,26 @@ pub fn free_port() -> std::io::Result<u16> {
         .port())
 }
 
+/// The common settings of a service under test: listening on a free port of 127.0.0.1, with the
+/// given database and broker.
+pub fn service_settings(
+    service: &str,
+    database_url: Option<String>,
+    kafka: Option<faultline_kit::config::KafkaSettings>,
+) -> faultline_kit::config::CommonSettings {
+    faultline_kit::config::CommonSettings {
+        service_name: service.into(),
+        instance_id: None,
+        http: faultline_kit::config::HttpSettings {
+            host: "127.0.0.1".into(),
+            port: 0,
+            body_limit_bytes: 64 * 1024,
+        },
+        database: database_url.map(faultline_kit::config::DatabaseSettings::new),
+        kafka,
+    }
+}
+
 /// Which database backend a test runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

@@ -1,7 +1,5 @@
 //! Builds the inventory application identically for `main` and the tests.
 
-use std::time::Duration;
-
 use faultline_contracts::topics;
 use faultline_kit::{
     app::{Messaging, Runner},
@@ -33,16 +31,7 @@ impl Application {
                 .await?;
         store::seed(&db, &settings.seed).await?;
         let messaging = Messaging::new(&settings.common)?;
-        let listener = TcpListener::bind((
-            settings.common.http.host.as_str(),
-            settings.common.http.port,
-        ))
-        .await?;
-        tracing::info!(
-            address = %listener.local_addr()?,
-            database = %settings.common.database()?.redacted_url(),
-            "inventory listening"
-        );
+        let listener = faultline_kit::app::bind(&settings.common).await?;
         Ok(Self {
             settings,
             listener,
@@ -86,8 +75,6 @@ impl Application {
         runner.spawn_http(self.listener, router);
         runner.spawn_relay(self.messaging.relay(&self.db));
         runner.spawn_consumer(consumer);
-        let result = runner.run(Duration::from_secs(10)).await;
-        self.db.close().await;
-        result
+        runner.run_then_close(&self.db).await
     }
 }

@@ -49,6 +49,18 @@ where
     result
 }
 
+/// Binds the service's HTTP port (0 picks a free one) and logs where it listens.
+pub async fn bind(common: &CommonSettings) -> anyhow::Result<TcpListener> {
+    let listener = TcpListener::bind((common.http.host.as_str(), common.http.port)).await?;
+    tracing::info!(
+        service = %common.service_name,
+        address = %listener.local_addr()?,
+        database = %common.database.as_ref().map(|d| d.redacted_url()).unwrap_or_else(|| "none".into()),
+        "listening"
+    );
+    Ok(listener)
+}
+
 /// A service's messaging handles.
 #[derive(Debug, Clone)]
 pub struct Messaging {
@@ -159,6 +171,13 @@ impl Runner {
         task: impl Future<Output = anyhow::Result<()>> + Send + 'static,
     ) {
         self.tasks.spawn(async move { (name, task.await) });
+    }
+
+    /// [`Runner::run`] with the services' grace of 10 s, then closes `db`.
+    pub async fn run_then_close(self, db: &Db) -> anyhow::Result<()> {
+        let result = self.run(Duration::from_secs(10)).await;
+        db.close().await;
+        result
     }
 
     /// Waits for shutdown (or a failed task), then gives every task `grace` to finish.

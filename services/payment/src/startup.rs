@@ -27,16 +27,7 @@ impl Application {
             Db::connect_and_migrate(settings.common.database()?, sqlx::migrate!("./migrations"))
                 .await?;
         ledger::seed(&db, &settings.seed).await?;
-        let listener = TcpListener::bind((
-            settings.common.http.host.as_str(),
-            settings.common.http.port,
-        ))
-        .await?;
-        tracing::info!(
-            address = %listener.local_addr()?,
-            database = %settings.common.database()?.redacted_url(),
-            "payment listening"
-        );
+        let listener = faultline_kit::app::bind(&settings.common).await?;
         Ok(Self {
             settings,
             listener,
@@ -72,8 +63,6 @@ impl Application {
             faultline_kit::http::router_layers(routes::router(state), common.http.body_limit_bytes);
         let mut runner = Runner::new(shutdown);
         runner.spawn_http(self.listener, router);
-        let result = runner.run(Duration::from_secs(10)).await;
-        self.db.close().await;
-        result
+        runner.run_then_close(&self.db).await
     }
 }

@@ -1,9 +1,7 @@
 //! Reservation's settings: the common sections, how to reach payment, and the saga's timing.
 
 use faultline_kit::{
-    app::ServiceSettings,
-    config::CommonSettings,
-    resilience::{circuit_breaker::BreakerSettings, client::ClientPolicy},
+    app::ServiceSettings, config::CommonSettings, resilience::client::ClientSettings,
 };
 use serde::Deserialize;
 
@@ -27,48 +25,15 @@ fn default_key_ttl_secs() -> u64 {
 #[derive(Debug, Clone, Deserialize)]
 pub struct PaymentSettings {
     pub base_url: String,
-    #[serde(default = "d_timeout")]
-    pub timeout_ms: u64,
-    #[serde(default = "d_in_flight")]
-    pub max_in_flight: usize,
-    #[serde(default = "d_threshold")]
-    pub breaker_failure_threshold: u32,
-    #[serde(default = "d_open")]
-    pub breaker_open_ms: u64,
-}
-
-fn d_timeout() -> u64 {
-    2_000
-}
-fn d_in_flight() -> usize {
-    64
-}
-fn d_threshold() -> u32 {
-    5
-}
-fn d_open() -> u64 {
-    2_000
+    #[serde(flatten)]
+    pub client: ClientSettings,
 }
 
 impl PaymentSettings {
     pub fn new(base_url: impl Into<String>) -> Self {
         Self {
             base_url: base_url.into(),
-            timeout_ms: d_timeout(),
-            max_in_flight: d_in_flight(),
-            breaker_failure_threshold: d_threshold(),
-            breaker_open_ms: d_open(),
-        }
-    }
-
-    pub fn policy(&self) -> ClientPolicy {
-        ClientPolicy {
-            timeout: std::time::Duration::from_millis(self.timeout_ms),
-            max_in_flight: self.max_in_flight,
-            breaker: BreakerSettings {
-                failure_threshold: self.breaker_failure_threshold,
-                open_for: std::time::Duration::from_millis(self.breaker_open_ms),
-            },
+            client: ClientSettings::default(),
         }
     }
 }

@@ -36,7 +36,10 @@ impl Application {
             Db::connect_and_migrate(settings.common.database()?, sqlx::migrate!("./migrations"))
                 .await?;
         let messaging = Messaging::new(&settings.common)?;
-        let payment = PaymentClient::new(&settings.payment.base_url, &settings.payment.policy())?;
+        let payment = PaymentClient::new(
+            &settings.payment.base_url,
+            &settings.payment.client.policy(),
+        )?;
         let (orchestrator, triggers) = Orchestrator::new(
             settings.common.instance_id(),
             db.clone(),
@@ -44,17 +47,7 @@ impl Application {
             payment,
             settings.saga.clone(),
         );
-        let listener = TcpListener::bind((
-            settings.common.http.host.as_str(),
-            settings.common.http.port,
-        ))
-        .await?;
-        tracing::info!(
-            address = %listener.local_addr()?,
-            database = %settings.common.database()?.redacted_url(),
-            payment = %settings.payment.base_url,
-            "reservation listening"
-        );
+        let listener = faultline_kit::app::bind(&settings.common).await?;
         Ok(Self {
             settings,
             listener,
@@ -110,8 +103,6 @@ impl Application {
             "saga-timer",
             saga::timer::run(self.orchestrator.clone(), self.triggers, runner.shutdown()),
         );
-        let result = runner.run(Duration::from_secs(10)).await;
-        self.db.close().await;
-        result
+        runner.run_then_close(&self.db).await
     }
 }

@@ -3,12 +3,7 @@
 use std::time::{Duration, Instant};
 
 use faultline_harness::{Backend, broker::EmbeddedBroker};
-use faultline_kit::{
-    config::{CommonSettings, DatabaseSettings, HttpSettings},
-    messaging::Producer,
-    shutdown::CancellationToken,
-    storage::Db,
-};
+use faultline_kit::{messaging::Producer, shutdown::CancellationToken, storage::Db};
 use inventory::{
     configuration::{ConcertSeed, ScheduleSeed, SeedSettings, Settings},
     startup::Application,
@@ -40,17 +35,11 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
         .await
         .expect("database");
     let settings = Settings {
-        common: CommonSettings {
-            service_name: "inventory".into(),
-            instance_id: None,
-            http: HttpSettings {
-                host: "127.0.0.1".into(),
-                port: 0,
-                body_limit_bytes: 64 * 1024,
-            },
-            database: Some(DatabaseSettings::new(url)),
-            kafka: Some(broker.kafka_settings()),
-        },
+        common: faultline_harness::service_settings(
+            "inventory",
+            Some(url),
+            Some(broker.kafka_settings()),
+        ),
         seed: SeedSettings {
             concerts: vec![ConcertSeed {
                 id: "concert-1".into(),

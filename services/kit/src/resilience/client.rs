@@ -22,6 +22,41 @@ use super::{
     circuit_breaker::{Breaker, BreakerSettings, CircuitBreakerLayer},
 };
 
+/// The configurable form of a [`ClientPolicy`], flattened into a service's settings for each
+/// dependency (`timeout_ms`, `max_in_flight`, `breaker_failure_threshold`, `breaker_open_ms`).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(default)]
+pub struct ClientSettings {
+    pub timeout_ms: u64,
+    pub max_in_flight: usize,
+    pub breaker_failure_threshold: u32,
+    pub breaker_open_ms: u64,
+}
+
+impl Default for ClientSettings {
+    fn default() -> Self {
+        Self {
+            timeout_ms: 2_000,
+            max_in_flight: 128,
+            breaker_failure_threshold: 5,
+            breaker_open_ms: 2_000,
+        }
+    }
+}
+
+impl ClientSettings {
+    pub fn policy(&self) -> ClientPolicy {
+        ClientPolicy {
+            timeout: Duration::from_millis(self.timeout_ms),
+            max_in_flight: self.max_in_flight,
+            breaker: BreakerSettings {
+                failure_threshold: self.breaker_failure_threshold,
+                open_for: Duration::from_millis(self.breaker_open_ms),
+            },
+        }
+    }
+}
+
 /// Tuning of one dependency's stack.
 #[derive(Debug, Clone)]
 pub struct ClientPolicy {

@@ -2,7 +2,7 @@
 
 use faultline_harness::Backend;
 use faultline_kit::{
-    config::{CommonSettings, DatabaseSettings, HttpSettings},
+    config::{CommonSettings, HttpSettings},
     shutdown::CancellationToken,
 };
 use payment::{
@@ -30,17 +30,15 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
     let database_url = faultline_harness::database_url(backend, dir.path(), "payment")
         .await
         .expect("database");
+    let common = faultline_harness::service_settings("payment", Some(database_url.clone()), None);
     let settings = Settings {
         common: CommonSettings {
-            service_name: "payment".into(),
-            instance_id: None,
+            // A small body limit, so the 413 test needs no huge body.
             http: HttpSettings {
-                host: "127.0.0.1".into(),
-                port: 0,
                 body_limit_bytes: 4 * 1024,
+                ..common.http
             },
-            database: Some(DatabaseSettings::new(database_url.clone())),
-            kafka: None,
+            ..common
         },
         seed: SeedSettings {
             wallets: vec![

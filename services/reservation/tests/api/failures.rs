@@ -6,7 +6,9 @@ use std::time::Duration;
 use faultline_harness::{Backend, both_backends, faulty_proxy::Mode};
 use reservation::configuration::SagaSettings;
 
-use crate::helpers::{Options, PRICE, eventually, spawn_system};
+use faultline_contracts::http::BookingAccepted;
+
+use crate::helpers::{Options, PRICE, TestSystem, eventually, spawn_system};
 
 both_backends!(
     a_passed_hold_deadline_compensates_and_the_late_reply_changes_nothing,
@@ -148,24 +150,28 @@ async fn an_unreachable_payment_cancels_without_charging(backend: Backend) {
     system.assert_invariants().await;
 }
 
-async fn a_lost_reply_is_retried_with_the_same_key_and_charged_once(backend: Backend) {
-    let system = spawn_system(
-        backend,
-        Options {
-            saga: short_deadlines(),
-            payment_timeout_ms: 300,
-            ..Options::default()
-        },
-    )
-    .await;
+/// A system whose booking of `seat` got as far as a charge that payment committed but whose
+/// reply the proxy swallowed; the proxy still loses replies when this returns.
+async fn charge_with_its_reply_lost(backend: Backend, seat: &str) -> (TestSystem, BookingAccepted) {
+    let options = Options {
+        saga: short_deadlines(),
+        payment_timeout_ms: 300,
+        ..Options::default()
+    };
+    let system = spawn_system(backend, options).await;
     system.proxy.set_mode(Mode::LoseReplies);
-    let accepted = system.book("user-1", "sched-1-005").await;
+    let accepted = system.book("user-1", seat).await;
     eventually(
         "payment to commit a charge whose reply is lost",
         Duration::from_secs(20),
         || async { (system.proxy.lost_replies() >= 1).then_some(()) },
     )
     .await;
+    (system, accepted)
+}
+
+async fn a_lost_reply_is_retried_with_the_same_key_and_charged_once(backend: Backend) {
+    let (system, accepted) = charge_with_its_reply_lost(backend, "sched-1-005").await;
     system.proxy.set_mode(Mode::Pass);
     let booking = system
         .terminal(&accepted.booking_id, Duration::from_secs(30))
@@ -188,23 +194,7 @@ async fn a_lost_reply_is_retried_with_the_same_key_and_charged_once(backend: Bac
 }
 
 async fn a_charge_committed_then_unreachable_past_the_deadline_is_refunded_once(backend: Backend) {
-    let system = spawn_system(
-        backend,
-        Options {
-            saga: short_deadlines(),
-            payment_timeout_ms: 300,
-            ..Options::default()
-        },
-    )
-    .await;
-    system.proxy.set_mode(Mode::LoseReplies);
-    let accepted = system.book("user-1", "sched-1-006").await;
-    eventually(
-        "payment to commit a charge whose reply is lost",
-        Duration::from_secs(20),
-        || async { (system.proxy.lost_replies() >= 1).then_some(()) },
-    )
-    .await;
+    let (system, accepted) = charge_with_its_reply_lost(backend, "sched-1-006").await;
     system.proxy.set_mode(Mode::BlackHole);
     eventually(
         "the charge step deadline to pass",

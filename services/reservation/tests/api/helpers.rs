@@ -12,10 +12,7 @@ use faultline_contracts::http::{
     SagaLogEntry, SeatView, WalletView,
 };
 use faultline_harness::{Backend, broker::EmbeddedBroker, faulty_proxy::FaultyProxy};
-use faultline_kit::{
-    config::{CommonSettings, DatabaseSettings, HttpSettings},
-    shutdown::CancellationToken,
-};
+use faultline_kit::{config::CommonSettings, shutdown::CancellationToken};
 use reservation::configuration::{PaymentSettings, SagaSettings};
 
 pub const PRICE: i64 = 100;
@@ -102,17 +99,7 @@ impl Drop for TestSystem {
 }
 
 fn common(name: &str, url: String, broker: &EmbeddedBroker) -> CommonSettings {
-    CommonSettings {
-        service_name: name.into(),
-        instance_id: None,
-        http: HttpSettings {
-            host: "127.0.0.1".into(),
-            port: 0,
-            body_limit_bytes: 64 * 1024,
-        },
-        database: Some(DatabaseSettings::new(url)),
-        kafka: Some(broker.kafka_settings()),
-    }
+    faultline_harness::service_settings(name, Some(url), Some(broker.kafka_settings()))
 }
 
 pub async fn spawn_system(backend: Backend, options: Options) -> TestSystem {
@@ -238,7 +225,7 @@ pub async fn spawn_system(backend: Backend, options: Options) -> TestSystem {
         )
     } else {
         let mut payment_settings = PaymentSettings::new(payment_url);
-        payment_settings.timeout_ms = options.payment_timeout_ms;
+        payment_settings.client.timeout_ms = options.payment_timeout_ms;
         let settings = reservation::configuration::Settings {
             common: common("reservation", reservation_db, &broker),
             payment: payment_settings,
