@@ -4,6 +4,14 @@
 //! console output, and the tracing-opentelemetry layer, so every tracing span is also an
 //! OpenTelemetry span with a trace id that travels on HTTP calls and Kafka headers.
 //!
+//! Export is configured by the standard OpenTelemetry variables — `OTEL_EXPORTER_OTLP_ENDPOINT`
+//! (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`): spans go there over OTLP/HTTP (protobuf) through a
+//! batch exporter; `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER` are
+//! honoured — and by `FAULTLINE_LOKI_URL`: log lines go to Loki's push API as JSON, labelled
+//! only `service` and `level` (low cardinality); trace ids travel as fields of the line, never
+//! as labels. Every span carries `service.name` and a `service.instance.id` unique to the
+//! process. [`Telemetry::shutdown`] flushes both on a graceful stop.
+//!
 //! Propagation is always the composite of W3C `traceparent`/`tracestate` and `baggage`.
 //! [`trace_headers`] captures the current span's context as a plain map — the form stored with
 //! an outbox row and copied into Kafka headers — and [`extract`] turns any header map back into
@@ -25,19 +33,45 @@ use opentelemetry_sdk::{
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::{EnvFilter, layer::SubscriberExt as _, util::SubscriberInitExt as _};
 
-/// Keeps the tracer provider alive; [`Telemetry::shutdown`] flushes it.
-#[derive(Debug)]
+/// Keeps the tracer provider and the Loki task alive; [`Telemetry::shutdown`] flushes them.
 pub struct Telemetry {
     provider: SdkTracerProvider,
+    loki: Option<(
+        tracing_loki::BackgroundTaskController,
+        tokio::task::JoinHandle<()>,
+    )>,
+}
+
+impl std::fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Telemetry")
+            .field("loki", &self.loki.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Telemetry {
-    /// Flushes and stops the tracer provider. Runs on a blocking thread: the provider's shutdown
-    /// blocks, and on the runtime's own thread it can time out and lose spans.
+    /// Flushes and stops the exporters: spans first (on a blocking thread: the provider's
+    /// shutdown blocks, and on the runtime's own thread it can time out and lose spans), then
+    /// the log lines still queued for Loki.
     pub async fn shutdown(self) {
         let provider = self.provider;
         let _ = tokio::task::spawn_blocking(move || provider.shutdown()).await;
+        if let Some((controller, task)) = self.loki {
+            controller.shutdown().await;
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
+        }
     }
+}
+
+/// The OTLP endpoint spans are exported to, if any.
+fn otlp_endpoint() -> Option<String> {
+    [
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+    ]
+    .iter()
+    .find_map(|var| std::env::var(var).ok().filter(|v| !v.trim().is_empty()))
 }
 
 /// Installs the W3C propagators. Idempotent; [`init`] calls it, tests may call it alone.
@@ -51,15 +85,48 @@ pub fn install_propagator() {
 /// The default filter when `RUST_LOG` is unset: our crates at info, chatty dependencies quieter.
 pub const DEFAULT_FILTER: &str = "info,h2=warn,hyper=warn,tonic=warn,rdkafka=warn,sqlx=warn";
 
-/// Builds a tracer provider for `service_name`.
-pub fn tracer_provider(service_name: &str) -> SdkTracerProvider {
-    SdkTracerProvider::builder()
-        .with_resource(
-            Resource::builder()
-                .with_service_name(service_name.to_owned())
-                .build(),
-        )
-        .build()
+/// The resource every span carries: `service.name` (`OTEL_SERVICE_NAME` wins over
+/// `service_name`), a `service.instance.id` unique to this process, and
+/// `OTEL_RESOURCE_ATTRIBUTES`.
+fn resource(service_name: &str) -> Resource {
+    let mut builder = Resource::builder().with_attribute(opentelemetry::KeyValue::new(
+        "service.instance.id",
+        format!("{service_name}-{}", uuid::Uuid::new_v4().simple()),
+    ));
+    if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
+        builder = builder.with_service_name(service_name.to_owned());
+    }
+    builder.build()
+}
+
+/// Builds a tracer provider for `service_name`, exporting to the configured OTLP endpoint if
+/// there is one. Must run inside the tokio runtime (the exporter's HTTP client is built here).
+pub fn tracer_provider(service_name: &str) -> anyhow::Result<SdkTracerProvider> {
+    tracer_provider_to(service_name, otlp_endpoint().as_deref())
+}
+
+/// [`tracer_provider`] exporting to `endpoint` (an OTLP base URL such as
+/// `http://127.0.0.1:4318`; `/v1/traces` is appended), or to nothing.
+pub fn tracer_provider_to(
+    service_name: &str,
+    endpoint: Option<&str>,
+) -> anyhow::Result<SdkTracerProvider> {
+    use opentelemetry_otlp::WithExportConfig as _;
+    let mut builder = SdkTracerProvider::builder().with_resource(resource(service_name));
+    if let Some(endpoint) = endpoint {
+        let url = if std::env::var_os("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_some() {
+            endpoint.to_owned()
+        } else {
+            format!("{}/v1/traces", endpoint.trim_end_matches('/'))
+        };
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            // OTLP/HTTP with protobuf bodies (the crate's default protocol for `with_http`).
+            .with_http()
+            .with_endpoint(url)
+            .build()?;
+        builder = builder.with_batch_exporter(exporter);
+    }
+    Ok(builder.build())
 }
 
 /// Installs the global subscriber for a service process. Returns an error if one is already
@@ -74,12 +141,25 @@ pub fn init_with_default_filter(
     default_filter: &str,
 ) -> anyhow::Result<Telemetry> {
     install_propagator();
-    let provider = tracer_provider(service_name);
+    let provider = tracer_provider(service_name)?;
     let tracer = provider.tracer(service_name.to_owned());
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let (loki_layer, loki) = match std::env::var("FAULTLINE_LOKI_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+    {
+        Some(url) => {
+            let (layer, controller, task) = tracing_loki::builder()
+                .label("service", service_name)?
+                .build_controller_url(url.parse()?)?;
+            (Some(layer), Some((controller, tokio::spawn(task))))
+        }
+        None => (None, None),
+    };
     tracing_subscriber::registry()
         .with(filter)
+        .with(loki_layer)
         .with(
             tracing_subscriber::fmt::layer()
                 .with_target(false)
@@ -88,7 +168,7 @@ pub fn init_with_default_filter(
         )
         .with(tracing_opentelemetry::layer().with_tracer(tracer))
         .try_init()?;
-    Ok(Telemetry { provider })
+    Ok(Telemetry { provider, loki })
 }
 
 /// The current span's trace context as `traceparent`/`tracestate`/`baggage` entries (empty when
@@ -144,7 +224,7 @@ pub fn inject_http(headers: &mut http::HeaderMap) {
 /// `tracing::subscriber::set_default` in tests that check propagation.
 pub fn test_subscriber() -> impl tracing::Subscriber + Send + Sync {
     install_propagator();
-    let tracer = tracer_provider("test").tracer("test");
+    let tracer = SdkTracerProvider::builder().build().tracer("test");
     tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(tracer))
 }
 

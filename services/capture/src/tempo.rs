@@ -1,0 +1,248 @@
+//! The Tempo query subset: a trace by id, and search by span conditions.
+//!
+//! TraceQL accepted: one spanset `{ cond && cond … }` where a condition is
+//! `span.<attr>`, `resource.<attr>`, `.<attr>` (either) or `name`, compared with `=` or `!=` to a
+//! quoted string, a number or `true`/`false`. A trace matches when one of its spans meets every
+//! condition (TraceQL's spanset semantics). Anything else is answered 400, as Tempo answers a
+//! query it cannot parse.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use crate::store::StoredSpan;
+
+/// The trace in Tempo's `/api/traces/{id}` shape: OTLP JSON grouped in `batches` by service.
+pub fn trace_json(spans: &[StoredSpan]) -> Value {
+    let mut by_service: BTreeMap<&str, Vec<&StoredSpan>> = BTreeMap::new();
+    for span in spans {
+        by_service.entry(&span.service_name).or_default().push(span);
+    }
+    let attributes = |map: &BTreeMap<String, String>| {
+        map.iter()
+            .map(|(k, v)| json!({"key": k, "value": {"stringValue": v}}))
+            .collect::<Vec<_>>()
+    };
+    let batches: Vec<Value> = by_service
+        .values()
+        .map(|spans| {
+            json!({
+                "resource": {"attributes": attributes(&spans[0].resource)},
+                "scopeSpans": [{
+                    "scope": {"name": "faultline"},
+                    "spans": spans.iter().map(|s| json!({
+                        "traceId": s.trace_id,
+                        "spanId": s.span_id,
+                        "parentSpanId": s.parent_span_id,
+                        "name": s.name,
+                        "kind": kind_name(s.kind),
+                        "startTimeUnixNano": s.start_unix_nano.to_string(),
+                        "endTimeUnixNano": s.end_unix_nano.to_string(),
+                        "attributes": attributes(&s.attributes),
+                        "events": s.events.iter().map(|e| json!({
+                            "name": e.name,
+                            "timeUnixNano": e.time_unix_nano.to_string(),
+                            "attributes": attributes(&e.attributes),
+                        })).collect::<Vec<_>>(),
+                        "links": s.links.iter().map(|(t, sp)| json!({"traceId": t, "spanId": sp})).collect::<Vec<_>>(),
+                        "status": {"code": s.status_code},
+                    })).collect::<Vec<_>>(),
+                }],
+            })
+        })
+        .collect();
+    json!({ "batches": batches })
+}
+
+fn kind_name(kind: i32) -> &'static str {
+    match kind {
+        1 => "SPAN_KIND_INTERNAL",
+        2 => "SPAN_KIND_SERVER",
+        3 => "SPAN_KIND_CLIENT",
+        4 => "SPAN_KIND_PRODUCER",
+        5 => "SPAN_KIND_CONSUMER",
+        _ => "SPAN_KIND_UNSPECIFIED",
+    }
+}
+
+/// Where a condition looks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Field {
+    Span(String),
+    Resource(String),
+    Either(String),
+    Name,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Condition {
+    field: Field,
+    equal: bool,
+    value: String,
+}
+
+/// A parsed spanset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query {
+    conditions: Vec<Condition>,
+}
+
+impl Query {
+    pub fn parse(q: &str) -> Result<Self, String> {
+        let inner = q
+            .trim()
+            .strip_prefix('{')
+            .and_then(|rest| rest.strip_suffix('}'))
+            .ok_or_else(|| format!("unsupported TraceQL {q:?}: expected one spanset {{ … }}"))?;
+        let mut conditions = Vec::new();
+        for part in inner.split("&&").map(str::trim).filter(|p| !p.is_empty()) {
+            let (lhs, equal, rhs) = if let Some((l, r)) = part.split_once("!=") {
+                (l, false, r)
+            } else if let Some((l, r)) = part.split_once('=') {
+                (l, true, r)
+            } else {
+                return Err(format!(
+                    "unsupported TraceQL condition {part:?}: expected `field = value` or `field != value`"
+                ));
+            };
+            let lhs = lhs.trim();
+            let field = if lhs == "name" {
+                Field::Name
+            } else if let Some(attr) = lhs.strip_prefix("span.") {
+                Field::Span(attr.to_owned())
+            } else if let Some(attr) = lhs.strip_prefix("resource.") {
+                Field::Resource(attr.to_owned())
+            } else if let Some(attr) = lhs.strip_prefix('.') {
+                Field::Either(attr.to_owned())
+            } else {
+                return Err(format!("unsupported TraceQL field {lhs:?}"));
+            };
+            let rhs = rhs.trim();
+            let value = rhs
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .map(str::to_owned)
+                .unwrap_or_else(|| rhs.to_owned());
+            conditions.push(Condition {
+                field,
+                equal,
+                value,
+            });
+        }
+        Ok(Self { conditions })
+    }
+
+    /// Whether `span` meets every condition.
+    pub fn matches(&self, span: &StoredSpan) -> bool {
+        self.conditions.iter().all(|c| {
+            let actual = match &c.field {
+                Field::Name => Some(&span.name),
+                Field::Span(a) => span.attributes.get(a),
+                Field::Resource(a) => span.resource.get(a),
+                Field::Either(a) => span.attributes.get(a).or_else(|| span.resource.get(a)),
+            };
+            match actual {
+                Some(actual) => (actual == &c.value) == c.equal,
+                None => !c.equal,
+            }
+        })
+    }
+}
+
+/// Tempo's search answer for the traces with a span matching `query`, newest first.
+pub fn search(
+    spans: &[StoredSpan],
+    query: &Query,
+    limit: usize,
+    window_ns: Option<(u64, u64)>,
+) -> Value {
+    let mut traces: BTreeMap<&str, Vec<&StoredSpan>> = BTreeMap::new();
+    for span in spans {
+        traces.entry(&span.trace_id).or_default().push(span);
+    }
+    let mut found: Vec<Value> = traces
+        .into_iter()
+        .filter_map(|(trace_id, spans)| {
+            let matched: Vec<&&StoredSpan> = spans.iter().filter(|s| query.matches(s)).collect();
+            let start = spans.iter().map(|s| s.start_unix_nano).min().unwrap_or_default();
+            let end = spans.iter().map(|s| s.end_unix_nano).max().unwrap_or_default();
+            if matched.is_empty() || window_ns.is_some_and(|(from, to)| end < from || start > to) {
+                return None;
+            }
+            let root = spans.iter().find(|s| s.parent_span_id.is_empty()).copied();
+            Some(json!({
+                "traceID": trace_id,
+                "rootServiceName": root.map(|r| r.service_name.as_str()).unwrap_or("<root span not yet received>"),
+                "rootTraceName": root.map(|r| r.name.as_str()).unwrap_or_default(),
+                "startTimeUnixNano": start.to_string(),
+                "durationMs": (end.saturating_sub(start)) / 1_000_000,
+                "spanSet": {
+                    "matched": matched.len(),
+                    "spans": matched.iter().map(|s| json!({"spanID": s.span_id, "name": s.name, "startTimeUnixNano": s.start_unix_nano.to_string()})).collect::<Vec<_>>(),
+                },
+            }))
+        })
+        .collect();
+    found.sort_by(|a, b| {
+        b["startTimeUnixNano"]
+            .as_str()
+            .cmp(&a["startTimeUnixNano"].as_str())
+    });
+    found.truncate(limit);
+    json!({ "traces": found })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span(name: &str, attrs: &[(&str, &str)]) -> StoredSpan {
+        StoredSpan {
+            trace_id: "t".into(),
+            span_id: "s".into(),
+            parent_span_id: String::new(),
+            name: name.into(),
+            kind: 1,
+            start_unix_nano: 1,
+            end_unix_nano: 2,
+            service_name: "reservation".into(),
+            resource: [("service.name".to_owned(), "reservation".to_owned())].into(),
+            attributes: attrs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            events: vec![],
+            links: vec![],
+            status_code: 0,
+        }
+    }
+
+    #[test]
+    fn all_conditions_must_hold_on_one_span() {
+        let q = Query::parse(
+            r#"{ span.saga.outcome = "CANCELLED" && resource.service.name = "reservation" }"#,
+        )
+        .expect("parses");
+        assert!(q.matches(&span("x", &[("saga.outcome", "CANCELLED")])));
+        assert!(!q.matches(&span("x", &[("saga.outcome", "CONFIRMED")])));
+    }
+
+    #[test]
+    fn a_bare_boolean_and_an_unscoped_attribute_match() {
+        let q = Query::parse("{ .messaging.duplicate = true }").expect("parses");
+        assert!(q.matches(&span("consume", &[("messaging.duplicate", "true")])));
+        assert!(!q.matches(&span("consume", &[])));
+    }
+
+    #[test]
+    fn not_equal_matches_a_missing_attribute() {
+        let q = Query::parse(r#"{ name != "publish" && span.x != "1" }"#).expect("parses");
+        assert!(q.matches(&span("consume", &[])));
+    }
+
+    #[test]
+    fn an_unsupported_query_is_an_error() {
+        assert!(Query::parse("{ duration > 1s }").is_err());
+        assert!(Query::parse("span.x = 1").is_err());
+    }
+}
