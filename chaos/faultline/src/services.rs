@@ -3,8 +3,10 @@
 
 use faultline_kit::app::run_main;
 
-/// The services, in start order.
-pub const ALL: [&str; 5] = [
+/// The processes of a stack, in start order: the telemetry capture first (so nothing the
+/// services export is lost, and it stops last), then the five services.
+pub const ALL: [&str; 6] = [
+    "capture",
     "payment",
     "inventory",
     "reservation",
@@ -12,10 +14,31 @@ pub const ALL: [&str; 5] = [
     "gateway",
 ];
 
+/// The capture's settings: only the common sections (it keeps no database and uses no broker).
+#[derive(Debug, Clone, serde::Deserialize)]
+struct CaptureSettings {
+    #[serde(flatten)]
+    common: faultline_kit::config::CommonSettings,
+}
+
+impl faultline_kit::app::ServiceSettings for CaptureSettings {
+    fn common(&self) -> &faultline_kit::config::CommonSettings {
+        &self.common
+    }
+}
+
 /// Runs service `name` until SIGTERM or Ctrl-C, configured by `$FAULTLINE_CONFIG` and the
 /// `FAULTLINE__…` environment.
 pub async fn run(name: &str) -> anyhow::Result<()> {
     match name {
+        "capture" => {
+            run_main(|s: CaptureSettings, stop| async move {
+                let listener = faultline_kit::app::bind(&s.common).await?;
+                let store = faultline_capture::store::Store::default();
+                Ok(faultline_capture::server::serve(listener, store, stop).await?)
+            })
+            .await
+        }
         "payment" => {
             run_main(|s: payment::configuration::Settings, stop| async move {
                 payment::startup::Application::build(s)

@@ -10,6 +10,9 @@
 //!   logs/<service>.log    each service's output
 //! ```
 //!
+//! The first child is the telemetry capture (`faultline_capture`): every service exports its
+//! spans (OTLP/HTTP) and log lines (Loki push) to it, as it would to Tempo and Loki.
+//!
 //! Children are this binary (`faultline service <name>`). Stopping sends SIGTERM to every
 //! service (gateway first, so no new work arrives), waits for each to drain, SIGKILLs whatever
 //! did not stop, then stops the broker: no process is left behind and no port stays bound.
@@ -172,7 +175,9 @@ impl Stack {
         gateway["rate_limit"] =
             json!({ "per_second": options.rate_limit.0, "burst": options.rate_limit.1 });
         configs.insert("gateway", gateway);
+        configs.insert("capture", common("capture"));
 
+        let capture_url = url("capture");
         let mut stack = Self {
             exe: exe.to_path_buf(),
             run_dir: run_dir.clone(),
@@ -185,7 +190,11 @@ impl Stack {
                     .map(|n| ((*n).to_owned(), url(n)))
                     .collect(),
                 toxiproxy_url: None,
-                telemetry: BTreeMap::new(),
+                telemetry: [
+                    ("tempo".to_owned(), capture_url.clone()),
+                    ("loki".to_owned(), capture_url.clone()),
+                ]
+                .into(),
                 database: if options.postgres.is_some() {
                     "postgres".into()
                 } else {
@@ -211,6 +220,9 @@ impl Stack {
                     log,
                 },
             );
+            if name == "capture" {
+                stack.wait_ready(name, Duration::from_secs(30)).await?;
+            }
         }
         for name in services::ALL {
             stack.wait_ready(name, Duration::from_secs(60)).await?;
@@ -243,9 +255,27 @@ impl Stack {
             .stderr(out);
         // The file is the whole configuration: nothing leaks in from our own environment.
         for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("FAULTLINE__") {
+            let text = key.to_string_lossy();
+            if text.starts_with("FAULTLINE__")
+                || text.starts_with("OTEL_")
+                || text == "FAULTLINE_LOKI_URL"
+            {
                 command.env_remove(key);
             }
+        }
+        if name != "capture" {
+            // Services export to the capture exactly as they would to Tempo and Loki; a short
+            // batch delay makes a finished booking's spans queryable within a fraction of a second.
+            let capture = self
+                .endpoints
+                .telemetry
+                .get("tempo")
+                .cloned()
+                .unwrap_or_default();
+            command
+                .env("OTEL_EXPORTER_OTLP_ENDPOINT", &capture)
+                .env("OTEL_BSP_SCHEDULE_DELAY", "200")
+                .env("FAULTLINE_LOKI_URL", &capture);
         }
         command
             .spawn()

@@ -7,6 +7,8 @@ use faultline_kit::{
     storage::Tx,
 };
 
+use tracing::Instrument as _;
+
 use crate::saga::{Orchestrator, orchestrator::reply_ids};
 
 #[derive(Debug, Clone)]
@@ -39,7 +41,20 @@ impl Handler for ReplyHandler {
         message: &InventoryEvent,
         _delivered: &Delivered,
     ) -> Result<(), HandleError> {
-        self.orchestrator.on_reply(tx, message).await
+        let (saga_id, booking_id) = reply_ids(message);
+        let span = tracing::info_span!(
+            "saga.step",
+            otel.name = format!("saga reply {}", message.message_type()),
+            saga.step = "reply",
+            saga.event = message.message_type(),
+            saga.outcome = tracing::field::Empty,
+            booking_id,
+            saga_id,
+        );
+        self.orchestrator
+            .on_reply(tx, message)
+            .instrument(span)
+            .await
     }
 
     fn after_commit(&self, message: &InventoryEvent) {

@@ -78,8 +78,8 @@ async fn up_serves_then_stops_everything_on_sigterm() {
     let children = children_of(up.id());
     assert_eq!(
         children.len(),
-        6,
-        "five services and the broker: {children:?}"
+        7,
+        "five services, the telemetry capture and the broker: {children:?}"
     );
 
     kill(Pid::from_raw(up.id() as i32), Signal::SIGTERM).expect("SIGTERM");

@@ -5,3 +5,4 @@ mod analytics;
 mod gateway;
 mod helpers;
 mod lifecycle;
+mod telemetry;

@@ -320,6 +320,7 @@ impl Orchestrator {
             saga.state = saga.state.as_str(),
             saga.step = step,
             saga.attempt = saga.attempts,
+            saga.outcome = Empty,
             trace_id = Empty,
         );
         continue_trace(&span, &MapCarrier(&saga.trace_headers));

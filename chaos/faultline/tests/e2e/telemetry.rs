@@ -1,0 +1,301 @@
+//! One connected trace per booking across every service, with its logs correlated, as the
+//! capture (standing in for Tempo and Loki) received them.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::{Duration, Instant},
+};
+
+use faultline_contracts::http::BookingAccepted;
+use serde_json::Value;
+
+use crate::helpers::{TestStack, start};
+
+/// One span of a trace as the capture returned it.
+#[derive(Debug)]
+struct SpanInfo {
+    service: String,
+    name: String,
+    parent: String,
+    attributes: BTreeMap<String, String>,
+}
+
+/// A trace's spans by span id.
+struct Trace {
+    spans: BTreeMap<String, SpanInfo>,
+}
+
+impl Trace {
+    fn from_tempo(json: &Value) -> Self {
+        let mut spans = BTreeMap::new();
+        for batch in json["batches"].as_array().into_iter().flatten() {
+            let service = batch["resource"]["attributes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|a| a["key"] == "service.name")
+                .and_then(|a| a["value"]["stringValue"].as_str())
+                .unwrap_or_default()
+                .to_owned();
+            for scope in batch["scopeSpans"].as_array().into_iter().flatten() {
+                for span in scope["spans"].as_array().into_iter().flatten() {
+                    let attributes = span["attributes"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|a| {
+                            (
+                                a["key"].as_str().unwrap_or_default().to_owned(),
+                                a["value"]["stringValue"]
+                                    .as_str()
+                                    .unwrap_or_default()
+                                    .to_owned(),
+                            )
+                        })
+                        .collect();
+                    spans.insert(
+                        span["spanId"].as_str().unwrap_or_default().to_owned(),
+                        SpanInfo {
+                            service: service.clone(),
+                            name: span["name"].as_str().unwrap_or_default().to_owned(),
+                            parent: span["parentSpanId"].as_str().unwrap_or_default().to_owned(),
+                            attributes,
+                        },
+                    );
+                }
+            }
+        }
+        Self { spans }
+    }
+
+    fn services(&self) -> BTreeSet<&str> {
+        self.spans
+            .values()
+            .map(|span| span.service.as_str())
+            .collect()
+    }
+
+    /// Spans whose parent is not in the trace.
+    fn roots(&self) -> Vec<&SpanInfo> {
+        self.spans
+            .values()
+            .filter(|span| !self.spans.contains_key(&span.parent))
+            .collect()
+    }
+}
+
+/// Polls the capture until the trace holds spans of every one of `services` and stops growing.
+async fn settled_trace(t: &TestStack, trace_id: &str, services: &[&str]) -> Trace {
+    let tempo = t.stack.endpoints().telemetry["tempo"].clone();
+    let started = Instant::now();
+    let mut last = 0;
+    loop {
+        let response = t
+            .http
+            .get(format!("{tempo}/api/traces/{trace_id}"))
+            .send()
+            .await
+            .expect("GET trace");
+        if response.status().is_success() {
+            let trace = Trace::from_tempo(&response.json().await.expect("json"));
+            let complete = services.iter().all(|s| trace.services().contains(s));
+            if complete && trace.spans.len() == last {
+                return trace;
+            }
+            last = trace.spans.len();
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let json = t
+                .http
+                .get(format!("{tempo}/api/traces/{trace_id}"))
+                .send()
+                .await
+                .expect("GET")
+                .json()
+                .await
+                .unwrap_or_default();
+            let spans: Vec<String> = Trace::from_tempo(&json)
+                .spans
+                .values()
+                .map(|span| format!("{}: {} (parent {})", span.service, span.name, span.parent))
+                .collect();
+            panic!("trace {trace_id} never settled with {services:?}; it has {spans:#?}");
+        }
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+}
+
+fn random_hex(bytes: usize) -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..bytes * 2].to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_booking_is_one_connected_trace_across_every_service_with_its_logs() {
+    let t = start(|_| {}).await;
+    let trace_id = format!("{}{}", random_hex(8), random_hex(8));
+    let client_span = random_hex(8);
+    let accepted: BookingAccepted = t
+        .http
+        .post(t.gateway("/bookings"))
+        .bearer_auth(t.token("user-1"))
+        .header("idempotency-key", "traced")
+        .header("traceparent", format!("00-{trace_id}-{client_span}-01"))
+        .json(&serde_json::json!({ "seat_id": "saga-live-1-005" }))
+        .send()
+        .await
+        .expect("POST")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        t.terminal("user-1", &accepted.booking_id).await.status,
+        "CONFIRMED"
+    );
+
+    let trace = settled_trace(
+        &t,
+        &trace_id,
+        &[
+            "gateway",
+            "reservation",
+            "inventory",
+            "payment",
+            "analytics",
+        ],
+    )
+    .await;
+    let roots = trace.roots();
+    assert_eq!(roots.len(), 1, "one tree, no orphan: {:?}", roots);
+    let SpanInfo {
+        service,
+        name,
+        parent,
+        ..
+    } = roots[0];
+    assert_eq!(
+        (service.as_str(), parent.as_str()),
+        ("gateway", client_span.as_str()),
+        "rooted at the gateway's server span ({name}) under the caller's span"
+    );
+    let names: BTreeSet<&str> = trace
+        .spans
+        .values()
+        .map(|span| span.name.as_str())
+        .collect();
+    for expected in [
+        "POST /bookings",
+        "process inventory.commands",
+        "process inventory.events",
+        "publish inventory.commands",
+        "saga charge",
+        "POST /charges",
+    ] {
+        assert!(
+            names.contains(expected),
+            "no span {expected:?} in {names:?}"
+        );
+    }
+    assert!(
+        trace.spans.values().any(
+            |span| span.attributes.get("saga.outcome").map(String::as_str) == Some("CONFIRMED")
+        ),
+        "the saga's outcome is a span attribute"
+    );
+
+    // Every log line of that trace, from every service, carries its trace id as a field.
+    let loki = t.stack.endpoints().telemetry["loki"].clone();
+    let result: Value = t
+        .http
+        .get(format!("{loki}/loki/api/v1/query_range"))
+        .query(&[
+            (
+                "query",
+                format!(r#"{{service="reservation"}} |= "{trace_id}""#),
+            ),
+            ("limit", "1000".into()),
+        ])
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("json");
+    let lines: Vec<Value> = result["data"]["result"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s["values"].as_array().cloned().unwrap_or_default())
+        .map(|v| serde_json::from_str(v[1].as_str().unwrap_or_default()).expect("JSON line"))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("saga finished"))),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().all(|l| l["trace_id"] == trace_id.as_str()),
+        "{lines:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_garbage_traceparent_starts_a_new_trace_and_the_booking_succeeds() {
+    let t = start(|_| {}).await;
+    let accepted = t
+        .http
+        .post(t.gateway("/bookings"))
+        .bearer_auth(t.token("user-2"))
+        .header("idempotency-key", "garbage-trace")
+        .header("traceparent", "00-not-a-trace-at-all")
+        .json(&serde_json::json!({ "seat_id": "saga-live-1-006" }))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(accepted.status(), 202);
+    let accepted: BookingAccepted = accepted.json().await.expect("json");
+    assert_eq!(
+        t.terminal("user-2", &accepted.booking_id).await.status,
+        "CONFIRMED"
+    );
+
+    let tempo = t.stack.endpoints().telemetry["tempo"].clone();
+    let started = Instant::now();
+    let trace_id = loop {
+        let found: Value = t
+            .http
+            .get(format!("{tempo}/api/search"))
+            .query(&[(
+                "q",
+                format!(
+                    r#"{{ span.booking_id = "{}" && name = "create booking" }}"#,
+                    accepted.booking_id
+                ),
+            )])
+            .send()
+            .await
+            .expect("GET")
+            .json()
+            .await
+            .expect("json");
+        if let Some(id) = found["traces"][0]["traceID"].as_str() {
+            break id.to_owned();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no trace for booking {}",
+            accepted.booking_id
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(trace_id.len(), 32);
+    let trace = settled_trace(
+        &t,
+        &trace_id,
+        &["gateway", "reservation", "inventory", "payment"],
+    )
+    .await;
+    let roots = trace.roots();
+    assert_eq!(roots.len(), 1, "{roots:?}");
+    assert!(roots[0].parent.is_empty(), "a new root: no parent at all");
+}
