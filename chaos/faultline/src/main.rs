@@ -105,6 +105,11 @@ async fn up(options: StackOptions) -> anyhow::Result<()> {
         println!("  {name:<11} {url}");
     }
     println!("  broker      {}", endpoints.broker);
+    if let Some(capture) = endpoints.telemetry.get("tempo") {
+        println!(
+            "  telemetry   {capture}  (capture: Tempo /api/traces, /api/search; Loki /loki/api/v1/query_range)"
+        );
+    }
     println!("  database    {}", endpoints.database);
     println!(
         "  endpoints   {}",

@@ -46,6 +46,10 @@ pub struct StackOptions {
     pub rate_limit: (u32, u32),
     /// Log filter for the services (`RUST_LOG` syntax).
     pub service_log: String,
+    /// Overrides of reservation's `saga` settings (e.g. `{"charge_deadline_ms": 1500}`).
+    pub saga: serde_json::Value,
+    /// How long the services' span exporter batches before sending (`OTEL_BSP_SCHEDULE_DELAY`).
+    pub span_batch_delay_ms: u64,
 }
 
 impl StackOptions {
@@ -56,6 +60,8 @@ impl StackOptions {
             seed: Seed::default(),
             rate_limit: (50, 100),
             service_log: "info".into(),
+            saga: json!({}),
+            span_batch_delay_ms: 200,
         }
     }
 }
@@ -78,6 +84,7 @@ pub struct Stack {
     services: BTreeMap<&'static str, Service>,
     endpoints: Endpoints,
     service_log: String,
+    span_batch_delay_ms: u64,
 }
 
 /// Files a run directory may contain: anything else means it is not ours to wipe.
@@ -163,6 +170,7 @@ impl Stack {
         configs.insert("inventory", inventory);
         let mut reservation = common("reservation");
         reservation["payment"] = json!({ "base_url": url("payment") });
+        reservation["saga"] = options.saga.clone();
         configs.insert("reservation", reservation);
         configs.insert("analytics", common("analytics"));
         let mut gateway = common("gateway");
@@ -205,6 +213,7 @@ impl Stack {
             },
             broker,
             service_log: options.service_log.clone(),
+            span_batch_delay_ms: options.span_batch_delay_ms,
         };
         for name in services::ALL {
             let config_path = run_dir.join("config").join(format!("{name}.json"));
@@ -274,7 +283,10 @@ impl Stack {
                 .unwrap_or_default();
             command
                 .env("OTEL_EXPORTER_OTLP_ENDPOINT", &capture)
-                .env("OTEL_BSP_SCHEDULE_DELAY", "200")
+                .env(
+                    "OTEL_BSP_SCHEDULE_DELAY",
+                    self.span_batch_delay_ms.to_string(),
+                )
                 .env("FAULTLINE_LOKI_URL", &capture);
         }
         command
@@ -353,6 +365,13 @@ impl Stack {
             service.child = child;
         }
         self.wait_ready(name, Duration::from_secs(60)).await
+    }
+
+    /// Stops one service gracefully (SIGTERM, then SIGKILL after `grace`).
+    pub fn stop_service(&mut self, name: &str, grace: Duration) -> anyhow::Result<()> {
+        let service = self.services.get_mut(name).context("unknown service")?;
+        stop_child(name, &mut service.child, grace);
+        Ok(())
     }
 
     /// Stops every service gracefully (SIGTERM, then SIGKILL after `grace`), then the broker.

@@ -143,12 +143,13 @@ fn request_span(request: &Request) -> Span {
         url.path = %request.uri().path(),
         http.response.status_code = Empty,
         trace_id = Empty,
+            span_id = Empty,
     );
     crate::telemetry::continue_trace(
         &span,
         &opentelemetry_http::HeaderExtractor(request.headers()),
     );
-    span.record("trace_id", crate::telemetry::trace_id(&span));
+    crate::telemetry::record_ids(&span);
     span
 }
 

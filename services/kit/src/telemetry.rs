@@ -207,6 +207,16 @@ pub fn continue_trace(span: &tracing::Span, carrier: &dyn Extractor) {
     }
 }
 
+/// Records `trace_id` and `span_id` on `span` (which must declare both fields, `Empty`), so
+/// every log line inside it carries them as fields. Call on the span that opens a unit of work
+/// (a request, a consumed message, a saga step), after its parent is set.
+pub fn record_ids(span: &tracing::Span) {
+    let cx = span.context();
+    let span_context = cx.span().span_context().clone();
+    span.record("trace_id", span_context.trace_id().to_string());
+    span.record("span_id", span_context.span_id().to_string());
+}
+
 /// The trace id of `span`, as 32 hex digits (all zeros when not recorded).
 pub fn trace_id(span: &tracing::Span) -> String {
     span.context().span().span_context().trace_id().to_string()

@@ -16,6 +16,7 @@ use crate::helpers::{TestStack, start};
 struct SpanInfo {
     service: String,
     name: String,
+    start_ns: u64,
     parent: String,
     attributes: BTreeMap<String, String>,
 }
@@ -58,6 +59,10 @@ impl Trace {
                         SpanInfo {
                             service: service.clone(),
                             name: span["name"].as_str().unwrap_or_default().to_owned(),
+                            start_ns: span["startTimeUnixNano"]
+                                .as_str()
+                                .and_then(|s| s.parse().ok())
+                                .unwrap_or_default(),
                             parent: span["parentSpanId"].as_str().unwrap_or_default().to_owned(),
                             attributes,
                         },
@@ -298,4 +303,297 @@ async fn a_garbage_traceparent_starts_a_new_trace_and_the_booking_succeeds() {
     let roots = trace.roots();
     assert_eq!(roots.len(), 1, "{roots:?}");
     assert!(roots[0].parent.is_empty(), "a new root: no parent at all");
+}
+
+/// Books `seat` as `user` with a known trace id; returns (booking, trace id).
+async fn traced_booking(t: &TestStack, user: &str, seat: &str) -> (BookingAccepted, String) {
+    let trace_id = format!("{}{}", random_hex(8), random_hex(8));
+    let accepted = t
+        .http
+        .post(t.gateway("/bookings"))
+        .bearer_auth(t.token(user))
+        .header("idempotency-key", format!("traced-{seat}"))
+        .header("traceparent", format!("00-{trace_id}-{}-01", random_hex(8)))
+        .json(&serde_json::json!({ "seat_id": seat }))
+        .send()
+        .await
+        .expect("POST")
+        .json()
+        .await
+        .expect("json");
+    (accepted, trace_id)
+}
+
+/// Waits for the booking to finish by watching reservation's admin view (no per-booking polling
+/// requests, so every log line naming the booking belongs to its saga).
+async fn finished_quietly(t: &TestStack, booking_id: &str) -> String {
+    let reservation = t.stack.endpoints().service("reservation").to_owned();
+    let started = Instant::now();
+    loop {
+        let bookings: Vec<Value> = t
+            .http
+            .get(format!("{reservation}/admin/bookings"))
+            .send()
+            .await
+            .expect("GET")
+            .json()
+            .await
+            .expect("json");
+        if let Some(status) = bookings
+            .iter()
+            .find(|b| b["booking_id"] == booking_id)
+            .and_then(|b| b["status"].as_str())
+            && status != "PENDING"
+        {
+            return status.to_owned();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "booking {booking_id} did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The JSON log lines of `service` containing `text`.
+async fn log_lines(t: &TestStack, service: &str, text: &str) -> Vec<Value> {
+    let loki = t.stack.endpoints().telemetry["loki"].clone();
+    let result: Value = t
+        .http
+        .get(format!("{loki}/loki/api/v1/query_range"))
+        .query(&[
+            ("query", format!(r#"{{service="{service}"}} |= "{text}""#)),
+            ("limit", "5000".into()),
+        ])
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("json");
+    result["data"]["result"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s["values"].as_array().cloned().unwrap_or_default())
+        .map(|v| serde_json::from_str(v[1].as_str().unwrap_or_default()).expect("JSON line"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compensated_booking_shows_its_compensation_in_reverse_order_and_every_log_line_its_trace_id()
+ {
+    let mut t =
+        start(|options| options.saga = serde_json::json!({ "charge_deadline_ms": 1500 })).await;
+    t.stack.kill("payment").expect("kill payment");
+    let (accepted, trace_id) = traced_booking(&t, "user-3", "saga-live-1-007").await;
+    assert_eq!(
+        finished_quietly(&t, &accepted.booking_id).await,
+        "CANCELLED"
+    );
+
+    let trace = settled_trace(
+        &t,
+        &trace_id,
+        &["gateway", "reservation", "inventory", "analytics"],
+    )
+    .await;
+    assert_eq!(trace.roots().len(), 1, "one tree");
+    let first = |name: &str| {
+        trace
+            .spans
+            .values()
+            .filter(|s| s.name == name)
+            .map(|s| s.start_ns)
+            .min()
+            .unwrap_or_else(|| panic!("no span {name:?}"))
+    };
+    let (charge, refund, release) = (
+        first("saga charge"),
+        first("saga compensate refund"),
+        first("saga compensate release"),
+    );
+    assert!(
+        charge < refund && refund < release,
+        "charge {charge} < refund {refund} < release {release}: compensation runs in reverse order"
+    );
+    assert!(
+        trace
+            .spans
+            .values()
+            .any(|s| s.attributes.get("saga.outcome").map(String::as_str) == Some("CANCELLED"))
+    );
+    assert!(
+        trace
+            .spans
+            .values()
+            .any(|s| s.name == "saga compensate refund"
+                && s.attributes.get("compensation.outcome").map(String::as_str) == Some("skipped"))
+    );
+
+    // Every line any service logged for this booking carries the booking's trace id.
+    let mut seen = 0;
+    for service in ["gateway", "reservation", "inventory", "analytics"] {
+        let lines = log_lines(&t, service, &accepted.booking_id).await;
+        assert!(
+            !lines.is_empty(),
+            "{service} logged nothing for the booking"
+        );
+        for line in &lines {
+            assert_eq!(line["trace_id"], trace_id.as_str(), "{service}: {line}");
+            let span_id = line["span_id"].as_str().unwrap_or_default();
+            assert!(
+                span_id.len() == 16 && span_id != "0000000000000000",
+                "{service}: a span id on every line: {line}"
+            );
+        }
+        seen += lines.len();
+    }
+    let compensation = log_lines(&t, "reservation", &trace_id).await;
+    assert!(
+        compensation.iter().any(|l| l["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("compensating"))),
+        "the compensation decision is in the logs"
+    );
+    assert!(seen > 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_delivered_twice_shows_its_duplicate_skip_under_the_original_trace() {
+    let t = start(|_| {}).await;
+    let (accepted, trace_id) = traced_booking(&t, "user-4", "saga-live-1-008").await;
+    assert_eq!(
+        finished_quietly(&t, &accepted.booking_id).await,
+        "CONFIRMED"
+    );
+
+    let bootstrap = t.stack.endpoints().broker.clone();
+    let held = |r: &faultline_harness::topic_reader::Record| {
+        String::from_utf8_lossy(&r.payload).contains(&accepted.booking_id)
+            && r.headers.get("event-type").map(String::as_str) == Some("SeatHeld")
+    };
+    let records = faultline_harness::topic_reader::read_until(
+        &bootstrap,
+        faultline_contracts::topics::INVENTORY_EVENTS,
+        Duration::from_secs(20),
+        |rs| rs.iter().any(held),
+    )
+    .await
+    .expect("read");
+    let original = records
+        .into_iter()
+        .find(|r| held(r))
+        .expect("the SeatHeld event");
+    let producer = faultline_kit::messaging::Producer::new(
+        &faultline_kit::config::KafkaSettings::new(bootstrap),
+        "redeliverer",
+    )
+    .expect("producer");
+    producer
+        .send(
+            faultline_contracts::topics::INVENTORY_EVENTS,
+            original.key.as_deref().unwrap_or_default(),
+            &original.payload,
+            &original.headers.clone().into_iter().collect(),
+        )
+        .await
+        .expect("redeliver");
+
+    let tempo = t.stack.endpoints().telemetry["tempo"].clone();
+    let started = Instant::now();
+    loop {
+        let found: Value = t
+            .http
+            .get(format!("{tempo}/api/search"))
+            .query(&[("q", "{ span.messaging.duplicate = true }")])
+            .send()
+            .await
+            .expect("GET")
+            .json()
+            .await
+            .expect("json");
+        if let Some(trace) = found["traces"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|tr| tr["traceID"] == trace_id.as_str())
+        {
+            assert_eq!(
+                trace["spanSet"]["spans"][0]["name"],
+                "process inventory.events"
+            );
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no duplicate skip under trace {trace_id}: {found}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let lines = log_lines(&t, "reservation", "duplicate message skipped").await;
+    assert!(
+        lines.iter().any(|l| l["trace_id"] == trace_id.as_str()),
+        "the dedupe decision is in the logs under the trace: {lines:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_sigterm_no_span_of_a_finished_booking_is_missing() {
+    // Spans would wait a minute in the exporters' batches: only the flush at shutdown sends them.
+    let mut t = start(|options| options.span_batch_delay_ms = 60_000).await;
+    let (accepted, trace_id) = traced_booking(&t, "user-5", "saga-live-1-009").await;
+    assert_eq!(
+        finished_quietly(&t, &accepted.booking_id).await,
+        "CONFIRMED"
+    );
+    let tempo = t.stack.endpoints().telemetry["tempo"].clone();
+    let before = t
+        .http
+        .get(format!("{tempo}/api/traces/{trace_id}"))
+        .send()
+        .await
+        .expect("GET")
+        .status();
+    assert_eq!(
+        before, 404,
+        "nothing exported yet: the batch delay holds the spans"
+    );
+    for service in [
+        "gateway",
+        "reservation",
+        "inventory",
+        "payment",
+        "analytics",
+    ] {
+        t.stack
+            .stop_service(service, Duration::from_secs(10))
+            .expect("SIGTERM");
+    }
+    let trace = settled_trace(
+        &t,
+        &trace_id,
+        &[
+            "gateway",
+            "reservation",
+            "inventory",
+            "payment",
+            "analytics",
+        ],
+    )
+    .await;
+    assert_eq!(trace.roots().len(), 1, "one tree, every parent present");
+    let names: BTreeSet<&str> = trace.spans.values().map(|s| s.name.as_str()).collect();
+    for expected in [
+        "POST /bookings",
+        "saga charge",
+        "POST /charges",
+        "process booking.events",
+        "saga reply SeatSold",
+    ] {
+        assert!(
+            names.contains(expected),
+            "{expected:?} missing after shutdown: {names:?}"
+        );
+    }
 }

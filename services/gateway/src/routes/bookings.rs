@@ -67,6 +67,11 @@ pub async fn create(
         span.record("booking_id", accepted.booking_id.as_str());
         span.record("saga_id", accepted.saga_id.as_str());
     }
+    tracing::info!(
+        status = answer.status.as_u16(),
+        replayed = answer.headers.contains_key("idempotent-replayed"),
+        "booking request answered"
+    );
     Ok(answer.into_response())
 }
 

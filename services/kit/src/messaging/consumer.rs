@@ -280,6 +280,7 @@ impl<H: Handler> Consumer<H> {
             booking_id = Empty,
             saga_id = Empty,
             trace_id = Empty,
+            span_id = Empty,
         );
         let parent = crate::telemetry::extract(&delivered.headers);
         let producer_context = parent.span().span_context().clone();
@@ -287,7 +288,7 @@ impl<H: Handler> Consumer<H> {
             let _ = span.set_parent(parent);
             span.add_link(producer_context);
         }
-        span.record("trace_id", crate::telemetry::trace_id(&span));
+        crate::telemetry::record_ids(&span);
         let payload = message.payload().unwrap_or_default();
         let finished = self
             .process_in_span(&delivered, payload, shutdown)

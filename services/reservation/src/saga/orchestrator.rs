@@ -322,9 +322,10 @@ impl Orchestrator {
             saga.attempt = saga.attempts,
             saga.outcome = Empty,
             trace_id = Empty,
+            span_id = Empty,
         );
         continue_trace(&span, &MapCarrier(&saga.trace_headers));
-        span.record("trace_id", faultline_kit::telemetry::trace_id(&span));
+        faultline_kit::telemetry::record_ids(&span);
         self.drive_claimed(saga).instrument(span).await
     }
 
