@@ -85,15 +85,17 @@ pub fn install_propagator() {
 /// The default filter when `RUST_LOG` is unset: our crates at info, chatty dependencies quieter.
 pub const DEFAULT_FILTER: &str = "info,h2=warn,hyper=warn,tonic=warn,rdkafka=warn,sqlx=warn";
 
-/// The resource every span carries: `service.name` (`OTEL_SERVICE_NAME` wins over
-/// `service_name`), a `service.instance.id` unique to this process, and
-/// `OTEL_RESOURCE_ATTRIBUTES`.
+/// The resource every span carries: `service.name` (`OTEL_SERVICE_NAME`, then a `service.name`
+/// in `OTEL_RESOURCE_ATTRIBUTES`, win over `service_name`), a `service.instance.id` unique to
+/// this process, and the rest of `OTEL_RESOURCE_ATTRIBUTES`.
 fn resource(service_name: &str) -> Resource {
     let mut builder = Resource::builder().with_attribute(opentelemetry::KeyValue::new(
         "service.instance.id",
         format!("{service_name}-{}", uuid::Uuid::new_v4().simple()),
     ));
-    if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
+    let named_by_env = std::env::var_os("OTEL_SERVICE_NAME").is_some()
+        || std::env::var("OTEL_RESOURCE_ATTRIBUTES").is_ok_and(|a| a.contains("service.name="));
+    if !named_by_env {
         builder = builder.with_service_name(service_name.to_owned());
     }
     builder.build()
