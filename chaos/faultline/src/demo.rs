@@ -12,11 +12,9 @@ use faultline_contracts::http::{AnalyticsSummary, BookingAccepted, ReservationSu
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::Semaphore;
 
-use crate::{
-    endpoints::Endpoints,
-    invariants::{self, Violation},
-    seed::Seed,
-};
+use faultline_harness::invariants::{self, ServiceUrls, Violation};
+
+use crate::{endpoints::Endpoints, seed::Seed};
 
 /// One planned booking and the outcome the plan expects.
 #[derive(Debug, Clone)]
@@ -289,7 +287,12 @@ pub async fn run(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let snapshot = invariants::snapshot(&http, endpoints).await?;
+    let urls = ServiceUrls {
+        reservation: endpoints.service("reservation"),
+        inventory: endpoints.service("inventory"),
+        payment: endpoints.service("payment"),
+    };
+    let snapshot = invariants::snapshot(&http, urls).await?;
     let violations = invariants::check(&snapshot, seed.initial_points());
     Ok(DemoReport {
         submitted: plan.len(),

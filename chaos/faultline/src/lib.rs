@@ -8,12 +8,11 @@
 //! - [`services`]: runs one service inside this process (the child side of [`stack`]).
 //! - [`demo`]: the mixed workload, live progress and the outcome table.
 //! - [`measure`]: peak resident memory of the whole process tree, from `/proc`.
-//! - [`invariants`]: invariants 1–3 of the product contract, read from each service's admin
-//!   endpoints.
+//!
+//! Invariants 1–3 are judged by `faultline_harness::invariants`, shared with the tests.
 
 pub mod demo;
 pub mod endpoints;
-pub mod invariants;
 pub mod measure;
 pub mod seed;
 pub mod services;

@@ -2,6 +2,8 @@
 //!
 //! - [`tansu`]: finds the tansu broker binary, installing it with cargo when it is missing.
 //! - [`broker`]: runs tansu on a free port with sqlite storage and creates the topics.
+//! - [`invariants`]: invariants 1–3 of the product contract, judged from the services' admin
+//!   endpoints (shared by the tests and the launcher).
 //! - [`postgres`]: creates fresh PostgreSQL databases; fails loudly when PostgreSQL is absent.
 //! - [`faulty_proxy`]: an HTTP proxy that can lose replies or black-hole requests, for tests
 //!   of unknown outcomes.
@@ -10,6 +12,7 @@
 
 pub mod broker;
 pub mod faulty_proxy;
+pub mod invariants;
 pub mod postgres;
 pub mod tansu;
 pub mod topic_reader;

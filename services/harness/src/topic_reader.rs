@@ -21,6 +21,25 @@ pub struct Record {
     pub offset: i64,
 }
 
+/// Publishes `record` to `topic` again, byte for byte: same key, payload and headers (so the
+/// same message id and trace context) — a redelivery, as a broker would make one.
+pub async fn republish(bootstrap: &str, topic: &str, record: &Record) -> anyhow::Result<()> {
+    let producer = faultline_kit::messaging::Producer::new(
+        &faultline_kit::config::KafkaSettings::new(bootstrap),
+        "redeliverer",
+    )?;
+    let headers = record.headers.clone().into_iter().collect();
+    producer
+        .send(
+            topic,
+            record.key.as_deref().unwrap_or_default(),
+            &record.payload,
+            &headers,
+        )
+        .await?;
+    Ok(())
+}
+
 /// Reads `topic` until `predicate` holds for the records read so far, or `limit` passes; returns
 /// what was read either way.
 pub async fn read_until(

@@ -7,7 +7,7 @@ use faultline_contracts::{
     topics,
 };
 use faultline_harness::topic_reader;
-use faultline_kit::messaging::{Producer, headers};
+use faultline_kit::messaging::headers;
 
 use crate::helpers::start;
 
@@ -42,20 +42,8 @@ async fn a_booking_event_delivered_three_times_is_counted_once() {
         .find(|r| mine(r))
         .expect("the BookingConfirmed event")
         .clone();
-    let producer = Producer::new(
-        &faultline_kit::config::KafkaSettings::new(bootstrap.clone()),
-        "redeliverer",
-    )
-    .expect("producer");
-    let copy_headers = original.headers.clone().into_iter().collect();
     for _ in 0..2 {
-        producer
-            .send(
-                topics::BOOKING_EVENTS,
-                original.key.as_deref().unwrap_or_default(),
-                &original.payload,
-                &copy_headers,
-            )
+        topic_reader::republish(&bootstrap, topics::BOOKING_EVENTS, &original)
             .await
             .expect("redeliver");
     }

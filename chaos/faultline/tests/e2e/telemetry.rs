@@ -485,20 +485,13 @@ async fn a_message_delivered_twice_shows_its_duplicate_skip_under_the_original_t
         .into_iter()
         .find(|r| held(r))
         .expect("the SeatHeld event");
-    let producer = faultline_kit::messaging::Producer::new(
-        &faultline_kit::config::KafkaSettings::new(bootstrap),
-        "redeliverer",
+    faultline_harness::topic_reader::republish(
+        &bootstrap,
+        faultline_contracts::topics::INVENTORY_EVENTS,
+        &original,
     )
-    .expect("producer");
-    producer
-        .send(
-            faultline_contracts::topics::INVENTORY_EVENTS,
-            original.key.as_deref().unwrap_or_default(),
-            &original.payload,
-            &original.headers.clone().into_iter().collect(),
-        )
-        .await
-        .expect("redeliver");
+    .await
+    .expect("redeliver");
 
     let tempo = t.stack.endpoints().telemetry["tempo"].clone();
     let started = Instant::now();

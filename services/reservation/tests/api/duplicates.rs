@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use faultline_contracts::topics;
 use faultline_harness::{Backend, both_backends, topic_reader};
-use faultline_kit::messaging::{Producer, headers};
+use faultline_kit::messaging::headers;
 
 use crate::helpers::{Options, PRICE, spawn_system};
 
@@ -22,7 +22,6 @@ async fn every_message_delivered_three_times_has_one_effect_per_consumer(backend
     );
     let log_before = system.saga_log(&accepted.saga_id).await;
 
-    let producer = Producer::new(&system.broker.kafka_settings(), "redeliverer").expect("producer");
     let mut redelivered = Vec::new();
     for topic in [topics::INVENTORY_COMMANDS, topics::INVENTORY_EVENTS] {
         let records = topic_reader::read_until(
@@ -42,15 +41,8 @@ async fn every_message_delivered_three_times_has_one_effect_per_consumer(backend
             .iter()
             .filter(|r| String::from_utf8_lossy(&r.payload).contains(&accepted.booking_id))
         {
-            let headers = record.headers.clone().into_iter().collect();
             for _ in 0..2 {
-                producer
-                    .send(
-                        topic,
-                        record.key.as_deref().unwrap_or_default(),
-                        &record.payload,
-                        &headers,
-                    )
+                topic_reader::republish(&system.broker.bootstrap(), topic, record)
                     .await
                     .expect("redeliver");
             }

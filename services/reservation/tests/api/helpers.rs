@@ -8,10 +8,10 @@ use std::{
 };
 
 use faultline_contracts::http::{
-    BookingAccepted, BookingView, InventorySummary, PaymentSummary, ReservationSummary,
-    SagaLogEntry, SeatView, WalletView,
+    BookingAccepted, BookingView, PaymentSummary, ReservationSummary, SagaLogEntry, SeatView,
+    WalletView,
 };
-use faultline_harness::{Backend, broker::EmbeddedBroker, faulty_proxy::FaultyProxy};
+use faultline_harness::{Backend, broker::EmbeddedBroker, faulty_proxy::FaultyProxy, invariants};
 use faultline_kit::{config::CommonSettings, shutdown::CancellationToken};
 use reservation::configuration::{PaymentSettings, SagaSettings};
 
@@ -370,26 +370,9 @@ impl TestSystem {
         self.get(format!("{}/admin/summary", self.payment)).await
     }
 
-    /// Checks invariants 1–3 of the product contract from each service's own data; returns the
-    /// bookings. Call once every saga is terminal.
+    /// Checks invariants 1–3 of the product contract from each service's own data, with the
+    /// same judge the launcher uses; returns the bookings. Call once every saga is terminal.
     pub async fn assert_invariants(&self) -> Vec<BookingView> {
-        let bookings: Vec<BookingView> = self
-            .get(format!("{}/admin/bookings", self.reservation))
-            .await;
-        let seats: Vec<SeatView> = self.get(format!("{}/admin/seats", self.inventory)).await;
-        let inventory: InventorySummary =
-            self.get(format!("{}/admin/summary", self.inventory)).await;
-        let reservation: ReservationSummary = self
-            .get(format!("{}/admin/summary", self.reservation))
-            .await;
-        let payment = self.payment_summary().await;
-
-        // 3. everything terminal, nothing left held or unpublished.
-        assert_eq!(
-            reservation.pending, 0,
-            "no saga left in flight: {reservation:?}"
-        );
-        assert_eq!(inventory.held, 0, "no seat left HELD: {inventory:?}");
         eventually(
             "reservation's outbox to drain",
             Duration::from_secs(10),
@@ -401,77 +384,20 @@ impl TestSystem {
             },
         )
         .await;
-
-        // 1. seats sold = confirmed bookings, each to its own confirmed booking.
-        let confirmed: Vec<&BookingView> = bookings
-            .iter()
-            .filter(|b| b.status == "CONFIRMED")
-            .collect();
-        let sold: Vec<&SeatView> = seats.iter().filter(|s| s.status == "SOLD").collect();
-        assert_eq!(
-            sold.len(),
-            confirmed.len(),
-            "seats sold = confirmed bookings"
+        let urls = invariants::ServiceUrls {
+            reservation: &self.reservation,
+            inventory: &self.inventory,
+            payment: &self.payment,
+        };
+        let snapshot = invariants::snapshot(&self.http, urls)
+            .await
+            .expect("the services' admin views");
+        let violations = invariants::check(&snapshot, self.initial_points);
+        assert!(
+            violations.is_empty(),
+            "invariants violated: {violations:#?}"
         );
-        for seat in &sold {
-            let owner = seat
-                .booking_id
-                .as_deref()
-                .expect("a sold seat has a booking");
-            assert!(
-                confirmed
-                    .iter()
-                    .any(|b| b.booking_id == owner && b.seat_id == seat.seat_id),
-                "seat {} is sold to {owner}, which is not a confirmed booking of that seat",
-                seat.seat_id
-            );
-        }
-
-        // 2. points conserved; confirmed charged once, everything else nets to zero.
-        assert_eq!(payment.initial_total, self.initial_points);
-        assert_eq!(
-            payment.mismatched_wallets, 0,
-            "every ledger sums to its balance"
-        );
-        assert_eq!(payment.ledger_total, payment.balance_total);
-        let net_total: i64 = payment
-            .net_by_booking
-            .iter()
-            .map(|n| n.charged - n.refunded)
-            .sum();
-        assert_eq!(
-            payment.balance_total + net_total,
-            payment.initial_total,
-            "balances + net charges = initial"
-        );
-        for booking in &bookings {
-            let net = payment
-                .net_by_booking
-                .iter()
-                .find(|n| n.booking_id == booking.booking_id);
-            match booking.status.as_str() {
-                "CONFIRMED" => {
-                    let net = net.unwrap_or_else(|| {
-                        panic!("confirmed booking {} was never charged", booking.booking_id)
-                    });
-                    assert_eq!(
-                        (net.charges, net.charged, net.refunded),
-                        (1, booking.amount.unwrap_or(-1), 0),
-                        "{booking:?}"
-                    );
-                }
-                _ => {
-                    if let Some(net) = net {
-                        assert_eq!(
-                            net.charged, net.refunded,
-                            "{} booking nets to zero: {net:?}",
-                            booking.status
-                        );
-                    }
-                }
-            }
-        }
-        bookings
+        snapshot.bookings
     }
 
     /// SIGKILLs the reservation child process.

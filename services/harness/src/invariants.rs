@@ -12,8 +12,6 @@ use faultline_contracts::http::{
     BookingView, InventorySummary, PaymentSummary, ReservationSummary, SeatView,
 };
 
-use crate::endpoints::Endpoints;
-
 /// What the services report.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
@@ -44,20 +42,22 @@ async fn get<T: serde::de::DeserializeOwned>(
     Ok(response.json().await?)
 }
 
+/// Where each service answers (its own HTTP address, not the gateway's).
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceUrls<'a> {
+    pub reservation: &'a str,
+    pub inventory: &'a str,
+    pub payment: &'a str,
+}
+
 /// Reads every service's view.
-pub async fn snapshot(http: &reqwest::Client, endpoints: &Endpoints) -> anyhow::Result<Snapshot> {
-    let reservation = endpoints.service("reservation");
-    let inventory = endpoints.service("inventory");
+pub async fn snapshot(http: &reqwest::Client, urls: ServiceUrls<'_>) -> anyhow::Result<Snapshot> {
     Ok(Snapshot {
-        bookings: get(http, format!("{reservation}/admin/bookings")).await?,
-        seats: get(http, format!("{inventory}/admin/seats")).await?,
-        inventory: get(http, format!("{inventory}/admin/summary")).await?,
-        reservation: get(http, format!("{reservation}/admin/summary")).await?,
-        payment: get(
-            http,
-            format!("{}/admin/summary", endpoints.service("payment")),
-        )
-        .await?,
+        bookings: get(http, format!("{}/admin/bookings", urls.reservation)).await?,
+        seats: get(http, format!("{}/admin/seats", urls.inventory)).await?,
+        inventory: get(http, format!("{}/admin/summary", urls.inventory)).await?,
+        reservation: get(http, format!("{}/admin/summary", urls.reservation)).await?,
+        payment: get(http, format!("{}/admin/summary", urls.payment)).await?,
     })
 }
 
