@@ -67,6 +67,7 @@ impl Application {
         );
         runner.spawn_http(self.listener, router);
         runner.spawn_consumer(consumer);
+        runner.spawn_janitor(&self.db);
         runner.run_then_close(&self.db).await
     }
 }

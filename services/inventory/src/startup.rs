@@ -75,6 +75,7 @@ impl Application {
         runner.spawn_http(self.listener, router);
         runner.spawn_relay(self.messaging.relay(&self.db));
         runner.spawn_consumer(consumer);
+        runner.spawn_janitor(&self.db);
         runner.run_then_close(&self.db).await
     }
 }

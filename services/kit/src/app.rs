@@ -159,6 +159,15 @@ impl Runner {
         });
     }
 
+    /// Runs the retention janitor over `db` until shutdown.
+    pub fn spawn_janitor(&mut self, db: &Db) {
+        let (db, token) = (db.clone(), self.shutdown());
+        self.spawn(
+            "janitor",
+            crate::janitor::run(db, crate::janitor::Retention::default(), token),
+        );
+    }
+
     /// Runs a consumer until shutdown.
     pub fn spawn_consumer<H: Handler>(&mut self, consumer: Consumer<H>) {
         let token = self.shutdown();

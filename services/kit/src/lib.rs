@@ -15,6 +15,7 @@
 //! - [`outbox`]: writing messages in the business transaction, and the relay that publishes
 //!   them in claimed batches, woken on write.
 //! - [`inbox`]: consumer-side deduplication inside the consumer's transaction.
+//! - [`janitor`]: retention for the outbox, inbox and idempotency tables.
 //! - [`idempotency`]: HTTP idempotency keys — fingerprint, replay, 409 in flight, 422 on misuse,
 //!   expiry.
 //! - [`readiness`]: `/ready` turns true only when every consumer has its partitions.
@@ -29,6 +30,7 @@ pub mod config;
 pub mod http;
 pub mod idempotency;
 pub mod inbox;
+pub mod janitor;
 pub mod messaging;
 pub mod outbox;
 pub mod readiness;

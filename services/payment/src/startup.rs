@@ -63,6 +63,7 @@ impl Application {
             faultline_kit::http::router_layers(routes::router(state), common.http.body_limit_bytes);
         let mut runner = Runner::new(shutdown);
         runner.spawn_http(self.listener, router);
+        runner.spawn_janitor(&self.db);
         runner.run_then_close(&self.db).await
     }
 }

@@ -103,6 +103,7 @@ impl Application {
             "saga-timer",
             saga::timer::run(self.orchestrator.clone(), self.triggers, runner.shutdown()),
         );
+        runner.spawn_janitor(&self.db);
         runner.run_then_close(&self.db).await
     }
 }

@@ -193,13 +193,4 @@ impl IdempotencyStore {
         .await?;
         Ok(())
     }
-
-    /// Deletes expired keys; returns how many.
-    pub async fn purge_expired(&self) -> Result<u64, sqlx::Error> {
-        Ok(sqlx::query("DELETE FROM idempotency WHERE expires_at < $1")
-            .bind(now_ms())
-            .execute(self.db.pool())
-            .await?
-            .rows_affected())
-    }
 }
