@@ -40,6 +40,20 @@ pub async fn republish(bootstrap: &str, topic: &str, record: &Record) -> anyhow:
     Ok(())
 }
 
+/// The first record of `topic` matching `predicate`, waiting up to `limit` for it.
+pub async fn find(
+    bootstrap: &str,
+    topic: &str,
+    limit: Duration,
+    predicate: impl Fn(&Record) -> bool,
+) -> anyhow::Result<Record> {
+    let records = read_until(bootstrap, topic, limit, |rs| rs.iter().any(&predicate)).await?;
+    records
+        .into_iter()
+        .find(|r| predicate(r))
+        .ok_or_else(|| anyhow::anyhow!("no matching record on {topic} within {limit:?}"))
+}
+
 /// Reads `topic` until `predicate` holds for the records read so far, or `limit` passes; returns
 /// what was read either way.
 pub async fn read_until(

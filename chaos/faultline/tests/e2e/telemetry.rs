@@ -137,21 +137,7 @@ fn random_hex(bytes: usize) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_booking_is_one_connected_trace_across_every_service_with_its_logs() {
     let t = start(|_| {}).await;
-    let trace_id = format!("{}{}", random_hex(8), random_hex(8));
-    let client_span = random_hex(8);
-    let accepted: BookingAccepted = t
-        .http
-        .post(t.gateway("/bookings"))
-        .bearer_auth(t.token("user-1"))
-        .header("idempotency-key", "traced")
-        .header("traceparent", format!("00-{trace_id}-{client_span}-01"))
-        .json(&serde_json::json!({ "seat_id": "saga-live-1-005" }))
-        .send()
-        .await
-        .expect("POST")
-        .json()
-        .await
-        .expect("json");
+    let (accepted, trace_id, client_span) = traced_booking(&t, "user-1", "saga-live-1-005").await;
     assert_eq!(
         t.terminal("user-1", &accepted.booking_id).await.status,
         "CONFIRMED"
@@ -305,15 +291,21 @@ async fn a_garbage_traceparent_starts_a_new_trace_and_the_booking_succeeds() {
     assert!(roots[0].parent.is_empty(), "a new root: no parent at all");
 }
 
-/// Books `seat` as `user` with a known trace id; returns (booking, trace id).
-async fn traced_booking(t: &TestStack, user: &str, seat: &str) -> (BookingAccepted, String) {
+/// Books `seat` as `user` under a known trace: returns the booking, the trace id and the
+/// caller's span id the gateway's span must hang under.
+async fn traced_booking(
+    t: &TestStack,
+    user: &str,
+    seat: &str,
+) -> (BookingAccepted, String, String) {
     let trace_id = format!("{}{}", random_hex(8), random_hex(8));
+    let client_span = random_hex(8);
     let accepted = t
         .http
         .post(t.gateway("/bookings"))
         .bearer_auth(t.token(user))
         .header("idempotency-key", format!("traced-{seat}"))
-        .header("traceparent", format!("00-{trace_id}-{}-01", random_hex(8)))
+        .header("traceparent", format!("00-{trace_id}-{client_span}-01"))
         .json(&serde_json::json!({ "seat_id": seat }))
         .send()
         .await
@@ -321,7 +313,7 @@ async fn traced_booking(t: &TestStack, user: &str, seat: &str) -> (BookingAccept
         .json()
         .await
         .expect("json");
-    (accepted, trace_id)
+    (accepted, trace_id, client_span)
 }
 
 /// Waits for the booking to finish by watching reservation's admin view (no per-booking polling
@@ -386,7 +378,7 @@ async fn a_compensated_booking_shows_its_compensation_in_reverse_order_and_every
     let mut t =
         start(|options| options.saga = serde_json::json!({ "charge_deadline_ms": 1500 })).await;
     t.stack.kill("payment").expect("kill payment");
-    let (accepted, trace_id) = traced_booking(&t, "user-3", "saga-live-1-007").await;
+    let (accepted, trace_id, _) = traced_booking(&t, "user-3", "saga-live-1-007").await;
     assert_eq!(
         finished_quietly(&t, &accepted.booking_id).await,
         "CANCELLED"
@@ -462,7 +454,7 @@ async fn a_compensated_booking_shows_its_compensation_in_reverse_order_and_every
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_delivered_twice_shows_its_duplicate_skip_under_the_original_trace() {
     let t = start(|_| {}).await;
-    let (accepted, trace_id) = traced_booking(&t, "user-4", "saga-live-1-008").await;
+    let (accepted, trace_id, _) = traced_booking(&t, "user-4", "saga-live-1-008").await;
     assert_eq!(
         finished_quietly(&t, &accepted.booking_id).await,
         "CONFIRMED"
@@ -473,18 +465,14 @@ async fn a_message_delivered_twice_shows_its_duplicate_skip_under_the_original_t
         String::from_utf8_lossy(&r.payload).contains(&accepted.booking_id)
             && r.headers.get("event-type").map(String::as_str) == Some("SeatHeld")
     };
-    let records = faultline_harness::topic_reader::read_until(
+    let original = faultline_harness::topic_reader::find(
         &bootstrap,
         faultline_contracts::topics::INVENTORY_EVENTS,
         Duration::from_secs(20),
-        |rs| rs.iter().any(held),
+        held,
     )
     .await
-    .expect("read");
-    let original = records
-        .into_iter()
-        .find(|r| held(r))
-        .expect("the SeatHeld event");
+    .expect("the SeatHeld event");
     faultline_harness::topic_reader::republish(
         &bootstrap,
         faultline_contracts::topics::INVENTORY_EVENTS,
@@ -535,7 +523,7 @@ async fn a_message_delivered_twice_shows_its_duplicate_skip_under_the_original_t
 async fn after_sigterm_no_span_of_a_finished_booking_is_missing() {
     // Spans would wait a minute in the exporters' batches: only the flush at shutdown sends them.
     let mut t = start(|options| options.span_batch_delay_ms = 60_000).await;
-    let (accepted, trace_id) = traced_booking(&t, "user-5", "saga-live-1-009").await;
+    let (accepted, trace_id, _) = traced_booking(&t, "user-5", "saga-live-1-009").await;
     assert_eq!(
         finished_quietly(&t, &accepted.booking_id).await,
         "CONFIRMED"
