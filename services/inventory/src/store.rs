@@ -43,16 +43,34 @@ async fn record_transition(
     Ok(())
 }
 
-async fn current(
-    tx: &mut Tx,
-    seat: &SeatId,
-) -> Result<Option<(String, Option<String>)>, sqlx::Error> {
-    let row = sqlx::query("SELECT status, booking_id FROM seats WHERE id = $1")
+/// A seat as a transaction sees it, for answering when a conditional update matched nothing.
+struct Current {
+    status: String,
+    booking_id: Option<String>,
+    price: i64,
+    concert_id: String,
+}
+
+impl Current {
+    fn is(&self, status: &str, booking_id: &str) -> bool {
+        self.status == status && self.booking_id.as_deref() == Some(booking_id)
+    }
+}
+
+async fn current(tx: &mut Tx, seat: &SeatId) -> Result<Option<Current>, sqlx::Error> {
+    let row = sqlx::query("SELECT status, booking_id, price, concert_id FROM seats WHERE id = $1")
         .bind(seat.as_str())
         .fetch_optional(&mut **tx)
         .await?;
-    row.map(|r| Ok((r.try_get("status")?, r.try_get("booking_id")?)))
-        .transpose()
+    row.map(|r| {
+        Ok(Current {
+            status: r.try_get("status")?,
+            booking_id: r.try_get("booking_id")?,
+            price: r.try_get("price")?,
+            concert_id: r.try_get("concert_id")?,
+        })
+    })
+    .transpose()
 }
 
 /// Holds `seat` for `booking_id` if it is available (re-holding for the same booking is a
@@ -90,17 +108,11 @@ pub async fn hold(
     }
     Ok(match current(tx, seat).await? {
         None => HoldOutcome::Unavailable(format!("seat {} does not exist", seat.as_str())),
-        Some((status, Some(holder))) if holder == booking_id && status == "HELD" => {
-            let row = sqlx::query("SELECT price, concert_id FROM seats WHERE id = $1")
-                .bind(seat.as_str())
-                .fetch_one(&mut **tx)
-                .await?;
-            HoldOutcome::Held {
-                price: row.try_get("price")?,
-                concert_id: row.try_get("concert_id")?,
-            }
-        }
-        Some((status, _)) => HoldOutcome::Unavailable(format!("seat is {status}")),
+        Some(seat) if seat.is("HELD", booking_id) => HoldOutcome::Held {
+            price: seat.price,
+            concert_id: seat.concert_id,
+        },
+        Some(seat) => HoldOutcome::Unavailable(format!("seat is {}", seat.status)),
     })
 }
 
@@ -126,11 +138,9 @@ pub async fn sell(
         return Ok(SellOutcome::Sold);
     }
     Ok(match current(tx, seat).await? {
-        Some((status, Some(holder))) if holder == booking_id && status == "SOLD" => {
-            SellOutcome::Sold
-        }
-        Some((status, _)) => {
-            SellOutcome::Refused(format!("seat is {status}, not held by this booking"))
+        Some(seat) if seat.is("SOLD", booking_id) => SellOutcome::Sold,
+        Some(seat) => {
+            SellOutcome::Refused(format!("seat is {}, not held by this booking", seat.status))
         }
         None => SellOutcome::Refused(format!("seat {} does not exist", seat.as_str())),
     })
@@ -151,7 +161,7 @@ pub async fn release(tx: &mut Tx, seat: &SeatId, booking_id: &str) -> Result<boo
     .await?
     .rows_affected();
     if released == 1 {
-        let from = before.map(|(s, _)| s).unwrap_or_default();
+        let from = before.map(|s| s.status).unwrap_or_default();
         record_transition(tx, seat, booking_id, &from, "AVAILABLE").await?;
     }
     sqlx::query(

@@ -141,22 +141,6 @@ pub fn now_ms() -> i64 {
         .unwrap_or_default()
 }
 
-/// True when the error is a unique or primary-key violation (on either backend).
-pub fn is_unique_violation(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::Database(db) => db.is_unique_violation(),
-        _ => false,
-    }
-}
-
-/// True when the error is a CHECK constraint violation (on either backend).
-pub fn is_check_violation(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::Database(db) => db.is_check_violation(),
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,6 +192,9 @@ mod tests {
             .execute(db.pool())
             .await
             .unwrap_err();
-        assert!(is_unique_violation(&err), "{err}");
+        assert!(
+            matches!(&err, sqlx::Error::Database(db) if db.is_unique_violation()),
+            "{err}"
+        );
     }
 }

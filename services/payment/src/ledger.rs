@@ -212,19 +212,18 @@ pub async fn refund(
         write_ledger(tx, &user_id, Some(booking_id), "REFUND", amount, charge_key).await?;
         return Ok(RefundOutcome::Refunded { amount });
     }
-    let status: String = sqlx::query_scalar("SELECT status FROM charges WHERE charge_key = $1")
+    let row = sqlx::query("SELECT status, amount FROM charges WHERE charge_key = $1")
         .bind(charge_key)
         .fetch_one(&mut **tx)
         .await?;
-    if status == "REFUNDED" {
-        let amount: i64 = sqlx::query_scalar("SELECT amount FROM charges WHERE charge_key = $1")
-            .bind(charge_key)
-            .fetch_one(&mut **tx)
-            .await?;
-        Ok(RefundOutcome::AlreadyRefunded { amount })
+    let status: String = row.try_get("status")?;
+    Ok(if status == "REFUNDED" {
+        RefundOutcome::AlreadyRefunded {
+            amount: row.try_get("amount")?,
+        }
     } else {
-        Ok(RefundOutcome::NothingToRefund)
-    }
+        RefundOutcome::NothingToRefund
+    })
 }
 
 /// Creates the seeded wallets that do not exist yet, each with its SEED ledger entry.

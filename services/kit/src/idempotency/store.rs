@@ -50,17 +50,15 @@ impl IdempotencyStore {
     ) -> Result<NextAction, sqlx::Error> {
         let now = now_ms();
         let lease_until = now + self.lease.as_millis() as i64;
-        sqlx::query(
-            "DELETE FROM idempotency WHERE scope = $1 AND idem_key = $2 AND expires_at < $3",
-        )
-        .bind(scope)
-        .bind(key)
-        .bind(now)
-        .execute(self.db.pool())
-        .await?;
+        // One statement claims a new key or replaces an expired one (same syntax on SQLite and
+        // PostgreSQL); a live key is left alone and read below.
         let inserted = sqlx::query(
             "INSERT INTO idempotency (scope, idem_key, fingerprint, locked_until, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (scope, idem_key) DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (scope, idem_key) DO UPDATE SET \
+             fingerprint = excluded.fingerprint, status_code = NULL, response_body = NULL, \
+             locked_until = excluded.locked_until, created_at = excluded.created_at, \
+             expires_at = excluded.expires_at \
+             WHERE idempotency.expires_at < excluded.created_at",
         )
         .bind(scope)
         .bind(key)
@@ -83,7 +81,7 @@ impl IdempotencyStore {
         .fetch_optional(self.db.pool())
         .await?
         else {
-            // Expired and deleted between our statements: a fresh start is correct.
+            // Purged by the janitor between our statements: a fresh start is correct.
             return Box::pin(self.begin(scope, key, fingerprint)).await;
         };
         let stored_fingerprint: String = row.try_get("fingerprint")?;
@@ -192,5 +190,81 @@ impl IdempotencyStore {
         .execute(self.db.pool())
         .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DatabaseSettings;
+
+    async fn store(ttl: Duration) -> (IdempotencyStore, Db, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let settings = DatabaseSettings::new(format!("sqlite://{}/i.db", dir.path().display()));
+        let db = Db::connect_and_migrate(&settings, sqlx::migrate::Migrator::DEFAULT)
+            .await
+            .expect("db");
+        (
+            IdempotencyStore::new(db.clone(), ttl, Duration::from_secs(30)),
+            db,
+            dir,
+        )
+    }
+
+    async fn finish(store: &IdempotencyStore, db: &Db, key: &str) {
+        let mut tx = db.begin().await.expect("begin");
+        let saved = SavedResponse {
+            status: 201,
+            body: "{}".into(),
+        };
+        store
+            .complete(&mut tx, "s", key, &saved)
+            .await
+            .expect("complete");
+        tx.commit().await.expect("commit");
+    }
+
+    #[tokio::test]
+    async fn a_live_key_replays_or_refuses_and_an_expired_one_starts_over() {
+        let (live, db, _dir) = store(Duration::from_secs(3600)).await;
+        assert_eq!(
+            live.begin("s", "k", "f1").await.expect("begin"),
+            NextAction::Start
+        );
+        assert_eq!(
+            live.begin("s", "k", "f1").await.expect("begin"),
+            NextAction::InFlight
+        );
+        finish(&live, &db, "k").await;
+        assert!(matches!(
+            live.begin("s", "k", "f1").await.expect("begin"),
+            NextAction::Replay(_)
+        ));
+        assert_eq!(
+            live.begin("s", "k", "f2").await.expect("begin"),
+            NextAction::Mismatch
+        );
+
+        let (expiring, db, _dir) = store(Duration::from_millis(0)).await;
+        assert_eq!(
+            expiring.begin("s", "k", "f1").await.expect("begin"),
+            NextAction::Start
+        );
+        finish(&expiring, &db, "k").await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(
+            expiring.begin("s", "k", "f2").await.expect("begin"),
+            NextAction::Start,
+            "an expired key is a new key, whatever its old request"
+        );
+        let rows: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM idempotency WHERE status_code IS NULL")
+                .fetch_one(db.pool())
+                .await
+                .expect("count");
+        assert_eq!(
+            rows, 1,
+            "the expired row was replaced, its stored answer gone"
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! unknown type, unsupported version, contract violation), with the reason, so it is not lost
 //! and does not block the partition.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use faultline_contracts::topics;
 use rdkafka::error::KafkaError;
@@ -60,9 +60,4 @@ impl DeadLetter {
         );
         Ok(())
     }
-}
-
-/// Reads a dead-lettered message's headers (for tests and the chaos runner).
-pub fn reason_of(headers: &HashMap<String, String>) -> Option<&str> {
-    headers.get(headers::DEAD_LETTER_REASON).map(String::as_str)
 }

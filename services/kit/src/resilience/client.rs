@@ -65,16 +65,6 @@ pub struct ClientPolicy {
     pub breaker: BreakerSettings,
 }
 
-impl Default for ClientPolicy {
-    fn default() -> Self {
-        Self {
-            timeout: Duration::from_secs(2),
-            max_in_flight: 64,
-            breaker: BreakerSettings::default(),
-        }
-    }
-}
-
 /// A cloneable HTTP service with the whole stack; clones share the bulkhead and the breaker.
 #[derive(Clone)]
 pub struct ResilientClient {
@@ -123,10 +113,6 @@ impl ResilientClient {
     /// A request builder on the underlying client (for building, not sending).
     pub fn http(&self) -> &reqwest::Client {
         &self.http
-    }
-
-    pub fn breaker(&self) -> &Breaker {
-        &self.breaker
     }
 
     /// Sends `request` through the stack, with the current trace context injected.

@@ -40,10 +40,7 @@ pub async fn create(
     let seat = SeatId::parse(&request.seat_id).map_err(ApiError::unprocessable)?;
     if !headers.contains_key(idempotency::http::HEADER) {
         let (booking_id, saga_id) = state.orchestrator.start_booking(&user, &seat).await?;
-        return Ok(accepted(
-            StatusCode::ACCEPTED,
-            &accepted_body(booking_id, saga_id),
-        ));
+        return Ok(accepted(&accepted_body(booking_id, saga_id)));
     }
     let key = key_from_headers(&headers)?;
     span.record("idempotency.key", key.as_str());
@@ -75,7 +72,7 @@ pub async fn create(
             state.orchestrator.wake_relay();
             let body: BookingAccepted =
                 serde_json::from_str(&saved.body).map_err(ApiError::internal)?;
-            Ok(accepted(StatusCode::ACCEPTED, &body))
+            Ok(accepted(&body))
         }
     }
 }
@@ -90,8 +87,9 @@ fn accepted_body(booking_id: String, saga_id: String) -> BookingAccepted {
     }
 }
 
-fn accepted(status: StatusCode, body: &BookingAccepted) -> Response {
-    let mut response = (status, Json(body.clone())).into_response();
+/// The 202 answer, with the status URL also as `Location`.
+fn accepted(body: &BookingAccepted) -> Response {
+    let mut response = (StatusCode::ACCEPTED, Json(body.clone())).into_response();
     if let Ok(location) = HeaderValue::from_str(&body.status_url) {
         response.headers_mut().insert(header::LOCATION, location);
     }
