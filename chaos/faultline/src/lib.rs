@@ -8,9 +8,11 @@
 //! - [`services`]: runs one service inside this process (the child side of [`stack`]).
 //! - [`demo`]: the mixed workload, live progress and the outcome table.
 //! - [`measure`]: peak resident memory of the whole process tree, from `/proc`.
+//! - [`chaos`]: the chaos runner (`faultline run`, `run --all`, `replay`).
 //!
 //! Invariants 1–3 are judged by `faultline_harness::invariants`, shared with the tests.
 
+pub mod chaos;
 pub mod demo;
 pub mod endpoints;
 pub mod measure;

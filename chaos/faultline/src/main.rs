@@ -1,4 +1,5 @@
-//! `faultline`: start the embedded system (`up`), or run the demo workload against it (`demo`).
+//! `faultline`: start the embedded system (`up`), run the demo workload against it (`demo`),
+//! run chaos scenarios (`run`, `run --all`, `replay`).
 
 use std::{path::PathBuf, time::Duration};
 
@@ -42,9 +43,55 @@ enum Command {
     /// Start the system, drive a mixed booking workload, print the outcome, stop. Exits 0 only
     /// if invariants 1–3 hold.
     Demo(StackArgs),
+    /// Run chaos scenarios and judge every invariant. Exit code: 0 pass, 1 violated, 2 unknown,
+    /// 3 aborted (the worst over all scenarios run).
+    Run(RunArgs),
+    /// Run a recorded run's scenario again with the same seed (and the same kind of target).
+    Replay {
+        /// A run directory (`runs/<scenario>/<timestamp>`).
+        run_dir: PathBuf,
+        #[command(flatten)]
+        common: RunCommon,
+    },
+    /// Print the JSON Schema of scenario files.
+    ScenarioSchema,
     /// Run one service in this process (how `up` starts its children).
     #[command(hide = true)]
     Service { name: String },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Scenario files or names (a name is looked up in --scenarios).
+    scenarios: Vec<String>,
+    /// Run every scenario in --scenarios.
+    #[arg(long)]
+    all: bool,
+    /// Where scenario names are looked up.
+    #[arg(long, default_value = "chaos/scenarios", env = "FAULTLINE_SCENARIOS")]
+    scenarios_dir: PathBuf,
+    /// A running stack (compose) described by a target file, instead of the embedded stack.
+    #[arg(long)]
+    target: Option<PathBuf>,
+    #[command(flatten)]
+    common: RunCommon,
+}
+
+#[derive(clap::Args)]
+struct RunCommon {
+    /// Where runs are written (`<runs>/<scenario>/<timestamp>/`).
+    #[arg(long, default_value = "runs", env = "FAULTLINE_RUNS")]
+    runs: PathBuf,
+    /// For the embedded stack: PostgreSQL (admin URL) instead of SQLite files.
+    #[arg(long, env = "FAULTLINE_POSTGRES_URL")]
+    postgres: Option<String>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+    /// Test-only: start the embedded services with inbox deduplication switched off (a
+    /// deliberately broken build, to show the exactly-once checker failing).
+    #[arg(long, hide = true)]
+    break_inbox_for_test: bool,
 }
 
 fn main() -> std::process::ExitCode {
@@ -61,19 +108,143 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Service { name } => faultline::services::run(&name).await.map(|()| true),
-            Command::Up(args) => up(args.options(".faultline/up")).await.map(|()| true),
-            Command::Demo(args) => demo(args.options(".faultline/demo")).await,
+            Command::Service { name } => faultline::services::run(&name).await.map(|()| 0),
+            Command::Up(args) => up(args.options(".faultline/up")).await.map(|()| 0),
+            Command::Demo(args) => demo(args.options(".faultline/demo"))
+                .await
+                .map(|passed| if passed { 0 } else { 1 }),
+            Command::Run(args) => chaos_run(args).await,
+            Command::Replay { run_dir, common } => replay(run_dir, common).await,
+            Command::ScenarioSchema => print_schema().map(|()| 0),
         }
     });
     match result {
-        Ok(true) => std::process::ExitCode::SUCCESS,
-        Ok(false) => std::process::ExitCode::from(1),
+        Ok(code) => std::process::ExitCode::from(code),
         Err(error) => {
             eprintln!("faultline: {error:#}");
             std::process::ExitCode::from(3)
         }
     }
+}
+
+#[allow(clippy::print_stdout)]
+fn print_schema() -> anyhow::Result<()> {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&faultline::chaos::scenario::schema())?
+    );
+    Ok(())
+}
+
+/// `faultline run`: every scenario asked for, one after the other, each on its own fresh
+/// embedded stack (or against the target). Returns the worst exit code.
+async fn chaos_run(args: RunArgs) -> anyhow::Result<u8> {
+    use faultline::chaos::run;
+    init_logging();
+    let mut files = Vec::new();
+    if args.all {
+        files.extend(run::scenario_files(&args.scenarios_dir)?);
+    }
+    for name in &args.scenarios {
+        let path = PathBuf::from(name);
+        files.push(if path.exists() {
+            path
+        } else {
+            args.scenarios_dir.join(format!("{name}.toml"))
+        });
+    }
+    anyhow::ensure!(
+        !files.is_empty(),
+        "name a scenario (e.g. `faultline run payment-latency`) or pass --all"
+    );
+    let target = match args.target {
+        Some(file) => run::TargetSpec::Remote(file),
+        None => run::TargetSpec::Embedded {
+            postgres: args.common.postgres.clone(),
+        },
+    };
+    run_scenarios(files, target, &args.common).await
+}
+
+/// `faultline replay <run dir>`: the recorded scenario (with its seed) against the same kind
+/// of target; says whether the plan came out identical.
+async fn replay(run_dir: PathBuf, common: RunCommon) -> anyhow::Result<u8> {
+    use faultline::chaos::run;
+    init_logging();
+    let (scenario, recorded) = run::replay_source(&run_dir)?;
+    let parsed = faultline::chaos::scenario::Scenario::load(&scenario)?;
+    let plan = faultline::chaos::generator::plan(&parsed, &faultline::seed::Seed::default())?;
+    let recorded_plan: faultline::chaos::generator::Plan =
+        serde_json::from_slice(&std::fs::read(run_dir.join("plan.json"))?)?;
+    anyhow::ensure!(
+        plan == recorded_plan,
+        "seed {} no longer yields the recorded plan (the generator or the seeded catalogue changed)",
+        parsed.seed
+    );
+    eprintln!(
+        "faultline: replaying {} with seed {}: the same plan ({} operations, {} faults)",
+        parsed.name,
+        parsed.seed,
+        plan.ops.len(),
+        plan.faults.len()
+    );
+    let target = match recorded.get("target").and_then(|t| t.as_str()) {
+        Some("embedded") | None => run::TargetSpec::Embedded {
+            postgres: common.postgres.clone(),
+        },
+        Some(file) => run::TargetSpec::Remote(PathBuf::from(file)),
+    };
+    let code = run_scenarios(vec![scenario], target, &common).await?;
+    Ok(code)
+}
+
+#[allow(clippy::print_stdout)]
+async fn run_scenarios(
+    files: Vec<PathBuf>,
+    target: faultline::chaos::run::TargetSpec,
+    common: &RunCommon,
+) -> anyhow::Result<u8> {
+    use faultline::chaos::{report, run};
+    let mut summary = comfy_table::Table::new();
+    summary
+        .load_style(comfy_table::presets::UTF8_FULL_CONDENSED)
+        .set_header(["scenario", "verdict", "exit", "run directory"]);
+    let mut codes = Vec::new();
+    for file in files {
+        let options = run::RunOptions {
+            scenario: file.clone(),
+            runs_dir: common.runs.clone(),
+            target: target.clone(),
+            exe: std::env::current_exe()?,
+            progress: !common.quiet,
+            break_inbox_for_test: common.break_inbox_for_test,
+        };
+        let outcome = run::run(&options).await;
+        let verdict = match (&outcome.results, &outcome.error) {
+            (Some(results), _) => {
+                println!("{}", report::table(results));
+                results.verdict.as_str().to_owned()
+            }
+            (None, Some(error)) => {
+                eprintln!("faultline: {} aborted: {error}", file.display());
+                "ABORTED".to_owned()
+            }
+            (None, None) => "ABORTED".to_owned(),
+        };
+        summary.add_row([
+            outcome.scenario.clone(),
+            verdict,
+            outcome.exit_code.to_string(),
+            outcome
+                .run_dir
+                .as_ref()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default(),
+        ]);
+        codes.push(outcome.exit_code);
+    }
+    println!("{summary}");
+    Ok(run::worst_exit(codes))
 }
 
 fn init_logging() {
@@ -104,7 +275,10 @@ async fn up(options: StackOptions) -> anyhow::Result<()> {
     {
         println!("  {name:<11} {url}");
     }
-    println!("  broker      {}", endpoints.broker);
+    println!("  broker      {}  (through its proxy)", endpoints.broker);
+    if let Some(toxiproxy) = &endpoints.toxiproxy_url {
+        println!("  toxiproxy   {toxiproxy}  (Toxiproxy API: every link is a proxy)");
+    }
     if let Some(capture) = endpoints.telemetry.get("tempo") {
         println!(
             "  telemetry   {capture}  (capture: Tempo /api/traces, /api/search; Loki /loki/api/v1/query_range)"

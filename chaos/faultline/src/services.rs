@@ -14,6 +14,9 @@ pub const ALL: [&str; 6] = [
     "gateway",
 ];
 
+/// The embedded Toxiproxy: started before everything else, stopped after everything else.
+pub const TOXIPROXY: &str = "toxiproxy";
+
 /// The capture's settings: only the common sections (it keeps no database and uses no broker).
 #[derive(Debug, Clone, serde::Deserialize)]
 struct CaptureSettings {
@@ -31,6 +34,14 @@ impl faultline_kit::app::ServiceSettings for CaptureSettings {
 /// `FAULTLINE__…` environment.
 pub async fn run(name: &str) -> anyhow::Result<()> {
     match name {
+        TOXIPROXY => {
+            run_main(|s: CaptureSettings, stop| async move {
+                let listener = faultline_kit::app::bind(&s.common).await?;
+                faultline_toxiproxy::server::serve(listener, async move { stop.cancelled().await })
+                    .await
+            })
+            .await
+        }
         "capture" => {
             run_main(|s: CaptureSettings, stop| async move {
                 let listener = faultline_kit::app::bind(&s.common).await?;

@@ -10,8 +10,12 @@
 //!   logs/<service>.log    each service's output
 //! ```
 //!
-//! The first child is the telemetry capture (`faultline_capture`): every service exports its
-//! spans (OTLP/HTTP) and log lines (Loki push) to it, as it would to Tempo and Loki.
+//! The first child is the embedded Toxiproxy (`faultline_toxiproxy`): every link that crosses
+//! the network goes through one of its proxies, named as in `deploy/toxiproxy/` — `kafka` (the
+//! broker advertises the proxy's address, so no client bypasses it), `gateway-reservation`,
+//! `gateway-inventory`, `gateway-payment`, `reservation-payment`, and `<service>-postgres` when
+//! PostgreSQL is used. The next is the telemetry capture (`faultline_capture`): every service
+//! exports its spans (OTLP/HTTP) and log lines (Loki push) to it, as it would to Tempo and Loki.
 //!
 //! Children are this binary (`faultline service <name>`). Stopping sends SIGTERM to every
 //! service (gateway first, so no new work arrives), waits for each to drain, SIGKILLs whatever
@@ -50,6 +54,10 @@ pub struct StackOptions {
     pub saga: serde_json::Value,
     /// How long the services' span exporter batches before sending (`OTEL_BSP_SCHEDULE_DELAY`).
     pub span_batch_delay_ms: u64,
+    /// Merged into every service's `kafka` settings (e.g. `{"idempotent_producer": false}`).
+    pub kafka: serde_json::Value,
+    /// Extra environment for every service process.
+    pub env: Vec<(String, String)>,
 }
 
 impl StackOptions {
@@ -62,6 +70,8 @@ impl StackOptions {
             service_log: "info".into(),
             saga: json!({}),
             span_batch_delay_ms: 200,
+            kafka: json!({}),
+            env: Vec::new(),
         }
     }
 }
@@ -85,6 +95,7 @@ pub struct Stack {
     endpoints: Endpoints,
     service_log: String,
     span_batch_delay_ms: u64,
+    env: Vec<(String, String)>,
 }
 
 /// Files a run directory may contain: anything else means it is not ours to wipe.
@@ -130,31 +141,120 @@ impl Stack {
     pub async fn start(exe: &Path, options: StackOptions) -> anyhow::Result<Self> {
         let run_dir = std::path::absolute(&options.run_dir)?;
         prepare_run_dir(&run_dir)?;
-        let broker = EmbeddedBroker::start(&run_dir.join("broker"), 4).await?;
         let mut ports = BTreeMap::new();
         for name in services::ALL {
             ports.insert(name, faultline_harness::free_port()?);
         }
         let url = |name: &str| format!("http://127.0.0.1:{}", ports[name]);
+
+        // The proxy first: the broker advertises its `kafka` proxy, and every link is a proxy.
+        let toxiproxy_port = faultline_harness::free_port()?;
+        let toxiproxy_url = format!("http://127.0.0.1:{toxiproxy_port}");
+        let proxy_child = spawn_child(
+            exe,
+            services::TOXIPROXY,
+            &write_config(
+                &run_dir,
+                services::TOXIPROXY,
+                &json!({ "service_name": services::TOXIPROXY,
+                         "http": { "host": "127.0.0.1", "port": toxiproxy_port } }),
+            )?,
+            &run_dir.join("logs").join("toxiproxy.log"),
+            &options.service_log,
+            &[],
+        )?;
+        let mut proxy_service = Service {
+            child: proxy_child,
+            url: toxiproxy_url.clone(),
+            config: run_dir.join("config").join("toxiproxy.json"),
+            log: run_dir.join("logs").join("toxiproxy.log"),
+        };
+        wait_until_ready(
+            services::TOXIPROXY,
+            &mut proxy_service,
+            "/version",
+            Duration::from_secs(30),
+        )
+        .await?;
+        let toxiproxy = faultline_toxiproxy::client::Client::new(&toxiproxy_url)?;
+
+        let broker_port = faultline_harness::free_port()?;
+        let mut links: Vec<(String, String)> = vec![
+            ("kafka".into(), format!("127.0.0.1:{broker_port}")),
+            ("gateway-reservation".into(), format!("127.0.0.1:{}", ports["reservation"])),
+            ("gateway-inventory".into(), format!("127.0.0.1:{}", ports["inventory"])),
+            ("gateway-payment".into(), format!("127.0.0.1:{}", ports["payment"])),
+            ("reservation-payment".into(), format!("127.0.0.1:{}", ports["payment"])),
+        ];
         let mut databases = BTreeMap::new();
         for name in ["payment", "inventory", "reservation", "analytics"] {
             let database = match &options.postgres {
                 Some(server) => {
-                    faultline_harness::postgres::fresh_database_on(server, name).await?
+                    let url = faultline_harness::postgres::fresh_database_on(server, name).await?;
+                    let (before, host_port, after) = split_host_port(&url)?;
+                    links.push((format!("{name}-postgres"), host_port.to_owned()));
+                    // Rewritten below once the proxy's port is known.
+                    (before.to_owned(), after.to_owned())
                 }
-                None => format!(
-                    "sqlite://{}",
-                    run_dir.join("data").join(format!("{name}.db")).display()
+                None => (
+                    format!(
+                        "sqlite://{}",
+                        run_dir.join("data").join(format!("{name}.db")).display()
+                    ),
+                    String::new(),
                 ),
             };
             databases.insert(name, database);
         }
+        let proxies = toxiproxy
+            .populate(
+                &links
+                    .iter()
+                    .map(|(name, upstream)| {
+                        faultline_toxiproxy::api::ProxyConfig::new(
+                            name.as_str(),
+                            "127.0.0.1:0",
+                            upstream.as_str(),
+                        )
+                    })
+                    .collect::<Vec<_>>(),
+            )
+            .await
+            .context("creating the stack's proxies")?;
+        let listen: BTreeMap<String, String> = proxies
+            .into_iter()
+            .map(|p| (p.name, p.listen))
+            .collect();
+        let via = |link: &str| -> anyhow::Result<String> {
+            listen
+                .get(link)
+                .cloned()
+                .with_context(|| format!("no proxy {link} was created"))
+        };
+        let databases: BTreeMap<&str, String> = databases
+            .into_iter()
+            .map(|(name, (before, after))| {
+                if options.postgres.is_some() {
+                    Ok((name, format!("{before}{}{after}", via(&format!("{name}-postgres"))?)))
+                } else {
+                    Ok((name, before))
+                }
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let kafka_proxy = via("kafka")?;
+        let broker =
+            EmbeddedBroker::start_on(&run_dir.join("broker"), broker_port, &kafka_proxy, 4).await?;
+
         let secret = random_secret();
         let common = |name: &str| {
+            let mut kafka = json!({ "bootstrap_servers": kafka_proxy });
+            if let (Some(kafka), Some(overrides)) = (kafka.as_object_mut(), options.kafka.as_object()) {
+                kafka.extend(overrides.clone());
+            }
             let mut config = json!({
                 "service_name": name,
                 "http": { "host": "127.0.0.1", "port": ports[name] },
-                "kafka": { "bootstrap_servers": broker.bootstrap() },
+                "kafka": kafka,
             });
             if let Some(database) = databases.get(name) {
                 config["database"] = json!({ "url": database });
@@ -169,16 +269,16 @@ impl Stack {
         inventory["seed"] = json!({ "concerts": options.seed.concerts });
         configs.insert("inventory", inventory);
         let mut reservation = common("reservation");
-        reservation["payment"] = json!({ "base_url": url("payment") });
+        reservation["payment"] = json!({ "base_url": format!("http://{}", via("reservation-payment")?) });
         reservation["saga"] = options.saga.clone();
         configs.insert("reservation", reservation);
         configs.insert("analytics", common("analytics"));
         let mut gateway = common("gateway");
         gateway["auth"] = json!({ "secret": secret });
         gateway["upstream"] = json!({
-            "reservation_url": url("reservation"),
-            "inventory_url": url("inventory"),
-            "payment_url": url("payment"),
+            "reservation_url": format!("http://{}", via("gateway-reservation")?),
+            "inventory_url": format!("http://{}", via("gateway-inventory")?),
+            "payment_url": format!("http://{}", via("gateway-payment")?),
         });
         gateway["rate_limit"] =
             json!({ "per_second": options.rate_limit.0, "burst": options.rate_limit.1 });
@@ -192,12 +292,12 @@ impl Stack {
             services: BTreeMap::new(),
             endpoints: Endpoints {
                 gateway_url: url("gateway"),
-                broker: broker.bootstrap(),
+                broker: kafka_proxy.clone(),
                 services: services::ALL
                     .iter()
                     .map(|n| ((*n).to_owned(), url(n)))
                     .collect(),
-                toxiproxy_url: None,
+                toxiproxy_url: Some(toxiproxy_url.clone()),
                 telemetry: [
                     ("tempo".to_owned(), capture_url.clone()),
                     ("loki".to_owned(), capture_url.clone()),
@@ -214,10 +314,11 @@ impl Stack {
             broker,
             service_log: options.service_log.clone(),
             span_batch_delay_ms: options.span_batch_delay_ms,
+            env: options.env.clone(),
         };
+        stack.services.insert(services::TOXIPROXY, proxy_service);
         for name in services::ALL {
-            let config_path = run_dir.join("config").join(format!("{name}.json"));
-            std::fs::write(&config_path, serde_json::to_vec_pretty(&configs[name])?)?;
+            let config_path = write_config(&run_dir, name, &configs[name])?;
             let log = run_dir.join("logs").join(format!("{name}.log"));
             let child = stack.spawn(name, &config_path, &log)?;
             stack.services.insert(
@@ -249,29 +350,7 @@ impl Stack {
     }
 
     fn spawn(&self, name: &str, config: &Path, log: &Path) -> anyhow::Result<Child> {
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)?;
-        let mut command = Command::new(&self.exe);
-        command
-            .arg("service")
-            .arg(name)
-            .env("FAULTLINE_CONFIG", config)
-            .env("RUST_LOG", &self.service_log)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out);
-        // The file is the whole configuration: nothing leaks in from our own environment.
-        for (key, _) in std::env::vars_os() {
-            let text = key.to_string_lossy();
-            if text.starts_with("FAULTLINE__")
-                || text.starts_with("OTEL_")
-                || text == "FAULTLINE_LOKI_URL"
-            {
-                command.env_remove(key);
-            }
-        }
+        let mut env = self.env.clone();
         if name != "capture" {
             // Services export to the capture exactly as they would to Tempo and Loki; a short
             // batch delay makes a finished booking's spans queryable within a fraction of a second.
@@ -281,26 +360,106 @@ impl Stack {
                 .get("tempo")
                 .cloned()
                 .unwrap_or_default();
-            command
-                .env("OTEL_EXPORTER_OTLP_ENDPOINT", &capture)
-                .env(
-                    "OTEL_BSP_SCHEDULE_DELAY",
-                    self.span_batch_delay_ms.to_string(),
-                )
-                .env("FAULTLINE_LOKI_URL", &capture);
+            env.push(("OTEL_EXPORTER_OTLP_ENDPOINT".into(), capture.clone()));
+            env.push((
+                "OTEL_BSP_SCHEDULE_DELAY".into(),
+                self.span_batch_delay_ms.to_string(),
+            ));
+            env.push(("FAULTLINE_LOKI_URL".into(), capture));
         }
-        command
-            .spawn()
-            .with_context(|| format!("starting {name} from {}", self.exe.display()))
+        spawn_child(&self.exe, name, config, log, &self.service_log, &env)
     }
 
     async fn wait_ready(&mut self, name: &str, limit: Duration) -> anyhow::Result<()> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(2))
-            .build()?;
-        let started = Instant::now();
         let service = self.services.get_mut(name).context("unknown service")?;
-        let url = format!("{}/ready", service.url);
+        wait_until_ready(name, service, "/ready", limit).await
+    }
+
+    /// The Toxiproxy API of this stack.
+    pub fn toxiproxy_url(&self) -> &str {
+        self.endpoints.toxiproxy_url.as_deref().unwrap_or_default()
+    }
+
+    /// Process ids of the stack's processes (services, proxy, broker) for measurements.
+    pub fn pids(&self) -> Vec<u32> {
+        let mut pids: Vec<u32> = self.services.values().map(|s| s.child.id()).collect();
+        pids.push(self.broker.pid());
+        pids
+    }
+}
+
+/// Writes a child's configuration file and returns its path.
+fn write_config(run_dir: &Path, name: &str, config: &serde_json::Value) -> anyhow::Result<PathBuf> {
+    let path = run_dir.join("config").join(format!("{name}.json"));
+    std::fs::write(&path, serde_json::to_vec_pretty(config)?)?;
+    Ok(path)
+}
+
+/// `scheme://user@host:port/db?x` → (`scheme://user@`, `host:port`, `/db?x`).
+fn split_host_port(url: &str) -> anyhow::Result<(&str, &str, &str)> {
+    let start = url
+        .find('@')
+        .map(|at| at + 1)
+        .or_else(|| url.find("://").map(|s| s + 3))
+        .context("a database URL with a host")?;
+    let end = url[start..]
+        .find('/')
+        .map_or(url.len(), |slash| start + slash);
+    Ok((&url[..start], &url[start..end], &url[end..]))
+}
+
+/// Starts `exe service <name>` with `config`, output appended to `log`.
+fn spawn_child(
+    exe: &Path,
+    name: &str,
+    config: &Path,
+    log: &Path,
+    service_log: &str,
+    env: &[(String, String)],
+) -> anyhow::Result<Child> {
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)?;
+    let mut command = Command::new(exe);
+    command
+        .arg("service")
+        .arg(name)
+        .env("FAULTLINE_CONFIG", config)
+        .env("RUST_LOG", service_log)
+        .stdin(Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out);
+    // The file is the whole configuration: nothing leaks in from our own environment.
+    for (key, _) in std::env::vars_os() {
+        let text = key.to_string_lossy();
+        if text.starts_with("FAULTLINE__")
+            || text.starts_with("OTEL_")
+            || text == "FAULTLINE_LOKI_URL"
+            || text == faultline_kit::messaging::consumer::DISABLE_DEDUPE_FOR_TEST
+        {
+            command.env_remove(key);
+        }
+    }
+    command.envs(env.iter().map(|(k, v)| (k, v)));
+    command
+        .spawn()
+        .with_context(|| format!("starting {name} from {}", exe.display()))
+}
+
+/// Waits until `service` answers 2xx on `path`, or fails with the tail of its log.
+async fn wait_until_ready(
+    name: &str,
+    service: &mut Service,
+    path: &str,
+    limit: Duration,
+) -> anyhow::Result<()> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()?;
+    let started = Instant::now();
+    let url = format!("{}{path}", service.url);
+    {
         loop {
             if let Some(status) = service.child.try_wait()? {
                 anyhow::bail!(
@@ -322,7 +481,9 @@ impl Stack {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
 
+impl Stack {
     pub fn endpoints(&self) -> &Endpoints {
         &self.endpoints
     }
@@ -382,6 +543,9 @@ impl Stack {
             }
         }
         self.broker.stop();
+        if let Some(proxy) = self.services.get_mut(services::TOXIPROXY) {
+            stop_child(services::TOXIPROXY, &mut proxy.child, grace);
+        }
     }
 }
 

@@ -249,3 +249,40 @@ pub struct ConcertStats {
     pub cancelled: i64,
     pub revenue: i64,
 }
+
+// ---- every consuming service ----
+
+/// `GET /admin/inbox` on every service with a database: what its consumers received, for the
+/// exactly-once checker.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct InboxReport {
+    pub consumers: Vec<ConsumerInbox>,
+}
+
+/// One consumer group's inbox.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct ConsumerInbox {
+    pub consumer: String,
+    /// Distinct messages received.
+    pub messages: i64,
+    /// Deliveries in all (a message delivered three times counts three).
+    pub deliveries: i64,
+    /// Every message delivered more than once, or whose effect was applied other than once.
+    pub repeated: Vec<InboxEntry>,
+}
+
+/// One message as one consumer saw it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq, Eq)]
+pub struct InboxEntry {
+    pub message_id: String,
+    pub topic: String,
+    pub message_key: Option<String>,
+    pub booking_id: Option<String>,
+    pub trace_id: Option<String>,
+    pub deliveries: i64,
+    /// How many times the message's effect was committed: 1 when deduplication works.
+    pub applied: i64,
+}

@@ -128,6 +128,11 @@ impl EmbeddedBroker {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// The broker process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }

@@ -206,9 +206,9 @@ pub fn router_layers(router: Router, body_limit_bytes: usize) -> Router {
         )
 }
 
-/// `GET /health` (alive: 200 when the database answers) and `GET /ready` (200 when every
-/// registered component is ready, else 503 with the components' states). Every service merges
-/// them.
+/// `GET /health` (alive: 200 when the database answers), `GET /ready` (200 when every
+/// registered component is ready, else 503 with the components' states) and `GET /admin/inbox`
+/// (what the consumers received: [`crate::inbox::report`]). Every service merges them.
 pub fn health_routes(
     db: Option<crate::storage::Db>,
     readiness: crate::readiness::Readiness,
@@ -233,9 +233,18 @@ pub fn health_routes(
         };
         (status, axum::Json(components)).into_response()
     }
+    async fn inbox(
+        axum::extract::State((db, _)): axum::extract::State<HealthState>,
+    ) -> Result<axum::Json<faultline_contracts::http::InboxReport>, ApiError> {
+        match db {
+            Some(db) => Ok(axum::Json(crate::inbox::report(&db).await?)),
+            None => Ok(axum::Json(Default::default())),
+        }
+    }
     Router::new()
         .route("/health", axum::routing::get(health))
         .route("/ready", axum::routing::get(ready))
+        .route("/admin/inbox", axum::routing::get(inbox))
         .with_state((db, readiness))
 }
 

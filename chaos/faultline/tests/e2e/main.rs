@@ -2,6 +2,7 @@
 //! it: the real binary's children, the real broker, real databases, real HTTP.
 
 mod analytics;
+mod chaos;
 mod gateway;
 mod helpers;
 mod lifecycle;

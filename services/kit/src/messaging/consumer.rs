@@ -38,6 +38,25 @@ use crate::{
     storage::{Db, Tx},
 };
 
+/// The environment variable that switches inbox deduplication off. It exists only so the chaos
+/// runner's own tests can prove that the exactly-once checker fails on a broken build; nothing
+/// else sets it.
+pub const DISABLE_DEDUPE_FOR_TEST: &str = "FAULTLINE_TEST_ONLY_DISABLE_INBOX_DEDUPE";
+
+/// True when [`DISABLE_DEDUPE_FOR_TEST`] is `1`: duplicates are then applied again (and counted).
+pub fn dedupe_disabled_for_test() -> bool {
+    static DISABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *DISABLED.get_or_init(|| {
+        let disabled = std::env::var(DISABLE_DEDUPE_FOR_TEST).is_ok_and(|v| v == "1");
+        if disabled {
+            tracing::error!(
+                "{DISABLE_DEDUPE_FOR_TEST}=1: inbox deduplication is OFF (a deliberately broken build for tests)"
+            );
+        }
+        disabled
+    })
+}
+
 /// Where a message came from and what it carried.
 #[derive(Debug, Clone)]
 pub struct Delivered {
@@ -223,6 +242,7 @@ impl<H: Handler> Consumer<H> {
         let topics: Vec<&str> = self.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics)?;
         tracing::info!(group = %self.group, topics = ?self.topics, "consumer started");
+        dedupe_disabled_for_test();
         loop {
             let received = tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -373,21 +393,31 @@ impl<H: Handler> Consumer<H> {
         decoded: &H::Message,
         delivered: &Delivered,
     ) -> Result<Receipt, HandleError> {
+        let trace_id = crate::telemetry::trace_id(&tracing::Span::current());
         let mut tx = self.db.begin().await?;
         let receipt = inbox::receive(
             &mut tx,
-            &self.group,
-            &delivered.message_id,
-            &delivered.topic,
+            inbox::Delivery {
+                consumer: &self.group,
+                message_id: &delivered.message_id,
+                topic: &delivered.topic,
+                key: delivered.key.as_deref(),
+                booking_id: self.handler.correlation(decoded).booking_id,
+                trace_id: Some(trace_id.as_str()).filter(|t| t.chars().any(|c| c != '0')),
+            },
         )
         .await?;
         if receipt == Receipt::Duplicate {
-            tx.rollback().await?;
-            return Ok(receipt);
+            if !dedupe_disabled_for_test() {
+                // Only the delivery count changes.
+                tx.commit().await?;
+                return Ok(receipt);
+            }
+            inbox::count_repeated_effect(&mut tx, &self.group, &delivered.message_id).await?;
         }
         self.handler.handle(&mut tx, decoded, delivered).await?;
         tx.commit().await?;
-        Ok(receipt)
+        Ok(Receipt::First)
     }
 
     async fn dead_letter(

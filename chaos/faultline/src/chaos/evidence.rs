@@ -1,0 +1,307 @@
+//! Reading traces and logs back: from Tempo and Loki directly, through Grafana's datasource
+//! proxy when a Grafana URL is given (`/api/datasources/proxy/uid/<uid>/…`), or from the
+//! embedded capture, which answers the same subset of both APIs. Also the links into Grafana
+//! Explore that every failing or unknown verdict carries.
+
+use std::collections::BTreeMap;
+
+use anyhow::Context as _;
+use serde_json::Value;
+
+/// The datasource uids `deploy/grafana` provisions.
+pub const TEMPO_UID: &str = "tempo";
+pub const LOKI_UID: &str = "loki";
+
+/// Where traces and logs are read.
+#[derive(Debug, Clone)]
+pub struct Evidence {
+    http: reqwest::Client,
+    tempo: String,
+    loki: String,
+    grafana: Option<String>,
+    grafana_auth: Option<(String, String)>,
+}
+
+/// One span, as the checkers need it.
+#[derive(Debug, Clone)]
+pub struct Span {
+    pub service: String,
+    pub name: String,
+    pub span_id: String,
+    pub parent: String,
+    pub start_ns: u64,
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// Tempo returns ids as hex (OTLP/JSON) from some endpoints and base64 from others: both are
+/// read as lowercase hex.
+pub fn normalize_id(id: &str, bytes: usize) -> String {
+    if id.len() == bytes * 2 && id.chars().all(|c| c.is_ascii_hexdigit()) {
+        return id.to_ascii_lowercase();
+    }
+    base64_decode(id)
+        .filter(|raw| raw.len() == bytes)
+        .map(hex::encode)
+        .unwrap_or_else(|| id.to_owned())
+}
+
+/// Standard base64 (with or without padding). Hand-written: twelve lines do not justify a
+/// dependency, and only trace/span ids pass through here.
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut bits: u32 = 0;
+    let mut count = 0;
+    let mut out = Vec::new();
+    for c in text.trim_end_matches('=').bytes() {
+        let value = ALPHABET.iter().position(|&a| a == c)? as u32;
+        bits = (bits << 6) | value;
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+            bits &= (1 << count) - 1;
+        }
+    }
+    Some(out)
+}
+
+/// Reads a Tempo trace-by-id answer (`{"batches": [...]}` or v2's `{"trace": {"resourceSpans":
+/// [...]}}`) into spans.
+pub fn spans_of(json: &Value) -> Vec<Span> {
+    let batches = json["batches"]
+        .as_array()
+        .or_else(|| json["trace"]["resourceSpans"].as_array())
+        .or_else(|| json["resourceSpans"].as_array());
+    let mut spans = Vec::new();
+    for batch in batches.into_iter().flatten() {
+        let service = batch["resource"]["attributes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| a["key"] == "service.name")
+            .and_then(|a| a["value"]["stringValue"].as_str())
+            .unwrap_or_default()
+            .to_owned();
+        let scopes = batch["scopeSpans"]
+            .as_array()
+            .or_else(|| batch["instrumentationLibrarySpans"].as_array());
+        for scope in scopes.into_iter().flatten() {
+            for span in scope["spans"].as_array().into_iter().flatten() {
+                let attributes = span["attributes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|a| {
+                        let value = &a["value"];
+                        let text = value["stringValue"]
+                            .as_str()
+                            .map(str::to_owned)
+                            .or_else(|| value["intValue"].as_str().map(str::to_owned))
+                            .or_else(|| value["intValue"].as_i64().map(|i| i.to_string()))
+                            .or_else(|| value["boolValue"].as_bool().map(|b| b.to_string()))
+                            .unwrap_or_default();
+                        (a["key"].as_str().unwrap_or_default().to_owned(), text)
+                    })
+                    .collect();
+                spans.push(Span {
+                    service: service.clone(),
+                    name: span["name"].as_str().unwrap_or_default().to_owned(),
+                    span_id: normalize_id(span["spanId"].as_str().unwrap_or_default(), 8),
+                    parent: normalize_id(span["parentSpanId"].as_str().unwrap_or_default(), 8),
+                    start_ns: span["startTimeUnixNano"]
+                        .as_str()
+                        .and_then(|s| s.parse().ok())
+                        .or_else(|| span["startTimeUnixNano"].as_u64())
+                        .unwrap_or_default(),
+                    attributes,
+                });
+            }
+        }
+    }
+    spans
+}
+
+impl Evidence {
+    pub fn new(
+        telemetry: &BTreeMap<String, String>,
+        grafana_auth: Option<&str>,
+    ) -> anyhow::Result<Self> {
+        let grafana = telemetry
+            .get("grafana")
+            .map(|g| g.trim_end_matches('/').to_owned());
+        let (tempo, loki) = match &grafana {
+            Some(grafana) => (
+                format!("{grafana}/api/datasources/proxy/uid/{TEMPO_UID}"),
+                format!("{grafana}/api/datasources/proxy/uid/{LOKI_UID}"),
+            ),
+            None => (
+                telemetry
+                    .get("tempo")
+                    .context("the target names no tempo URL")?
+                    .trim_end_matches('/')
+                    .to_owned(),
+                telemetry
+                    .get("loki")
+                    .context("the target names no loki URL")?
+                    .trim_end_matches('/')
+                    .to_owned(),
+            ),
+        };
+        let grafana_auth = grafana_auth.and_then(|a| {
+            a.split_once(':')
+                .map(|(u, p)| (u.to_owned(), p.to_owned()))
+        });
+        Ok(Self {
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(15))
+                .build()?,
+            tempo,
+            loki,
+            grafana,
+            grafana_auth,
+        })
+    }
+
+    fn get(&self, url: &str) -> reqwest::RequestBuilder {
+        let request = self.http.get(url);
+        match &self.grafana_auth {
+            Some((user, password)) if self.grafana.is_some() => {
+                request.basic_auth(user, Some(password))
+            }
+            _ => request,
+        }
+    }
+
+    /// The spans of `trace_id`; empty when Tempo does not know it (yet).
+    pub async fn trace(&self, trace_id: &str) -> anyhow::Result<Vec<Span>> {
+        let response = self
+            .get(&format!("{}/api/traces/{trace_id}", self.tempo))
+            .send()
+            .await?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(Vec::new());
+        }
+        let response = response.error_for_status()?;
+        Ok(spans_of(&response.json().await?))
+    }
+
+    /// Log lines (parsed JSON when they are JSON, else `{"line": …}`) matching a LogQL stream
+    /// selector and line filter, between two Unix-ms instants, oldest first.
+    pub async fn logs(&self, query: &str, from_ms: u64, to_ms: u64) -> anyhow::Result<Vec<Value>> {
+        let response = self
+            .get(&format!("{}/loki/api/v1/query_range", self.loki))
+            .query(&[
+                ("query", query.to_owned()),
+                ("start", (from_ms * 1_000_000).to_string()),
+                ("end", (to_ms * 1_000_000).to_string()),
+                ("limit", "5000".to_owned()),
+                ("direction", "forward".to_owned()),
+            ])
+            .send()
+            .await?
+            .error_for_status()?;
+        let json: Value = response.json().await?;
+        let mut lines = Vec::new();
+        for stream in json["data"]["result"].as_array().into_iter().flatten() {
+            for value in stream["values"].as_array().into_iter().flatten() {
+                let text = value[1].as_str().unwrap_or_default();
+                let mut line: Value = serde_json::from_str(text)
+                    .unwrap_or_else(|_| serde_json::json!({ "line": text }));
+                if let (Some(object), Some(labels)) = (line.as_object_mut(), stream["stream"].as_object()) {
+                    object.insert("_labels".into(), Value::Object(labels.clone()));
+                }
+                lines.push(line);
+            }
+        }
+        Ok(lines)
+    }
+
+    /// A link to the trace: Grafana Explore when there is a Grafana, else the trace's JSON.
+    pub fn trace_link(&self, trace_id: &str) -> String {
+        match &self.grafana {
+            Some(grafana) => explore_link(
+                grafana,
+                TEMPO_UID,
+                "tempo",
+                &serde_json::json!({ "queryType": "traceql", "query": trace_id }),
+            ),
+            None => format!("{}/api/traces/{trace_id}", self.tempo),
+        }
+    }
+
+    /// A link to the trace's log lines.
+    pub fn logs_link(&self, trace_id: &str) -> String {
+        let query = format!("{{service=~\".+\"}} |= \"{trace_id}\"");
+        match &self.grafana {
+            Some(grafana) => explore_link(
+                grafana,
+                LOKI_UID,
+                "loki",
+                &serde_json::json!({ "expr": query, "queryType": "range" }),
+            ),
+            None => {
+                let mut url = reqwest::Url::parse(&format!("{}/loki/api/v1/query_range", self.loki))
+                    .unwrap_or_else(|_| reqwest::Url::parse("http://invalid/").unwrap_or_else(|_| unreachable!()));
+                url.query_pairs_mut().append_pair("query", &query);
+                url.to_string()
+            }
+        }
+    }
+
+    /// Marks a fault window on Grafana's dashboards (`POST /api/annotations`).
+    pub async fn annotate(
+        &self,
+        from_ms: u64,
+        to_ms: u64,
+        tags: &[String],
+        text: &str,
+    ) -> anyhow::Result<()> {
+        let Some(grafana) = &self.grafana else {
+            return Ok(());
+        };
+        let mut request = self
+            .http
+            .post(format!("{grafana}/api/annotations"))
+            .json(&serde_json::json!({
+                "time": from_ms, "timeEnd": to_ms, "tags": tags, "text": text,
+            }));
+        if let Some((user, password)) = &self.grafana_auth {
+            request = request.basic_auth(user, Some(password));
+        }
+        request.send().await?.error_for_status()?;
+        Ok(())
+    }
+}
+
+/// A Grafana Explore URL with one query pane on datasource `uid`.
+fn explore_link(grafana: &str, uid: &str, kind: &str, query: &Value) -> String {
+    let mut query = query.clone();
+    if let Some(object) = query.as_object_mut() {
+        object.insert("refId".into(), "A".into());
+        object.insert("datasource".into(), serde_json::json!({ "type": kind, "uid": uid }));
+    }
+    let panes = serde_json::json!({
+        "a": { "datasource": uid, "queries": [query], "range": { "from": "now-6h", "to": "now" } }
+    });
+    let mut url = match reqwest::Url::parse(&format!("{grafana}/explore")) {
+        Ok(url) => url,
+        Err(_) => return format!("{grafana}/explore"),
+    };
+    url.query_pairs_mut()
+        .append_pair("schemaVersion", "1")
+        .append_pair("panes", &panes.to_string())
+        .append_pair("orgId", "1");
+    url.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_and_base64_ids_read_the_same() {
+        assert_eq!(normalize_id("00F067AA0BA902B7", 8), "00f067aa0ba902b7");
+        assert_eq!(normalize_id("APBnqgupArc=", 8), "00f067aa0ba902b7");
+        assert_eq!(normalize_id("APBnqgupArc", 8), "00f067aa0ba902b7");
+    }
+}

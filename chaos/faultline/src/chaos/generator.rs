@@ -1,0 +1,186 @@
+//! The generator: turns a scenario and its seed into a concrete plan — which user books which
+//! seat when, and which fault starts when. Same scenario + same seed = same plan (the seeded
+//! `StdRng` is pinned by Cargo.lock), which is what `faultline replay` relies on.
+//!
+//! What is *not* drawn from the seed: trace ids and idempotency keys. They name one run's
+//! operations and must never collide with an earlier run's in Tempo, Loki or the idempotency
+//! store of a long-running stack.
+
+use rand::{RngExt as _, SeedableRng as _, rngs::StdRng, seq::SliceRandom as _};
+use serde::{Deserialize, Serialize};
+
+use super::scenario::{Fault, FaultKind, Scenario};
+use crate::seed::Seed;
+
+/// Kinds a random nemesis may draw.
+pub const RANDOM_KINDS: [&str; 6] = [
+    "latency",
+    "blackhole",
+    "refuse",
+    "reset-peer",
+    "kill",
+    "republish",
+];
+
+/// Links a random network fault may hit: the ones every booking crosses.
+const RANDOM_LINKS: [&str; 2] = ["reservation-payment", "gateway-reservation"];
+
+/// Services a random kill may hit.
+const RANDOM_KILLS: [&str; 3] = ["inventory", "payment", "analytics"];
+
+/// One booking the client will submit.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PlannedOp {
+    /// Operation number (the Jepsen "process" is the op itself: each op is one client).
+    pub op: u32,
+    /// When to submit, in ms from the start of the workload.
+    pub at_ms: u64,
+    pub user: String,
+    pub seat: String,
+    /// What kind of booking the generator meant it to be: fresh, contended or unaffordable.
+    pub intent: String,
+}
+
+/// Everything a run will do.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Plan {
+    pub seed: u64,
+    pub ops: Vec<PlannedOp>,
+    pub faults: Vec<Fault>,
+}
+
+impl Plan {
+    /// When the last fault ends (ms from the start).
+    pub fn faults_end_ms(&self) -> u64 {
+        self.faults
+            .iter()
+            .map(|f| f.at_ms + f.for_ms)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// Builds the plan for `scenario` against the seeded catalogue `seed`.
+pub fn plan(scenario: &Scenario, seed: &Seed) -> anyhow::Result<Plan> {
+    let mut rng = StdRng::seed_from_u64(scenario.seed);
+    let workload = &scenario.workload;
+
+    let rich: Vec<&str> = seed
+        .users
+        .iter()
+        .filter(|u| u.points >= 1_000)
+        .map(|u| u.user_id.as_str())
+        .collect();
+    let poor: Vec<(&str, i64)> = seed
+        .users
+        .iter()
+        .filter(|u| u.points < 1_000)
+        .map(|u| (u.user_id.as_str(), u.points))
+        .collect();
+    let mut free: Vec<(String, i64)> = Vec::new();
+    for concert in &seed.concerts {
+        for schedule in &concert.schedules {
+            for seat in Seed::seat_ids(schedule) {
+                free.push((seat, schedule.price));
+            }
+        }
+    }
+    free.shuffle(&mut rng);
+    anyhow::ensure!(!rich.is_empty(), "the seed has no user who can afford a seat");
+
+    let mut targeted: Vec<String> = Vec::new();
+    let mut ops = Vec::new();
+    for op in 0..workload.bookings {
+        let at_ms = if workload.bookings == 1 {
+            0
+        } else {
+            rng.random_range(0..=workload.spread_ms)
+        };
+        let roll: f64 = rng.random_range(0.0..1.0);
+        let (intent, user, seat) = if roll < workload.contended && !targeted.is_empty() {
+            let seat = targeted[rng.random_range(0..targeted.len())].clone();
+            ("contended", rich[rng.random_range(0..rich.len())], seat)
+        } else if roll < workload.contended + workload.unaffordable && !poor.is_empty() {
+            let (user, points) = poor[rng.random_range(0..poor.len())];
+            let Some(index) = free.iter().position(|(_, price)| *price > points) else {
+                anyhow::bail!("no seat left that {user} cannot afford: fewer bookings, please");
+            };
+            ("unaffordable", user, free.swap_remove(index).0)
+        } else {
+            let (seat, _) = free.pop().ok_or_else(|| {
+                anyhow::anyhow!("the seeded catalogue has too few seats for this workload")
+            })?;
+            ("fresh", rich[rng.random_range(0..rich.len())], seat)
+        };
+        targeted.push(seat.clone());
+        ops.push(PlannedOp {
+            op,
+            at_ms,
+            user: user.to_owned(),
+            seat,
+            intent: intent.to_owned(),
+        });
+    }
+    ops.sort_by_key(|o| (o.at_ms, o.op));
+
+    let mut faults = scenario.faults()?;
+    if let Some(random) = &scenario.random_nemesis {
+        for _ in 0..random.count {
+            let kind = random.kinds[rng.random_range(0..random.kinds.len())].as_str();
+            let at_ms = rng.random_range(random.window_ms[0]..random.window_ms[1]);
+            let for_ms = rng.random_range(random.duration_ms[0]..random.duration_ms[1]);
+            let link = RANDOM_LINKS[rng.random_range(0..RANDOM_LINKS.len())].to_owned();
+            let kind = match kind {
+                "latency" => FaultKind::Latency {
+                    link,
+                    latency_ms: rng.random_range(100..800),
+                    jitter_ms: rng.random_range(0..200),
+                },
+                "blackhole" => FaultKind::Blackhole { link },
+                "refuse" => FaultKind::Refuse { link },
+                "reset-peer" => FaultKind::ResetPeer {
+                    link,
+                    timeout_ms: 0,
+                },
+                "kill" => FaultKind::Kill {
+                    service: RANDOM_KILLS[rng.random_range(0..RANDOM_KILLS.len())].to_owned(),
+                },
+                _ => FaultKind::Republish {
+                    topic: "inventory.commands".into(),
+                    count: rng.random_range(1..6),
+                },
+            };
+            let for_ms = if kind.instant() { 0 } else { for_ms };
+            faults.push(Fault {
+                at_ms,
+                for_ms,
+                kind,
+            });
+        }
+    }
+    faults.sort_by_key(|f| f.at_ms);
+    // Two faults on one target must not overlap (healing one would heal the other): a later
+    // one starts 200 ms after the earlier one ends. Deterministic, so replays agree.
+    for i in 1..faults.len() {
+        let (done, rest) = faults.split_at_mut(i);
+        let fault = &mut rest[0];
+        if fault.kind.instant() {
+            continue;
+        }
+        for earlier in done.iter() {
+            let end = earlier.at_ms + earlier.for_ms;
+            if earlier.kind.target() == fault.kind.target()
+                && !earlier.kind.instant()
+                && fault.at_ms < end
+            {
+                fault.at_ms = end + 200;
+            }
+        }
+    }
+    faults.sort_by_key(|f| f.at_ms);
+    Ok(Plan {
+        seed: scenario.seed,
+        ops,
+        faults,
+    })
+}

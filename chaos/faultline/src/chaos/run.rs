@@ -1,0 +1,575 @@
+//! One chaos run, start to finish: load the scenario, plan it from its seed, bring up (or reach)
+//! the target, prove every link goes through its proxy (preflight), run the workload and the
+//! nemesis together, heal everything (always — on error, panic and Ctrl-C too), wait for the
+//! system to settle, judge, and write the run directory.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+use tokio::sync::Semaphore;
+
+use super::{
+    checkers,
+    client::Client,
+    evidence::Evidence,
+    generator::{self, Plan, PlannedOp},
+    history::{self, Event, History},
+    nemesis::Nemesis,
+    report::{self, EXIT_ABORTED, Results},
+    scenario::{LINKS, Scenario},
+    target::Target,
+};
+use crate::{
+    seed::Seed,
+    stack::{Stack, StackOptions},
+};
+
+/// What to run against.
+#[derive(Debug, Clone)]
+pub enum TargetSpec {
+    /// Start the embedded stack for the run (PostgreSQL when a server URL is given).
+    Embedded { postgres: Option<String> },
+    /// A running stack described by a target file (compose).
+    Remote(PathBuf),
+}
+
+/// How to run one scenario.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub scenario: PathBuf,
+    /// Runs go to `<runs_dir>/<scenario>/<timestamp>/`.
+    pub runs_dir: PathBuf,
+    pub target: TargetSpec,
+    /// The binary the embedded services run from.
+    pub exe: PathBuf,
+    pub progress: bool,
+    /// Test-only: start the embedded services with inbox deduplication switched off, to prove
+    /// the exactly-once checker can fail.
+    pub break_inbox_for_test: bool,
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub scenario: String,
+    pub run_dir: Option<PathBuf>,
+    pub results: Option<Results>,
+    pub exit_code: u8,
+    /// Why the run was aborted (exit code 3).
+    pub error: Option<String>,
+}
+
+/// Runs one scenario; never panics, always cleans up.
+pub async fn run(options: &RunOptions) -> RunOutcome {
+    let name = options
+        .scenario
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let aborted = |run_dir: Option<PathBuf>, error: anyhow::Error| RunOutcome {
+        scenario: name.clone(),
+        run_dir,
+        results: None,
+        exit_code: EXIT_ABORTED,
+        error: Some(format!("{error:#}")),
+    };
+    let scenario = match Scenario::load(&options.scenario) {
+        Ok(s) => s,
+        Err(error) => return aborted(None, error),
+    };
+    let seed = Seed::default();
+    let plan = match generator::plan(&scenario, &seed) {
+        Ok(plan) => plan,
+        Err(error) => return aborted(None, error),
+    };
+    let run_dir = options
+        .runs_dir
+        .join(&scenario.name)
+        .join(history::unix_ms().to_string());
+    match execute(options, &scenario, &plan, &seed, &run_dir).await {
+        Ok(results) => RunOutcome {
+            scenario: scenario.name.clone(),
+            run_dir: Some(run_dir),
+            exit_code: results.exit_code,
+            results: Some(results),
+            error: None,
+        },
+        Err(error) => {
+            let _ = std::fs::write(run_dir.join("aborted.txt"), format!("{error:#}\n"));
+            aborted(Some(run_dir), error)
+        }
+    }
+}
+
+async fn execute(
+    options: &RunOptions,
+    scenario: &Scenario,
+    plan: &Plan,
+    seed: &Seed,
+    run_dir: &Path,
+) -> anyhow::Result<Results> {
+    std::fs::create_dir_all(run_dir)
+        .with_context(|| format!("creating {}", run_dir.display()))?;
+    std::fs::write(run_dir.join("scenario.toml"), toml::to_string_pretty(scenario)?)?;
+    std::fs::write(run_dir.join("plan.json"), serde_json::to_vec_pretty(plan)?)?;
+    let history = Arc::new(History::create(&run_dir.join("history.jsonl"))?);
+    let target_name = match &options.target {
+        TargetSpec::Embedded { .. } => "embedded".to_owned(),
+        TargetSpec::Remote(file) => file.display().to_string(),
+    };
+    std::fs::write(
+        run_dir.join("run.json"),
+        serde_json::to_vec_pretty(&json!({
+            "scenario_file": options.scenario,
+            "target": target_name,
+            "postgres": matches!(&options.target, TargetSpec::Embedded { postgres: Some(_) }),
+        }))?,
+    )?;
+
+    let progress = if options.progress {
+        ProgressBar::new(plan.ops.len() as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    progress.set_style(ProgressStyle::with_template(
+        "{spinner} {prefix} [{elapsed_precise}] {bar:30} {pos}/{len} bookings settled · {msg}",
+    )?);
+    progress.set_prefix(scenario.name.clone());
+    progress.enable_steady_tick(Duration::from_millis(200));
+    progress.set_message("starting the stack");
+
+    let target = Arc::new(match &options.target {
+        TargetSpec::Embedded { postgres } => {
+            let mut stack_options = StackOptions::new(run_dir.join("stack"));
+            stack_options.postgres = postgres.clone();
+            stack_options.saga = serde_json::Value::Object(scenario.stack.saga.clone());
+            let mut kafka = serde_json::Map::new();
+            if let Some(idempotent) = scenario.stack.idempotent_producer {
+                kafka.insert("idempotent_producer".into(), idempotent.into());
+            }
+            if let Some(session) = scenario.stack.session_timeout_ms {
+                kafka.insert("session_timeout_ms".into(), session.into());
+            }
+            if !scenario.stack.kafka.is_empty() {
+                kafka.insert("extra".into(), serde_json::to_value(&scenario.stack.kafka)?);
+            }
+            stack_options.kafka = serde_json::Value::Object(kafka);
+            if options.break_inbox_for_test {
+                stack_options.env.push((
+                    faultline_kit::messaging::consumer::DISABLE_DEDUPE_FOR_TEST.into(),
+                    "1".into(),
+                ));
+            }
+            Target::embedded(Stack::start(&options.exe, stack_options).await?)
+        }
+        TargetSpec::Remote(file) => Target::remote(file)?,
+    });
+    let nemesis = Arc::new(Nemesis::new(target.clone(), history.clone())?);
+    let client = Client::new(
+        &target.endpoints.gateway_url,
+        target.endpoints.tokens.clone(),
+        history.clone(),
+    )?;
+    let evidence = Evidence::new(&target.endpoints.telemetry, target.grafana_auth.as_deref())?;
+
+    // The workload and the nemesis run in their own task: a panic there, or Ctrl-C here, still
+    // reaches the cleanup below.
+    let body = {
+        let (target, nemesis, client, history, plan, progress) = (
+            target.clone(),
+            nemesis.clone(),
+            client.clone(),
+            history.clone(),
+            plan.clone(),
+            progress.clone(),
+        );
+        let settle_ms = scenario.workload.settle_ms;
+        let spread_ms = scenario.workload.spread_ms;
+        let concurrency = scenario.workload.concurrency as usize;
+        tokio::spawn(async move {
+            preflight(&target, &client, &history, &plan, &progress).await?;
+            schedule(
+                &target, &nemesis, &client, &history, &plan, &progress, concurrency,
+            )
+            .await?;
+            nemesis.cleanup().await;
+            progress.set_message("faults healed; waiting for every booking to settle");
+            let deadline = Duration::from_millis(
+                spread_ms.max(plan.faults_end_ms()) + settle_ms,
+            );
+            settle(&target, &client, &history, &progress, deadline).await
+        })
+    };
+    let abort = body.abort_handle();
+    let outcome = tokio::select! {
+        joined = body => match joined {
+            Ok(result) => result,
+            Err(error) => Err(anyhow::anyhow!("the run panicked: {error}")),
+        },
+        _ = tokio::signal::ctrl_c() => {
+            abort.abort();
+            Err(anyhow::anyhow!("interrupted (Ctrl-C)"))
+        }
+    };
+    // Always: every proxy reset, every killed service restarted.
+    nemesis.cleanup().await;
+    if let Err(error) = outcome {
+        progress.abandon_with_message(format!("aborted: {error:#}"));
+        target.stop().await;
+        return Err(error);
+    }
+
+    progress.set_message("checking");
+    let events = history.events();
+    let ops = history::operations(&events);
+    let input = checkers::Input {
+        scenario,
+        ops: &ops,
+        events: &events,
+        target: &target,
+        evidence: &evidence,
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(15))
+            .build()?,
+        initial_points: seed.initial_points(),
+        from_ms: history.started_unix_ms(),
+        to_ms: history::unix_ms(),
+    };
+    let invariants = checkers::check_all(&input).await;
+    let verdict = checkers::overall(&invariants);
+    let faults = report::fault_windows(&events);
+    for fault in &faults {
+        let stop = fault.stop_ms.unwrap_or(fault.start_ms);
+        let tags = vec![
+            "faultline".to_owned(),
+            "fault".to_owned(),
+            scenario.name.clone(),
+            fault.kind.clone(),
+        ];
+        if let Err(error) = evidence
+            .annotate(
+                history.started_unix_ms() + fault.start_ms,
+                history.started_unix_ms() + stop,
+                &tags,
+                &format!("{} {}: {}", fault.kind, fault.target, fault.detail),
+            )
+            .await
+        {
+            history.note(format!("annotation for fault {} failed: {error:#}", fault.fault));
+        }
+    }
+    let results = Results {
+        scenario: scenario.name.clone(),
+        seed: scenario.seed,
+        target: target_name,
+        started_at_unix_ms: history.started_unix_ms(),
+        duration_ms: history.now_ms(),
+        verdict,
+        exit_code: report::exit_code(verdict),
+        operations: report::OpCounts::of(&ops),
+        invariants,
+        faults,
+    };
+    report::write(run_dir, &results, scenario, &ops)?;
+    progress.finish_with_message(format!("{}", results.verdict.as_str()));
+    target.stop().await;
+    Ok(results)
+}
+
+/// Proves that every link of the stack goes through its proxy: each proxy's byte counters grow
+/// in both directions while one booking and two reads cross the system, and the broker
+/// advertises its proxy's address.
+async fn preflight(
+    target: &Target,
+    client: &Client,
+    history: &History,
+    plan: &Plan,
+    progress: &ProgressBar,
+) -> anyhow::Result<()> {
+    progress.set_message("preflight: is every link proxied?");
+    let toxiproxy = faultline_toxiproxy::client::Client::new(target.toxiproxy_url()?)?;
+    toxiproxy.reset().await.context("preflight: resetting the proxies")?;
+    let proxies = toxiproxy.proxies().await?;
+    let mut links: Vec<&str> = vec![
+        "kafka",
+        "gateway-reservation",
+        "gateway-inventory",
+        "gateway-payment",
+        "reservation-payment",
+    ];
+    if target.endpoints.database == "postgres" {
+        links.extend(LINKS.iter().filter(|l| l.ends_with("-postgres")));
+    }
+    let missing: Vec<&&str> = links.iter().filter(|l| !proxies.contains_key(**l)).collect();
+    anyhow::ensure!(
+        missing.is_empty(),
+        "preflight: Toxiproxy has no proxy for {missing:?} (it has {:?})",
+        proxies.keys().collect::<Vec<_>>()
+    );
+
+    let advertised = target.advertised_broker().await?;
+    let kafka = &proxies["kafka"];
+    let port = |address: &str| address.rsplit(':').next().unwrap_or_default().to_owned();
+    anyhow::ensure!(
+        port(&advertised) == port(&kafka.listen) && advertised != kafka.upstream,
+        "preflight: the broker advertises {advertised}, not its proxy ({}): clients would bypass it",
+        kafka.listen
+    );
+
+    let before = toxiproxy.metrics().await.context("preflight: reading proxy metrics")?;
+    let token = target.endpoints.tokens.get("user-1").cloned().unwrap_or_default();
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+    for path in ["/concerts", "/me/wallet"] {
+        http.get(format!("{}{path}", target.endpoints.gateway_url))
+            .bearer_auth(&token)
+            .send()
+            .await?
+            .error_for_status()
+            .with_context(|| format!("preflight: GET {path}"))?;
+    }
+    let planned: std::collections::BTreeSet<&str> = plan.ops.iter().map(|o| o.seat.as_str()).collect();
+    let seed = Seed::default();
+    let seat = seed
+        .concerts
+        .iter()
+        .flat_map(|c| c.schedules.iter())
+        .flat_map(Seed::seat_ids)
+        .rev()
+        .find(|s| !planned.contains(s.as_str()))
+        .context("preflight: every seat is planned; no seat left for the preflight booking")?;
+    client
+        .invoke(&PlannedOp {
+            op: PREFLIGHT_OP,
+            at_ms: 0,
+            user: "user-1".into(),
+            seat,
+            intent: "preflight".into(),
+        })
+        .await;
+    let started = Instant::now();
+    while client.waiting() > 0 {
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(30),
+            "preflight: the preflight booking did not settle within 30 s"
+        );
+        client.watch_once(target.service("reservation")).await?;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Real Toxiproxy counts a connection's bytes when it closes, and services keep theirs open
+    // (broker sessions, pools): against it, bouncing each proxy closes them so the counters
+    // report what crossed. The embedded server counts as bytes flow. Then wait until every
+    // service is ready again.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    if matches!(target.backend, super::target::Backend::Remote) {
+        for link in &links {
+            toxiproxy.set_enabled(link, false).await?;
+            toxiproxy.set_enabled(link, true).await?;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let after = toxiproxy.metrics().await?;
+    for service in crate::services::ALL.iter().filter(|s| **s != "capture") {
+        let started = Instant::now();
+        loop {
+            let ready = http
+                .get(format!("{}/ready", target.service(service)))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ready {
+                break;
+            }
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(30),
+                "preflight: {service} not ready again 30 s after its links were bounced"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let mut quiet = Vec::new();
+    let mut seen = Vec::new();
+    for link in &links {
+        let (Some(a), b) = (after.proxies.get(*link), before.proxy(link)) else {
+            quiet.push(format!("{link} (no counters)"));
+            continue;
+        };
+        let up = a.upstream_received.saturating_sub(b.upstream_received);
+        let down = a.downstream_received.saturating_sub(b.downstream_received);
+        if up == 0 || down == 0 {
+            quiet.push(format!("{link} (↑{up} B ↓{down} B)"));
+        } else {
+            seen.push(format!("{link} ↑{up} B ↓{down} B"));
+        }
+    }
+    anyhow::ensure!(
+        quiet.is_empty(),
+        "preflight: no traffic through {quiet:?} while a booking crossed the system: something bypasses the proxy"
+    );
+    history.note(format!(
+        "preflight: broker advertises its proxy {advertised}; traffic through every proxy: {}",
+        seen.join(", ")
+    ));
+    Ok(())
+}
+
+/// The preflight booking's operation number (outside the plan's range).
+pub const PREFLIGHT_OP: u32 = 1_000_000;
+
+/// Runs the plan: every operation at its time (bounded concurrency) and every fault window.
+async fn schedule(
+    target: &Target,
+    nemesis: &Arc<Nemesis>,
+    client: &Client,
+    history: &Arc<History>,
+    plan: &Plan,
+    progress: &ProgressBar,
+    concurrency: usize,
+) -> anyhow::Result<()> {
+    progress.set_message("workload running");
+    let started = Instant::now();
+    let permits = Arc::new(Semaphore::new(concurrency));
+    let mut tasks = tokio::task::JoinSet::new();
+    for op in plan.ops.clone() {
+        let (client, permits) = (client.clone(), permits.clone());
+        tasks.spawn(async move {
+            tokio::time::sleep_until((started + Duration::from_millis(op.at_ms)).into()).await;
+            let _permit = permits.acquire_owned().await;
+            client.invoke(&op).await;
+        });
+    }
+    let mut faults = tokio::task::JoinSet::new();
+    for (index, fault) in plan.faults.iter().cloned().enumerate() {
+        let (nemesis, progress) = (nemesis.clone(), progress.clone());
+        faults.spawn(async move {
+            tokio::time::sleep_until((started + Duration::from_millis(fault.at_ms)).into()).await;
+            progress.set_message(format!("fault: {} {}", fault.kind.name(), fault.kind.target()));
+            let applied = nemesis.start(index, &fault).await;
+            tokio::time::sleep(Duration::from_millis(fault.for_ms)).await;
+            nemesis.stop(applied).await;
+            progress.set_message("workload running");
+        });
+    }
+    // Watch outcomes while submissions and faults proceed.
+    let reservation = target.service("reservation").to_owned();
+    while !(tasks.is_empty() && faults.is_empty()) {
+        tokio::select! {
+            Some(joined) = tasks.join_next(), if !tasks.is_empty() => joined?,
+            Some(joined) = faults.join_next(), if !faults.is_empty() => joined?,
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {
+                if let Err(error) = client.watch_once(&reservation).await {
+                    tracing::debug!(%error, "watch round failed");
+                }
+                progress.set_position(completed(history));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn completed(history: &History) -> u64 {
+    history
+        .events()
+        .iter()
+        .filter(|e| matches!(e, Event::Complete { op, .. } if *op != PREFLIGHT_OP))
+        .count() as u64
+}
+
+/// Waits until every operation has its outcome and the system is quiet (no saga pending, no
+/// seat held, outbox drained, analytics caught up), or the deadline (from the workload's start)
+/// passes; operations still open then complete as unknown.
+async fn settle(
+    target: &Target,
+    client: &Client,
+    history: &History,
+    progress: &ProgressBar,
+    deadline: Duration,
+) -> anyhow::Result<()> {
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
+    let reservation = target.service("reservation").to_owned();
+    let quiet = || async {
+        let urls = faultline_harness::invariants::ServiceUrls {
+            reservation: target.service("reservation"),
+            inventory: target.service("inventory"),
+            payment: target.service("payment"),
+        };
+        let snapshot = faultline_harness::invariants::snapshot(&http, urls).await.ok()?;
+        let analytics: faultline_contracts::http::AnalyticsSummary = http
+            .get(format!("{}/stats/summary", target.service("analytics")))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        let r = &snapshot.reservation;
+        let settled = r.pending == 0
+            && r.outbox_unpublished == 0
+            && snapshot.inventory.held == 0
+            && analytics.freshness.messages_behind == Some(0)
+            && analytics.confirmed + analytics.cancelled + analytics.rejected
+                >= r.confirmed + r.cancelled + r.rejected;
+        Some(settled)
+    };
+    loop {
+        let _ = client.watch_once(&reservation).await;
+        progress.set_position(completed(history));
+        if client.waiting() == 0 && quiet().await == Some(true) {
+            history.note(format!("settled after {} ms", history.now_ms()));
+            return Ok(());
+        }
+        if Duration::from_millis(history.now_ms()) > deadline {
+            client.give_up("not terminal when the settle deadline passed");
+            history.note(format!(
+                "settle deadline ({} ms) passed with the system not quiet",
+                deadline.as_millis()
+            ));
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The scenario files in `dir`, sorted.
+pub fn scenario_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// The worst of several exit codes: aborted > violated > unknown > pass.
+pub fn worst_exit(codes: impl IntoIterator<Item = u8>) -> u8 {
+    codes
+        .into_iter()
+        .max_by_key(|code| match *code {
+            report::EXIT_ABORTED => 3,
+            report::EXIT_VIOLATED => 2,
+            report::EXIT_UNKNOWN => 1,
+            _ => 0,
+        })
+        .unwrap_or(report::EXIT_PASS)
+}
+
+/// Reads what `faultline replay` needs from a run directory: the scenario as it ran (with its
+/// seed) and how the target was chosen.
+pub fn replay_source(run_dir: &Path) -> anyhow::Result<(PathBuf, BTreeMap<String, serde_json::Value>)> {
+    let scenario = run_dir.join("scenario.toml");
+    anyhow::ensure!(
+        scenario.exists(),
+        "{} holds no scenario.toml: not a run directory",
+        run_dir.display()
+    );
+    let run: BTreeMap<String, serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(run_dir.join("run.json"))?)?;
+    Ok((scenario, run))
+}

@@ -1,0 +1,455 @@
+//! Scenario files: what a chaos run does, as TOML with a schema (`faultline scenario-schema`
+//! prints it; `chaos/scenarios/scenario.schema.json` is that output, kept in step by a test).
+//!
+//! A scenario is data only. The generator turns it and its seed into a concrete plan; every
+//! random choice comes from the seed, none from Toxiproxy (its toxicity stays 1.0).
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// One scenario file.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Short name; also the directory its runs go to (`runs/<name>/<timestamp>/`).
+    pub name: String,
+    /// What the scenario shows, in a sentence or two.
+    pub description: String,
+    /// Drives the workload, the fault timeline and every random choice.
+    pub seed: u64,
+    /// The invariants this scenario expects to hold and must prove (an unknown verdict on one of
+    /// these makes the run unknown). Every checker runs regardless; a failure of any fails it.
+    pub expect: Vec<Invariant>,
+    /// Settings of the embedded stack the runner starts (ignored for a running stack).
+    #[serde(default)]
+    pub stack: StackKnobs,
+    pub workload: Workload,
+    /// The fault timeline.
+    #[serde(default)]
+    pub nemesis: Vec<FaultSpec>,
+    /// A seeded random fault schedule, expanded by the generator and added to `nemesis`.
+    #[serde(default)]
+    pub random_nemesis: Option<RandomNemesis>,
+}
+
+/// The six invariants of the product contract.
+#[derive(
+    Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord, Hash,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Invariant {
+    /// 1. No seat held or sold by two bookings; seats sold = confirmed bookings.
+    Seats,
+    /// 2. Points conserved; a confirmed booking charged exactly once, a cancelled one nets zero.
+    Points,
+    /// 3. Every saga terminal after faults heal; no seat left HELD, no outbox row unpublished.
+    Terminal,
+    /// 4. A message delivered N times has one effect per consumer — and duplicates happened.
+    ExactlyOnce,
+    /// 5. One connected trace per booking; compensation visible in reverse order.
+    Traces,
+    /// 6. Every log line of a booking carries its trace id; decisions are in the logs.
+    Logs,
+}
+
+impl Invariant {
+    pub const ALL: [Invariant; 6] = [
+        Invariant::Seats,
+        Invariant::Points,
+        Invariant::Terminal,
+        Invariant::ExactlyOnce,
+        Invariant::Traces,
+        Invariant::Logs,
+    ];
+
+    pub fn number(self) -> u8 {
+        self as u8 + 1
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Invariant::Seats => "seats",
+            Invariant::Points => "points",
+            Invariant::Terminal => "terminal",
+            Invariant::ExactlyOnce => "exactly-once",
+            Invariant::Traces => "traces",
+            Invariant::Logs => "logs",
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Invariant::Seats => "no seat twice; seats sold = bookings confirmed",
+            Invariant::Points => "points conserved; charged exactly once",
+            Invariant::Terminal => "every saga terminal; nothing held or unpublished",
+            Invariant::ExactlyOnce => "one effect per consumer for duplicated messages",
+            Invariant::Traces => "one connected trace per booking; compensation in reverse",
+            Invariant::Logs => "every log line of a booking carries its trace id",
+        }
+    }
+}
+
+/// Knobs of the embedded stack.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StackKnobs {
+    /// Overrides of reservation's `saga` settings (e.g. `charge_deadline_ms`).
+    #[serde(default)]
+    pub saga: serde_json::Map<String, serde_json::Value>,
+    /// Producer idempotence (librdkafka `enable.idempotence`). Lost acknowledgements only turn
+    /// into duplicates with it off.
+    #[serde(default)]
+    pub idempotent_producer: Option<bool>,
+    /// Consumers' `session.timeout.ms` (a link cut longer than this forces a rebalance).
+    #[serde(default)]
+    pub session_timeout_ms: Option<u64>,
+    /// Extra librdkafka properties for every service (e.g. `request.timeout.ms`).
+    #[serde(default)]
+    pub kafka: std::collections::BTreeMap<String, String>,
+}
+
+/// The client operations.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Workload {
+    /// Bookings to submit.
+    pub bookings: u32,
+    /// At most this many requests in flight.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: u32,
+    /// Submissions are spread over this window (ms from the start), at seeded times.
+    pub spread_ms: u64,
+    /// Share of bookings that target a seat another booking already targets (rejections).
+    #[serde(default)]
+    pub contended: f64,
+    /// Share of bookings by users who cannot afford the seat (declined → compensation).
+    #[serde(default)]
+    pub unaffordable: f64,
+    /// After the last fault heals, every booking must be terminal within this time.
+    #[serde(default = "default_settle_ms")]
+    pub settle_ms: u64,
+}
+
+fn default_concurrency() -> u32 {
+    8
+}
+fn default_settle_ms() -> u64 {
+    30_000
+}
+
+/// A network link of the stack: the name of its Toxiproxy proxy.
+pub const LINKS: [&str; 9] = [
+    "kafka",
+    "gateway-reservation",
+    "gateway-inventory",
+    "gateway-payment",
+    "reservation-payment",
+    "reservation-postgres",
+    "inventory-postgres",
+    "payment-postgres",
+    "analytics-postgres",
+];
+
+/// Services a process fault can hit.
+pub const SERVICES: [&str; 5] = ["gateway", "reservation", "inventory", "payment", "analytics"];
+
+/// Topics a message fault can use.
+pub const TOPICS: [&str; 3] = ["inventory.commands", "inventory.events", "booking.events"];
+
+/// One fault of the timeline as written in a scenario file: `fault` names the kind, and the
+/// kind decides which of the other fields it needs (a flat table keeps TOML readable and lets
+/// unknown keys be rejected).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSpec {
+    /// latency, blackhole, refuse, lost-acks, cut-consumers, reset-peer, kill, republish, poison.
+    pub fault: String,
+    /// Starts this long after the workload starts.
+    pub at_ms: u64,
+    /// How long the fault lasts (republish and poison are instant and ignore it).
+    #[serde(default)]
+    pub for_ms: u64,
+    /// The Toxiproxy proxy of the link (network faults).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    /// The service (kill).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// The topic (republish, poison).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    /// Messages to publish (republish, poison).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+    /// Added delay (latency).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<u64>,
+    /// ± random part of the delay (latency).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jitter_ms: Option<u64>,
+    /// Delay before the reset (reset-peer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+}
+
+/// One fault of the plan: starts `at_ms` after the workload starts, lasts `for_ms`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Fault {
+    pub at_ms: u64,
+    pub for_ms: u64,
+    pub kind: FaultKind,
+}
+
+/// What a fault does.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "fault", rename_all = "kebab-case")]
+pub enum FaultKind {
+    /// Toxiproxy `latency` with `jitter` on the link's answers (downstream).
+    Latency {
+        link: String,
+        latency_ms: u64,
+        jitter_ms: u64,
+    },
+    /// A silent partition: Toxiproxy `timeout` 0 on both streams (connects succeed, nothing
+    /// arrives).
+    Blackhole { link: String },
+    /// A loud partition: the proxy disabled (connections refused, live ones closed).
+    Refuse { link: String },
+    /// Lost acknowledgements: `timeout` 0 on the downstream of a producer's broker link, so the
+    /// broker appends and the producer never hears it and resends.
+    LostAcks { link: String },
+    /// Consumer redelivery: cut the broker link (both streams) for longer than the consumers'
+    /// session timeout, so uncommitted work is delivered again after the rebalance.
+    CutConsumers { link: String },
+    /// Toxiproxy `reset_peer`: connections are reset (TCP RST) after `timeout_ms`.
+    ResetPeer { link: String, timeout_ms: u64 },
+    /// SIGKILL a service; it is restarted when the fault ends.
+    Kill { service: String },
+    /// Publish again, byte for byte (same message id), `count` messages already on `topic`.
+    Republish { topic: String, count: u32 },
+    /// Publish `count` poison messages (undecodable) to `topic`; they must be dead-lettered.
+    Poison { topic: String, count: u32 },
+}
+
+impl FaultKind {
+    /// The kind's name as written in scenario files.
+    pub fn name(&self) -> &'static str {
+        match self {
+            FaultKind::Latency { .. } => "latency",
+            FaultKind::Blackhole { .. } => "blackhole",
+            FaultKind::Refuse { .. } => "refuse",
+            FaultKind::LostAcks { .. } => "lost-acks",
+            FaultKind::CutConsumers { .. } => "cut-consumers",
+            FaultKind::ResetPeer { .. } => "reset-peer",
+            FaultKind::Kill { .. } => "kill",
+            FaultKind::Republish { .. } => "republish",
+            FaultKind::Poison { .. } => "poison",
+        }
+    }
+
+    /// What it hits: a link, a service or a topic.
+    pub fn target(&self) -> &str {
+        match self {
+            FaultKind::Latency { link, .. }
+            | FaultKind::Blackhole { link }
+            | FaultKind::Refuse { link }
+            | FaultKind::LostAcks { link }
+            | FaultKind::CutConsumers { link }
+            | FaultKind::ResetPeer { link, .. } => link,
+            FaultKind::Kill { service } => service,
+            FaultKind::Republish { topic, .. } | FaultKind::Poison { topic, .. } => topic,
+        }
+    }
+
+    /// True for faults with no duration.
+    pub fn instant(&self) -> bool {
+        matches!(self, FaultKind::Republish { .. } | FaultKind::Poison { .. })
+    }
+}
+
+/// A seeded random nemesis: `count` faults drawn from `kinds`, at times in `window_ms`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RandomNemesis {
+    /// Kinds to draw from: latency, blackhole, refuse, reset-peer, kill, republish.
+    pub kinds: Vec<String>,
+    pub count: u32,
+    /// Faults start within `[from, to)` ms.
+    pub window_ms: [u64; 2],
+    /// Each lasts within `[min, max)` ms.
+    pub duration_ms: [u64; 2],
+}
+
+impl Scenario {
+    /// Parses and validates a scenario file; errors name the file, the line and what is wrong.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading scenario {}", path.display()))?;
+        Self::parse(&text).with_context(|| format!("scenario {}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        let scenario: Scenario = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+        scenario.validate()?;
+        Ok(scenario)
+    }
+
+    /// Checks what the types cannot: known links, services and topics; sane numbers.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            !self.name.is_empty()
+                && self
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+            "name {:?}: use letters, digits, '-' and '_' (it names a directory)",
+            self.name
+        );
+        anyhow::ensure!(!self.expect.is_empty(), "expect: name at least one invariant");
+        let w = &self.workload;
+        anyhow::ensure!(
+            (1..=500).contains(&w.bookings),
+            "workload.bookings must be 1..=500"
+        );
+        anyhow::ensure!(w.concurrency >= 1, "workload.concurrency must be ≥ 1");
+        for (name, share) in [("contended", w.contended), ("unaffordable", w.unaffordable)] {
+            anyhow::ensure!(
+                (0.0..=1.0).contains(&share),
+                "workload.{name} is a share between 0 and 1, not {share}"
+            );
+        }
+        anyhow::ensure!(
+            w.contended + w.unaffordable <= 1.0,
+            "workload.contended + workload.unaffordable must not exceed 1"
+        );
+        self.faults()?;
+        if let Some(random) = &self.random_nemesis {
+            anyhow::ensure!(!random.kinds.is_empty(), "random_nemesis.kinds is empty");
+            for kind in &random.kinds {
+                anyhow::ensure!(
+                    crate::chaos::generator::RANDOM_KINDS.contains(&kind.as_str()),
+                    "random_nemesis.kinds: unknown kind {kind:?} (one of {:?})",
+                    crate::chaos::generator::RANDOM_KINDS
+                );
+            }
+            anyhow::ensure!(
+                random.window_ms[0] < random.window_ms[1]
+                    && random.duration_ms[0] < random.duration_ms[1],
+                "random_nemesis: window_ms and duration_ms are [from, to) with from < to"
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Scenario {
+    /// The written timeline as faults, in file order.
+    pub fn faults(&self) -> anyhow::Result<Vec<Fault>> {
+        self.nemesis
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| {
+                spec.to_fault()
+                    .with_context(|| format!("nemesis[{i}] (fault = {:?})", spec.fault))
+            })
+            .collect()
+    }
+}
+
+impl FaultSpec {
+    /// The fault this entry describes, or what it lacks.
+    pub fn to_fault(&self) -> anyhow::Result<Fault> {
+        let link = || {
+            self.link
+                .clone()
+                .ok_or_else(|| anyhow::anyhow!("needs link (one of {LINKS:?})"))
+        };
+        let topic = || {
+            self.topic
+                .clone()
+                .ok_or_else(|| anyhow::anyhow!("needs topic (one of {TOPICS:?})"))
+        };
+        let count = || self.count.ok_or_else(|| anyhow::anyhow!("needs count"));
+        let kind = match self.fault.as_str() {
+            "latency" => FaultKind::Latency {
+                link: link()?,
+                latency_ms: self
+                    .latency_ms
+                    .ok_or_else(|| anyhow::anyhow!("needs latency_ms"))?,
+                jitter_ms: self.jitter_ms.unwrap_or(0),
+            },
+            "blackhole" => FaultKind::Blackhole { link: link()? },
+            "refuse" => FaultKind::Refuse { link: link()? },
+            "lost-acks" => FaultKind::LostAcks {
+                link: self.link.clone().unwrap_or_else(|| "kafka".into()),
+            },
+            "cut-consumers" => FaultKind::CutConsumers {
+                link: self.link.clone().unwrap_or_else(|| "kafka".into()),
+            },
+            "reset-peer" => FaultKind::ResetPeer {
+                link: link()?,
+                timeout_ms: self.timeout_ms.unwrap_or(0),
+            },
+            "kill" => FaultKind::Kill {
+                service: self
+                    .service
+                    .clone()
+                    .ok_or_else(|| anyhow::anyhow!("needs service (one of {SERVICES:?})"))?,
+            },
+            "republish" => FaultKind::Republish {
+                topic: topic()?,
+                count: count()?,
+            },
+            "poison" => FaultKind::Poison {
+                topic: topic()?,
+                count: count()?,
+            },
+            other => anyhow::bail!(
+                "unknown fault {other:?} (one of latency, blackhole, refuse, lost-acks, \
+                 cut-consumers, reset-peer, kill, republish, poison)"
+            ),
+        };
+        validate_fault(&kind, self.for_ms)?;
+        Ok(Fault {
+            at_ms: self.at_ms,
+            for_ms: if kind.instant() { 0 } else { self.for_ms },
+            kind,
+        })
+    }
+}
+
+fn validate_fault(kind: &FaultKind, for_ms: u64) -> anyhow::Result<()> {
+    let known = |what: &str, value: &str, list: &[&str]| {
+        anyhow::ensure!(
+            list.contains(&value),
+            "unknown {what} {value:?} (one of {list:?})"
+        );
+        Ok(())
+    };
+    match kind {
+        FaultKind::Latency { link, .. }
+        | FaultKind::Blackhole { link }
+        | FaultKind::Refuse { link }
+        | FaultKind::ResetPeer { link, .. } => known("link", link, &LINKS)?,
+        FaultKind::LostAcks { link } | FaultKind::CutConsumers { link } => {
+            anyhow::ensure!(link == "kafka", "{} works on the broker link \"kafka\"", kind.name())
+        }
+        FaultKind::Kill { service } => known("service", service, &SERVICES)?,
+        FaultKind::Republish { topic, count } | FaultKind::Poison { topic, count } => {
+            known("topic", topic, &TOPICS)?;
+            anyhow::ensure!(*count >= 1, "count must be ≥ 1");
+        }
+    }
+    if !kind.instant() {
+        anyhow::ensure!(for_ms > 0, "for_ms must be > 0 for a {} fault", kind.name());
+    }
+    Ok(())
+}
+
+/// The JSON Schema of scenario files.
+pub fn schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(Scenario)).unwrap_or_default()
+}

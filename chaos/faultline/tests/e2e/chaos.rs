@@ -1,0 +1,139 @@
+//! The chaos runner end to end, as users and CI run it: the real `faultline` binary, every
+//! shipped scenario against a fresh embedded stack each, exit codes and run directories; and a
+//! deliberately broken build that the exactly-once checker must catch.
+
+use std::{path::Path, process::Command};
+
+use serde_json::Value;
+
+fn faultline() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_faultline"));
+    command
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .env_remove("FAULTLINE_POSTGRES_URL");
+    command
+}
+
+fn results_of(runs: &Path, scenario: &str) -> (std::path::PathBuf, Value) {
+    let dir = std::fs::read_dir(runs.join(scenario))
+        .unwrap_or_else(|e| panic!("no runs of {scenario}: {e}"))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .max()
+        .expect("a run directory");
+    let results = std::fs::read(dir.join("results.json"))
+        .unwrap_or_else(|e| panic!("{}: no results.json: {e}", dir.display()));
+    (dir, serde_json::from_slice(&results).expect("results.json is JSON"))
+}
+
+#[test]
+fn every_shipped_scenario_passes_on_the_embedded_stack_and_replays_with_the_same_plan() {
+    let runs = tempfile::tempdir().expect("tempdir");
+    let output = faultline()
+        .args(["run", "--all", "--quiet", "--runs"])
+        .arg(runs.path())
+        .output()
+        .expect("faultline runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "faultline run --all did not pass:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let scenarios = faultline::chaos::run::scenario_files(Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../scenarios"
+    )))
+    .expect("scenarios");
+    assert!(scenarios.len() >= 7, "the seven shipped scenarios");
+    for file in &scenarios {
+        let name = file.file_stem().and_then(|s| s.to_str()).expect("name");
+        let (dir, results) = results_of(runs.path(), name);
+        assert_eq!(results["verdict"], "pass", "{name}: {results:#}");
+        for file in [
+            "scenario.toml",
+            "plan.json",
+            "history.jsonl",
+            "results.json",
+            "junit.xml",
+            "report.html",
+        ] {
+            assert!(dir.join(file).exists(), "{name}: {file} missing");
+        }
+        // Every fault was applied and healed, and recorded with its control calls.
+        let history = std::fs::read_to_string(dir.join("history.jsonl")).expect("history");
+        let faults: Vec<Value> = history
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).expect("JSON line"))
+            .filter(|e| e["event"] == "fault")
+            .collect();
+        assert!(!faults.is_empty(), "{name}: no fault recorded");
+        for fault in &faults {
+            assert_eq!(fault["verified"], true, "{name}: {fault}");
+            let kind = fault["kind"]["fault"].as_str().unwrap_or_default();
+            if !matches!(kind, "kill" | "republish" | "poison") {
+                assert!(
+                    !fault["exchanges"].as_array().expect("exchanges").is_empty(),
+                    "{name}: a network fault without its Toxiproxy calls: {fault}"
+                );
+            }
+        }
+    }
+
+    // Replay: the same seed gives the same plan, and the run passes again.
+    let (dir, _) = results_of(runs.path(), "poison-message");
+    let output = faultline()
+        .args(["replay", "--quiet", "--runs"])
+        .arg(runs.path())
+        .arg(&dir)
+        .output()
+        .expect("faultline replays");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "replay failed:\n{}\n{stderr}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    assert!(stderr.contains("the same plan"), "{stderr}");
+}
+
+#[test]
+fn with_inbox_dedupe_broken_the_duplicates_scenario_fails_exactly_once_with_witnesses() {
+    let runs = tempfile::tempdir().expect("tempdir");
+    let output = faultline()
+        .args([
+            "run",
+            "broker-ack-loss-duplicates",
+            "--quiet",
+            "--break-inbox-for-test",
+            "--runs",
+        ])
+        .arg(runs.path())
+        .output()
+        .expect("faultline runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "a broken inbox must make the run fail (exit 1):\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let (_, results) = results_of(runs.path(), "broker-ack-loss-duplicates");
+    let check = results["invariants"]
+        .as_array()
+        .expect("invariants")
+        .iter()
+        .find(|c| c["invariant"] == "exactly-once")
+        .expect("an exactly-once verdict")
+        .clone();
+    assert_eq!(check["verdict"], "fail", "{check:#}");
+    let witnesses = check["witnesses"].as_array().expect("witnesses");
+    assert!(!witnesses.is_empty(), "{check:#}");
+    assert!(
+        witnesses.iter().any(|w| w["booking_id"].is_string()
+            && w["trace_id"].as_str().is_some_and(|t| t.len() == 32)
+            && w["trace_link"].is_string()),
+        "witnesses name a booking and its trace: {check:#}"
+    );
+}
