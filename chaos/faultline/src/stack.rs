@@ -181,10 +181,22 @@ impl Stack {
         let broker_port = faultline_harness::free_port()?;
         let mut links: Vec<(String, String)> = vec![
             ("kafka".into(), format!("127.0.0.1:{broker_port}")),
-            ("gateway-reservation".into(), format!("127.0.0.1:{}", ports["reservation"])),
-            ("gateway-inventory".into(), format!("127.0.0.1:{}", ports["inventory"])),
-            ("gateway-payment".into(), format!("127.0.0.1:{}", ports["payment"])),
-            ("reservation-payment".into(), format!("127.0.0.1:{}", ports["payment"])),
+            (
+                "gateway-reservation".into(),
+                format!("127.0.0.1:{}", ports["reservation"]),
+            ),
+            (
+                "gateway-inventory".into(),
+                format!("127.0.0.1:{}", ports["inventory"]),
+            ),
+            (
+                "gateway-payment".into(),
+                format!("127.0.0.1:{}", ports["payment"]),
+            ),
+            (
+                "reservation-payment".into(),
+                format!("127.0.0.1:{}", ports["payment"]),
+            ),
         ];
         let mut databases = BTreeMap::new();
         for name in ["payment", "inventory", "reservation", "analytics"] {
@@ -221,10 +233,8 @@ impl Stack {
             )
             .await
             .context("creating the stack's proxies")?;
-        let listen: BTreeMap<String, String> = proxies
-            .into_iter()
-            .map(|p| (p.name, p.listen))
-            .collect();
+        let listen: BTreeMap<String, String> =
+            proxies.into_iter().map(|p| (p.name, p.listen)).collect();
         let via = |link: &str| -> anyhow::Result<String> {
             listen
                 .get(link)
@@ -235,7 +245,10 @@ impl Stack {
             .into_iter()
             .map(|(name, (before, after))| {
                 if options.postgres.is_some() {
-                    Ok((name, format!("{before}{}{after}", via(&format!("{name}-postgres"))?)))
+                    Ok((
+                        name,
+                        format!("{before}{}{after}", via(&format!("{name}-postgres"))?),
+                    ))
                 } else {
                     Ok((name, before))
                 }
@@ -248,7 +261,9 @@ impl Stack {
         let secret = random_secret();
         let common = |name: &str| {
             let mut kafka = json!({ "bootstrap_servers": kafka_proxy });
-            if let (Some(kafka), Some(overrides)) = (kafka.as_object_mut(), options.kafka.as_object()) {
+            if let (Some(kafka), Some(overrides)) =
+                (kafka.as_object_mut(), options.kafka.as_object())
+            {
                 kafka.extend(overrides.clone());
             }
             let mut config = json!({
@@ -269,7 +284,8 @@ impl Stack {
         inventory["seed"] = json!({ "concerts": options.seed.concerts });
         configs.insert("inventory", inventory);
         let mut reservation = common("reservation");
-        reservation["payment"] = json!({ "base_url": format!("http://{}", via("reservation-payment")?) });
+        reservation["payment"] =
+            json!({ "base_url": format!("http://{}", via("reservation-payment")?) });
         reservation["saga"] = options.saga.clone();
         configs.insert("reservation", reservation);
         configs.insert("analytics", common("analytics"));

@@ -67,7 +67,9 @@ pub struct ProxyUpdate {
 }
 
 /// Which way through the proxy a toxic acts: upstream is client→server, downstream server→client.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Stream {
     Upstream,
@@ -142,7 +144,12 @@ impl Toxic {
     }
 
     /// Delays each chunk by `latency_ms` ± `jitter_ms`.
-    pub fn latency(name: impl Into<String>, stream: Stream, latency_ms: u64, jitter_ms: u64) -> Self {
+    pub fn latency(
+        name: impl Into<String>,
+        stream: Stream,
+        latency_ms: u64,
+        jitter_ms: u64,
+    ) -> Self {
         Self::new(
             "latency",
             name,

@@ -147,10 +147,8 @@ impl Evidence {
                     .to_owned(),
             ),
         };
-        let grafana_auth = grafana_auth.and_then(|a| {
-            a.split_once(':')
-                .map(|(u, p)| (u.to_owned(), p.to_owned()))
-        });
+        let grafana_auth =
+            grafana_auth.and_then(|a| a.split_once(':').map(|(u, p)| (u.to_owned(), p.to_owned())));
         Ok(Self {
             http: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(15))
@@ -207,7 +205,9 @@ impl Evidence {
                 let text = value[1].as_str().unwrap_or_default();
                 let mut line: Value = serde_json::from_str(text)
                     .unwrap_or_else(|_| serde_json::json!({ "line": text }));
-                if let (Some(object), Some(labels)) = (line.as_object_mut(), stream["stream"].as_object()) {
+                if let (Some(object), Some(labels)) =
+                    (line.as_object_mut(), stream["stream"].as_object())
+                {
                     object.insert("_labels".into(), Value::Object(labels.clone()));
                 }
                 lines.push(line);
@@ -240,8 +240,12 @@ impl Evidence {
                 &serde_json::json!({ "expr": query, "queryType": "range" }),
             ),
             None => {
-                let mut url = reqwest::Url::parse(&format!("{}/loki/api/v1/query_range", self.loki))
-                    .unwrap_or_else(|_| reqwest::Url::parse("http://invalid/").unwrap_or_else(|_| unreachable!()));
+                let mut url =
+                    reqwest::Url::parse(&format!("{}/loki/api/v1/query_range", self.loki))
+                        .unwrap_or_else(|_| {
+                            reqwest::Url::parse("http://invalid/")
+                                .unwrap_or_else(|_| unreachable!())
+                        });
                 url.query_pairs_mut().append_pair("query", &query);
                 url.to_string()
             }
@@ -259,12 +263,12 @@ impl Evidence {
         let Some(grafana) = &self.grafana else {
             return Ok(());
         };
-        let mut request = self
-            .http
-            .post(format!("{grafana}/api/annotations"))
-            .json(&serde_json::json!({
-                "time": from_ms, "timeEnd": to_ms, "tags": tags, "text": text,
-            }));
+        let mut request =
+            self.http
+                .post(format!("{grafana}/api/annotations"))
+                .json(&serde_json::json!({
+                    "time": from_ms, "timeEnd": to_ms, "tags": tags, "text": text,
+                }));
         if let Some((user, password)) = &self.grafana_auth {
             request = request.basic_auth(user, Some(password));
         }
@@ -278,7 +282,10 @@ fn explore_link(grafana: &str, uid: &str, kind: &str, query: &Value) -> String {
     let mut query = query.clone();
     if let Some(object) = query.as_object_mut() {
         object.insert("refId".into(), "A".into());
-        object.insert("datasource".into(), serde_json::json!({ "type": kind, "uid": uid }));
+        object.insert(
+            "datasource".into(),
+            serde_json::json!({ "type": kind, "uid": uid }),
+        );
     }
     let panes = serde_json::json!({
         "a": { "datasource": uid, "queries": [query], "range": { "from": "now-6h", "to": "now" } }

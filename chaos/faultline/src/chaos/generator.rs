@@ -86,7 +86,10 @@ pub fn plan(scenario: &Scenario, seed: &Seed) -> anyhow::Result<Plan> {
         }
     }
     free.shuffle(&mut rng);
-    anyhow::ensure!(!rich.is_empty(), "the seed has no user who can afford a seat");
+    anyhow::ensure!(
+        !rich.is_empty(),
+        "the seed has no user who can afford a seat"
+    );
 
     let mut targeted: Vec<String> = Vec::new();
     let mut ops = Vec::new();

@@ -142,6 +142,8 @@ impl Nemesis {
         // Toxiproxy counts their bytes.
         tokio::time::sleep(Duration::from_millis(200)).await;
         let fired = match link_of(&applied.fault.kind) {
+            // A refused connection moves no bytes: the read-back (disabled) is the evidence.
+            Some(_) if matches!(applied.fault.kind, FaultKind::Refuse { .. }) => None,
             Some(link) => match (applied.bytes_at_start, self.link_bytes(link).await) {
                 (Some(before), Some(after)) if after > before => Some(true),
                 (Some(_), Some(_)) if self.live_counters => Some(false),
@@ -196,14 +198,18 @@ impl Nemesis {
                     ),
                 )
                 .await?;
-                Ok(format!("{link}: +{latency_ms} ms ± {jitter_ms} ms on answers"))
+                Ok(format!(
+                    "{link}: +{latency_ms} ms ± {jitter_ms} ms on answers"
+                ))
             }
             FaultKind::Blackhole { link } | FaultKind::CutConsumers { link } => {
                 for (stream, suffix) in [(Stream::Upstream, "up"), (Stream::Downstream, "down")] {
                     self.add_verified(link, Toxic::timeout(toxic_name(index, suffix), stream, 0))
                         .await?;
                 }
-                Ok(format!("{link}: black hole both ways (timeout 0 on both streams)"))
+                Ok(format!(
+                    "{link}: black hole both ways (timeout 0 on both streams)"
+                ))
             }
             FaultKind::LostAcks { link } => {
                 self.add_verified(
@@ -237,9 +243,7 @@ impl Nemesis {
             FaultKind::Republish { topic, count } => {
                 self.target.republish(topic, *count as usize).await
             }
-            FaultKind::Poison { topic, count } => {
-                self.target.poison(topic, *count as usize).await
-            }
+            FaultKind::Poison { topic, count } => self.target.poison(topic, *count as usize).await,
         }
     }
 
@@ -264,12 +268,16 @@ impl Nemesis {
                 self.remove_verified(link, &toxic_name(index, "up")).await?;
                 self.remove_verified(link, &toxic_name(index, "down"))
                     .await?;
-                Ok(format!("{link}: black hole removed (its connections closed)"))
+                Ok(format!(
+                    "{link}: black hole removed (its connections closed)"
+                ))
             }
             FaultKind::LostAcks { link } => {
                 self.remove_verified(link, &toxic_name(index, "down"))
                     .await?;
-                Ok(format!("{link}: answers flow again (its connections closed)"))
+                Ok(format!(
+                    "{link}: answers flow again (its connections closed)"
+                ))
             }
             FaultKind::Refuse { link } => {
                 self.toxiproxy.set_enabled(link, true).await?;

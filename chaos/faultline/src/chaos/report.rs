@@ -59,7 +59,11 @@ pub struct OpCounts {
 
 impl OpCounts {
     pub fn of(ops: &[Operation]) -> Self {
-        let status = |s: &str| ops.iter().filter(|o| o.status.as_deref() == Some(s)).count();
+        let status = |s: &str| {
+            ops.iter()
+                .filter(|o| o.status.as_deref() == Some(s))
+                .count()
+        };
         let outcome = |x: Outcome| ops.iter().filter(|o| o.outcome == Some(x)).count();
         Self {
             invoked: ops.len(),
@@ -127,9 +131,12 @@ pub fn fault_windows(events: &[Event]) -> Vec<FaultWindow> {
 /// The verdict table for the terminal.
 pub fn table(results: &Results) -> String {
     let mut table = Table::new();
-    table
-        .load_style(UTF8_FULL_CONDENSED)
-        .set_header(["invariant", "expected", "verdict", "evidence"]);
+    table.load_style(UTF8_FULL_CONDENSED).set_header([
+        "invariant",
+        "expected",
+        "verdict",
+        "evidence",
+    ]);
     for check in &results.invariants {
         let mut evidence = check.summary.clone();
         for witness in check.witnesses.iter().take(3) {
@@ -171,7 +178,10 @@ pub fn write(
     scenario: &Scenario,
     ops: &[Operation],
 ) -> anyhow::Result<()> {
-    std::fs::write(dir.join("results.json"), serde_json::to_vec_pretty(results)?)?;
+    std::fs::write(
+        dir.join("results.json"),
+        serde_json::to_vec_pretty(results)?,
+    )?;
     std::fs::write(dir.join("junit.xml"), junit(results)?)?;
     std::fs::write(dir.join("report.html"), html(results, scenario, ops))?;
     Ok(())
@@ -269,7 +279,9 @@ fn html(results: &Results, scenario: &Scenario, ops: &[Operation]) -> String {
     let y = 30 + results.faults.len() * 26;
     svg.push_str(&format!("<text x=\"4\" y=\"{}\">bookings</text>", y + 13));
     for op in ops {
-        let Some(done) = op.completed_ms else { continue };
+        let Some(done) = op.completed_ms else {
+            continue;
+        };
         let colour = match op.status.as_deref() {
             Some("CONFIRMED") => "#5cb85c",
             Some("CANCELLED") => "#f0ad4e",

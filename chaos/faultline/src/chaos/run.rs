@@ -115,9 +115,11 @@ async fn execute(
     seed: &Seed,
     run_dir: &Path,
 ) -> anyhow::Result<Results> {
-    std::fs::create_dir_all(run_dir)
-        .with_context(|| format!("creating {}", run_dir.display()))?;
-    std::fs::write(run_dir.join("scenario.toml"), toml::to_string_pretty(scenario)?)?;
+    std::fs::create_dir_all(run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
+    std::fs::write(
+        run_dir.join("scenario.toml"),
+        toml::to_string_pretty(scenario)?,
+    )?;
     std::fs::write(run_dir.join("plan.json"), serde_json::to_vec_pretty(plan)?)?;
     let history = Arc::new(History::create(&run_dir.join("history.jsonl"))?);
     let target_name = match &options.target {
@@ -196,14 +198,18 @@ async fn execute(
         tokio::spawn(async move {
             preflight(&target, &client, &history, &plan, &progress).await?;
             schedule(
-                &target, &nemesis, &client, &history, &plan, &progress, concurrency,
+                &target,
+                &nemesis,
+                &client,
+                &history,
+                &plan,
+                &progress,
+                concurrency,
             )
             .await?;
             nemesis.cleanup().await;
             progress.set_message("faults healed; waiting for every booking to settle");
-            let deadline = Duration::from_millis(
-                spread_ms.max(plan.faults_end_ms()) + settle_ms,
-            );
+            let deadline = Duration::from_millis(spread_ms.max(plan.faults_end_ms()) + settle_ms);
             settle(&target, &client, &history, &progress, deadline).await
         })
     };
@@ -262,7 +268,10 @@ async fn execute(
             )
             .await
         {
-            history.note(format!("annotation for fault {} failed: {error:#}", fault.fault));
+            history.note(format!(
+                "annotation for fault {} failed: {error:#}",
+                fault.fault
+            ));
         }
     }
     let results = Results {
@@ -295,7 +304,10 @@ async fn preflight(
 ) -> anyhow::Result<()> {
     progress.set_message("preflight: is every link proxied?");
     let toxiproxy = faultline_toxiproxy::client::Client::new(target.toxiproxy_url()?)?;
-    toxiproxy.reset().await.context("preflight: resetting the proxies")?;
+    toxiproxy
+        .reset()
+        .await
+        .context("preflight: resetting the proxies")?;
     let proxies = toxiproxy.proxies().await?;
     let mut links: Vec<&str> = vec![
         "kafka",
@@ -307,7 +319,10 @@ async fn preflight(
     if target.endpoints.database == "postgres" {
         links.extend(LINKS.iter().filter(|l| l.ends_with("-postgres")));
     }
-    let missing: Vec<&&str> = links.iter().filter(|l| !proxies.contains_key(**l)).collect();
+    let missing: Vec<&&str> = links
+        .iter()
+        .filter(|l| !proxies.contains_key(**l))
+        .collect();
     anyhow::ensure!(
         missing.is_empty(),
         "preflight: Toxiproxy has no proxy for {missing:?} (it has {:?})",
@@ -323,9 +338,19 @@ async fn preflight(
         kafka.listen
     );
 
-    let before = toxiproxy.metrics().await.context("preflight: reading proxy metrics")?;
-    let token = target.endpoints.tokens.get("user-1").cloned().unwrap_or_default();
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+    let before = toxiproxy
+        .metrics()
+        .await
+        .context("preflight: reading proxy metrics")?;
+    let token = target
+        .endpoints
+        .tokens
+        .get("user-1")
+        .cloned()
+        .unwrap_or_default();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?;
     for path in ["/concerts", "/me/wallet"] {
         http.get(format!("{}{path}", target.endpoints.gateway_url))
             .bearer_auth(&token)
@@ -334,7 +359,8 @@ async fn preflight(
             .error_for_status()
             .with_context(|| format!("preflight: GET {path}"))?;
     }
-    let planned: std::collections::BTreeSet<&str> = plan.ops.iter().map(|o| o.seat.as_str()).collect();
+    let planned: std::collections::BTreeSet<&str> =
+        plan.ops.iter().map(|o| o.seat.as_str()).collect();
     let seed = Seed::default();
     let seat = seed
         .concerts
@@ -449,7 +475,11 @@ async fn schedule(
         let (nemesis, progress) = (nemesis.clone(), progress.clone());
         faults.spawn(async move {
             tokio::time::sleep_until((started + Duration::from_millis(fault.at_ms)).into()).await;
-            progress.set_message(format!("fault: {} {}", fault.kind.name(), fault.kind.target()));
+            progress.set_message(format!(
+                "fault: {} {}",
+                fault.kind.name(),
+                fault.kind.target()
+            ));
             let applied = nemesis.start(index, &fault).await;
             tokio::time::sleep(Duration::from_millis(fault.for_ms)).await;
             nemesis.stop(applied).await;
@@ -491,7 +521,9 @@ async fn settle(
     progress: &ProgressBar,
     deadline: Duration,
 ) -> anyhow::Result<()> {
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()?;
     let reservation = target.service("reservation").to_owned();
     let quiet = || async {
         let urls = faultline_harness::invariants::ServiceUrls {
@@ -499,7 +531,9 @@ async fn settle(
             inventory: target.service("inventory"),
             payment: target.service("payment"),
         };
-        let snapshot = faultline_harness::invariants::snapshot(&http, urls).await.ok()?;
+        let snapshot = faultline_harness::invariants::snapshot(&http, urls)
+            .await
+            .ok()?;
         let analytics: faultline_contracts::http::AnalyticsSummary = http
             .get(format!("{}/stats/summary", target.service("analytics")))
             .send()
@@ -562,7 +596,9 @@ pub fn worst_exit(codes: impl IntoIterator<Item = u8>) -> u8 {
 
 /// Reads what `faultline replay` needs from a run directory: the scenario as it ran (with its
 /// seed) and how the target was chosen.
-pub fn replay_source(run_dir: &Path) -> anyhow::Result<(PathBuf, BTreeMap<String, serde_json::Value>)> {
+pub fn replay_source(
+    run_dir: &Path,
+) -> anyhow::Result<(PathBuf, BTreeMap<String, serde_json::Value>)> {
     let scenario = run_dir.join("scenario.toml");
     anyhow::ensure!(
         scenario.exists(),

@@ -154,7 +154,13 @@ pub const LINKS: [&str; 9] = [
 ];
 
 /// Services a process fault can hit.
-pub const SERVICES: [&str; 5] = ["gateway", "reservation", "inventory", "payment", "analytics"];
+pub const SERVICES: [&str; 5] = [
+    "gateway",
+    "reservation",
+    "inventory",
+    "payment",
+    "analytics",
+];
 
 /// Topics a message fault can use.
 pub const TOPICS: [&str; 3] = ["inventory.commands", "inventory.events", "booking.events"];
@@ -308,7 +314,10 @@ impl Scenario {
             "name {:?}: use letters, digits, '-' and '_' (it names a directory)",
             self.name
         );
-        anyhow::ensure!(!self.expect.is_empty(), "expect: name at least one invariant");
+        anyhow::ensure!(
+            !self.expect.is_empty(),
+            "expect: name at least one invariant"
+        );
         let w = &self.workload;
         anyhow::ensure!(
             (1..=500).contains(&w.bookings),
@@ -435,7 +444,11 @@ fn validate_fault(kind: &FaultKind, for_ms: u64) -> anyhow::Result<()> {
         | FaultKind::Refuse { link }
         | FaultKind::ResetPeer { link, .. } => known("link", link, &LINKS)?,
         FaultKind::LostAcks { link } | FaultKind::CutConsumers { link } => {
-            anyhow::ensure!(link == "kafka", "{} works on the broker link \"kafka\"", kind.name())
+            anyhow::ensure!(
+                link == "kafka",
+                "{} works on the broker link \"kafka\"",
+                kind.name()
+            )
         }
         FaultKind::Kill { service } => known("service", service, &SERVICES)?,
         FaultKind::Republish { topic, count } | FaultKind::Poison { topic, count } => {

@@ -128,10 +128,9 @@ impl Target {
     /// Publishes again, byte for byte, the first `count` messages of `topic`.
     pub async fn republish(&self, topic: &str, count: usize) -> anyhow::Result<String> {
         let broker = &self.endpoints.broker;
-        let records = topic_reader::read_until(broker, topic, Duration::from_secs(10), |r| {
-            r.len() >= count
-        })
-        .await?;
+        let records =
+            topic_reader::read_until(broker, topic, Duration::from_secs(10), |r| r.len() >= count)
+                .await?;
         anyhow::ensure!(
             !records.is_empty(),
             "{topic} holds no message to publish again yet"
@@ -171,7 +170,12 @@ impl Target {
             ]
             .into();
             producer
-                .send(topic, &format!("poison-{i}"), b"{ this is not json", &headers)
+                .send(
+                    topic,
+                    &format!("poison-{i}"),
+                    b"{ this is not json",
+                    &headers,
+                )
                 .await?;
             ids.insert(id);
         }
@@ -217,7 +221,10 @@ impl Target {
                 .iter()
                 .map(|b| format!("{}:{}", b.host(), b.port()))
                 .collect();
-            anyhow::ensure!(brokers.len() == 1, "expected one broker, metadata lists {brokers:?}");
+            anyhow::ensure!(
+                brokers.len() == 1,
+                "expected one broker, metadata lists {brokers:?}"
+            );
             Ok(brokers[0].clone())
         })
         .await?

@@ -22,7 +22,10 @@ fn results_of(runs: &Path, scenario: &str) -> (std::path::PathBuf, Value) {
         .expect("a run directory");
     let results = std::fs::read(dir.join("results.json"))
         .unwrap_or_else(|e| panic!("{}: no results.json: {e}", dir.display()));
-    (dir, serde_json::from_slice(&results).expect("results.json is JSON"))
+    (
+        dir,
+        serde_json::from_slice(&results).expect("results.json is JSON"),
+    )
 }
 
 #[test]

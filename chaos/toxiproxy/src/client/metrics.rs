@@ -123,10 +123,7 @@ fn parse_labels(text: &str) -> Result<(Labels, &str), String> {
 /// The sample value, with an optional timestamp after it. Go's client prints large counters in
 /// exponent form (`1.048576e+06`), so the value is read as a float.
 fn parse_value(text: &str) -> Result<u64, String> {
-    let token = text
-        .split_whitespace()
-        .next()
-        .ok_or("no sample value")?;
+    let token = text.split_whitespace().next().ok_or("no sample value")?;
     let value: f64 = token
         .parse()
         .map_err(|_| format!("sample value {token:?} is not a number"))?;
@@ -173,7 +170,10 @@ go_goroutines 12
     fn series_of_a_moved_proxy_are_summed() {
         let text = "toxiproxy_proxy_sent_bytes_total{direction=\"upstream\",listener=\"a:1\",proxy=\"db\",upstream=\"u\"} 5\n\
                     toxiproxy_proxy_sent_bytes_total{direction=\"upstream\",listener=\"a:2\",proxy=\"db\",upstream=\"u\"} 7\n";
-        assert_eq!(ProxyMetrics::parse(text).unwrap().proxy("db").upstream_sent, 12);
+        assert_eq!(
+            ProxyMetrics::parse(text).unwrap().proxy("db").upstream_sent,
+            12
+        );
     }
 
     #[test]
@@ -192,8 +192,9 @@ go_goroutines 12
 
     #[test]
     fn a_series_without_a_proxy_label_is_an_error() {
-        let err = ProxyMetrics::parse("toxiproxy_proxy_sent_bytes_total{direction=\"upstream\"} 1\n")
-            .unwrap_err();
+        let err =
+            ProxyMetrics::parse("toxiproxy_proxy_sent_bytes_total{direction=\"upstream\"} 1\n")
+                .unwrap_err();
         assert_eq!(err.line, 1);
     }
 

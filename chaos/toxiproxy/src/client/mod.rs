@@ -84,20 +84,25 @@ impl Client {
 
     /// The server's version, e.g. `2.12.0` (Toxiproxy before 2.7 answered plain text).
     pub async fn version(&self) -> Result<String, Error> {
-        self.call(Method::GET, &["version"], None, 200, |body| {
-            match serde_json::from_str::<Value>(body) {
+        self.call(
+            Method::GET,
+            &["version"],
+            None,
+            200,
+            |body| match serde_json::from_str::<Value>(body) {
                 Ok(Value::Object(map)) => match map.get("version") {
                     Some(Value::String(version)) => Ok(version.clone()),
                     _ => Err("no version field".into()),
                 },
                 _ => Ok(body.trim().to_owned()),
-            }
-        })
+            },
+        )
         .await
     }
 
     pub async fn proxies(&self) -> Result<BTreeMap<String, Proxy>, Error> {
-        self.call(Method::GET, &["proxies"], None, 200, decode).await
+        self.call(Method::GET, &["proxies"], None, 200, decode)
+            .await
     }
 
     pub async fn proxy(&self, name: &str) -> Result<Proxy, Error> {
@@ -137,8 +142,14 @@ impl Client {
     /// A changed listen address or upstream restarts the proxy.
     pub async fn update_proxy(&self, name: &str, update: &ProxyUpdate) -> Result<Proxy, Error> {
         let request = to_json(update);
-        self.call(Method::PATCH, &["proxies", name], Some(request), 200, decode)
-            .await
+        self.call(
+            Method::PATCH,
+            &["proxies", name],
+            Some(request),
+            200,
+            decode,
+        )
+        .await
     }
 
     pub async fn delete_proxy(&self, name: &str) -> Result<(), Error> {
@@ -147,8 +158,14 @@ impl Client {
     }
 
     pub async fn toxics(&self, proxy: &str) -> Result<Vec<Toxic>, Error> {
-        self.call(Method::GET, &["proxies", proxy, "toxics"], None, 200, decode)
-            .await
+        self.call(
+            Method::GET,
+            &["proxies", proxy, "toxics"],
+            None,
+            200,
+            decode,
+        )
+        .await
     }
 
     pub async fn toxic(&self, proxy: &str, name: &str) -> Result<Toxic, Error> {
@@ -241,7 +258,9 @@ impl Client {
         let path = url.path().to_owned();
         let started_at_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX));
+            .map_or(0, |since| {
+                u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+            });
         let started = Instant::now();
         let mut exchange = Exchange {
             method: method.to_string(),

@@ -82,7 +82,7 @@ pub(crate) async fn run(mut client: TcpStream, ctx: Arc<LinkContext>, cancel: Ca
             std::future::pending::<Ending>().await
         };
         tokio::select! {
-            () = std::future::pending::<()>() => Ending::Close,
+            () = cancel.cancelled() => Ending::Close,
             ending = up.run() => ending,
             ending = down.run() => ending,
             ending = readers => ending,
@@ -91,8 +91,8 @@ pub(crate) async fn run(mut client: TcpStream, ctx: Arc<LinkContext>, cancel: Ca
 
     if ending == Ending::Reset {
         // SO_LINGER 0 makes the close below send RST instead of FIN, as Toxiproxy's reset_peer.
-        
-        
+        let _ = client.set_zero_linger();
+        let _ = upstream.set_zero_linger();
     }
 }
 

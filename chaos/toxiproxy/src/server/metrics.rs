@@ -24,7 +24,7 @@ impl Counters {
     }
 
     pub fn add_sent(&self, bytes: usize) {
-        let _ = bytes;
+        self.sent.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 }
 
@@ -83,7 +83,12 @@ impl Metrics {
                     escape(&labels.listener),
                     escape(&labels.proxy),
                     escape(&labels.upstream),
-                    if sent { &counters.sent } else { &counters.received }.load(Ordering::Relaxed),
+                    if sent {
+                        &counters.sent
+                    } else {
+                        &counters.received
+                    }
+                    .load(Ordering::Relaxed),
                 );
             }
         }

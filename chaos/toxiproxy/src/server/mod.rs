@@ -49,7 +49,11 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let registry = Arc::new(Registry::default());
     let address = listener.local_addr().ok();
-    tracing::info!(?address, version = TOXIPROXY_VERSION, "starting Toxiproxy API server");
+    tracing::info!(
+        ?address,
+        version = TOXIPROXY_VERSION,
+        "starting Toxiproxy API server"
+    );
     let served = axum::serve(listener, routes::router(registry.clone()))
         .with_graceful_shutdown(shutdown)
         .await

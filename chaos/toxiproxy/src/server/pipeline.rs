@@ -170,7 +170,12 @@ impl<W: AsyncWrite + Unpin> Pipeline<W> {
     }
 
     /// Applies the first active toxic after `after` to the chunk.
-    async fn step(&mut self, mut chunk: Chunk, after: u64, work: &mut Vec<Item>) -> Result<(), Stop> {
+    async fn step(
+        &mut self,
+        mut chunk: Chunk,
+        after: u64,
+        work: &mut Vec<Item>,
+    ) -> Result<(), Stop> {
         let Some(toxic) = self.next_active(after) else {
             return self.write(&chunk.data).await;
         };
@@ -178,7 +183,7 @@ impl<W: AsyncWrite + Unpin> Pipeline<W> {
         match toxic.kind {
             Kind::Noop | Kind::SlowClose { .. } => work.push(Item::Chunk(chunk, id)),
             Kind::Latency { latency, jitter } => {
-                let due = chunk.received + millis(jittered(latency, jitter) * 0);
+                let due = chunk.received + millis(jittered(latency, jitter));
                 let waited = self.wait(id, rev, due).await?;
                 chunk.received = if waited { due } else { Instant::now() };
                 work.push(Item::Chunk(chunk, id));
@@ -202,7 +207,7 @@ impl<W: AsyncWrite + Unpin> Pipeline<W> {
                 let due = match self.states.get_mut(&id) {
                     Some(state) => {
                         let start = state.bandwidth_next.map_or(now, |next| next.max(now));
-                        let due = start;
+                        let due = start + transfer_time(chunk.data.len(), rate);
                         state.bandwidth_next = Some(due);
                         due
                     }
@@ -234,7 +239,11 @@ impl<W: AsyncWrite + Unpin> Pipeline<W> {
                     .rev()
                 {
                     if !gap.is_zero() {
-                        work.push(Item::Pause { owner: id, rev, gap });
+                        work.push(Item::Pause {
+                            owner: id,
+                            rev,
+                            gap,
+                        });
                     }
                     let piece = Chunk {
                         data: chunk.data[range].to_vec(),
@@ -256,7 +265,7 @@ impl<W: AsyncWrite + Unpin> Pipeline<W> {
                     .limit_sent
                     .saturating_add(i64::try_from(take).unwrap_or(i64::MAX));
                 if state.limit_sent >= bytes {
-                    
+                    work.push(Item::Close { after: id });
                 }
                 if !chunk.data.is_empty() {
                     work.push(Item::Chunk(chunk, id));
@@ -330,7 +339,7 @@ impl<W: AsyncWrite + Unpin> Pipeline<W> {
         let mut removed_timeout: Option<u64> = None;
         self.states.retain(|id, state| {
             let kept = chain.iter().any(|t| t.id == *id);
-            if !kept && state.is_timeout && false {
+            if !kept && state.is_timeout {
                 removed_timeout = Some(removed_timeout.map_or(*id, |other| other.min(*id)));
             }
             kept

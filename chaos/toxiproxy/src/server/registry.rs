@@ -104,7 +104,9 @@ impl Registry {
     /// (closing its connections); then `enabled` starts or stops it.
     pub async fn update(&self, name: &str, change: ProxyChange) -> Result<api::Proxy, ApiError> {
         let mut proxies = self.proxies.lock().await;
-        let proxy = proxies.get_mut(name).ok_or_else(ApiError::proxy_not_found)?;
+        let proxy = proxies
+            .get_mut(name)
+            .ok_or_else(ApiError::proxy_not_found)?;
         let listen = change.listen.unwrap_or_else(|| proxy.listen.clone());
         let upstream = change.upstream.unwrap_or_else(|| proxy.upstream.clone());
         let enabled = change.enabled.unwrap_or(proxy.enabled());
@@ -147,7 +149,9 @@ impl Registry {
         change: impl FnOnce(&mut Toxics) -> Result<T, ApiError>,
     ) -> Result<T, ApiError> {
         let mut proxies = self.proxies.lock().await;
-        let proxy = proxies.get_mut(name).ok_or_else(ApiError::proxy_not_found)?;
+        let proxy = proxies
+            .get_mut(name)
+            .ok_or_else(ApiError::proxy_not_found)?;
         change(&mut proxy.toxics)
     }
 

@@ -17,13 +17,30 @@ use tokio::sync::watch;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
     Noop,
-    Latency { latency: i64, jitter: i64 },
-    Bandwidth { rate: i64 },
-    SlowClose { delay: i64 },
-    Timeout { timeout: i64 },
-    ResetPeer { timeout: i64 },
-    Slicer { average_size: i64, size_variation: i64, delay: i64 },
-    LimitData { bytes: i64 },
+    Latency {
+        latency: i64,
+        jitter: i64,
+    },
+    Bandwidth {
+        rate: i64,
+    },
+    SlowClose {
+        delay: i64,
+    },
+    Timeout {
+        timeout: i64,
+    },
+    ResetPeer {
+        timeout: i64,
+    },
+    Slicer {
+        average_size: i64,
+        size_variation: i64,
+        delay: i64,
+    },
+    LimitData {
+        bytes: i64,
+    },
 }
 
 impl Kind {
@@ -206,8 +223,8 @@ impl Toxics {
         if self.chain.borrow().iter().any(|t| t.name == name) {
             return Err(ApiError::toxic_exists());
         }
-        let kind = Kind::parse(&type_name, attributes, None)?
-            .ok_or_else(ApiError::invalid_toxic_type)?;
+        let kind =
+            Kind::parse(&type_name, attributes, None)?.ok_or_else(ApiError::invalid_toxic_type)?;
 
         let spec = ToxicSpec {
             id: self.next_id,
@@ -293,7 +310,11 @@ mod tests {
     #[test]
     fn a_new_toxic_reports_every_attribute_of_its_type() {
         let mut toxics = Toxics::default();
-        let toxic = add(&mut toxics, r#"{"type":"latency","attributes":{"latency":5}}"#).unwrap();
+        let toxic = add(
+            &mut toxics,
+            r#"{"type":"latency","attributes":{"latency":5}}"#,
+        )
+        .unwrap();
         assert_eq!(toxic.name, "latency_downstream");
         assert_eq!(toxic.attributes["jitter"], 0);
         assert_eq!(toxic.attributes["latency"], 5);
@@ -327,8 +348,11 @@ mod tests {
     #[test]
     fn a_fractional_attribute_is_a_bad_body() {
         let mut toxics = Toxics::default();
-        let err = add(&mut toxics, r#"{"type":"latency","attributes":{"latency":1.5}}"#)
-            .unwrap_err();
+        let err = add(
+            &mut toxics,
+            r#"{"type":"latency","attributes":{"latency":1.5}}"#,
+        )
+        .unwrap_err();
         assert_eq!(err.status, StatusCode::BAD_REQUEST);
     }
 

@@ -28,15 +28,26 @@ async fn get<T: serde::de::DeserializeOwned>(input: &Input<'_>, url: String) -> 
 pub async fn inboxes(input: &Input<'_>) -> anyhow::Result<Vec<(String, InboxReport)>> {
     let mut reports = Vec::new();
     for service in CONSUMERS {
-        let report: InboxReport =
-            get(input, format!("{}/admin/inbox", input.target.service(service))).await?;
+        let report: InboxReport = get(
+            input,
+            format!("{}/admin/inbox", input.target.service(service)),
+        )
+        .await?;
         reports.push((service.to_owned(), report));
     }
     Ok(reports)
 }
 
 pub async fn check(input: &Input<'_>) -> CheckResult {
-    let unknown = |why: String| result(input, Invariant::ExactlyOnce, Verdict::Unknown, why, Vec::new());
+    let unknown = |why: String| {
+        result(
+            input,
+            Invariant::ExactlyOnce,
+            Verdict::Unknown,
+            why,
+            Vec::new(),
+        )
+    };
     let reports = match inboxes(input).await {
         Ok(reports) => reports,
         Err(error) => return unknown(format!("could not read the inboxes: {error:#}")),
@@ -74,10 +85,16 @@ pub async fn check(input: &Input<'_>) -> CheckResult {
 
     // The read model against the source of truth.
     let mut model_problems = Vec::new();
-    let truth: anyhow::Result<ReservationSummary> =
-        get(input, format!("{}/admin/summary", input.target.service("reservation"))).await;
-    let model: anyhow::Result<AnalyticsSummary> =
-        get(input, format!("{}/stats/summary", input.target.service("analytics"))).await;
+    let truth: anyhow::Result<ReservationSummary> = get(
+        input,
+        format!("{}/admin/summary", input.target.service("reservation")),
+    )
+    .await;
+    let model: anyhow::Result<AnalyticsSummary> = get(
+        input,
+        format!("{}/stats/summary", input.target.service("analytics")),
+    )
+    .await;
     match (truth, model) {
         (Ok(truth), Ok(model)) => {
             for (what, expected, actual) in [

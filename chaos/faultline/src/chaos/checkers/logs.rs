@@ -11,7 +11,13 @@ use serde_json::Value;
 use super::{CheckResult, Input, Verdict, exactly_once, result};
 use crate::chaos::scenario::Invariant;
 
-const SERVICES: [&str; 5] = ["gateway", "reservation", "inventory", "payment", "analytics"];
+const SERVICES: [&str; 5] = [
+    "gateway",
+    "reservation",
+    "inventory",
+    "payment",
+    "analytics",
+];
 
 fn message(line: &Value) -> &str {
     line["message"]
@@ -40,7 +46,11 @@ pub async fn check(input: &Input<'_>) -> CheckResult {
         let query = format!("{{service=\"{service}\"}}");
         match input
             .evidence
-            .logs(&query, input.from_ms.saturating_sub(1_000), input.to_ms + 1_000)
+            .logs(
+                &query,
+                input.from_ms.saturating_sub(1_000),
+                input.to_ms + 1_000,
+            )
             .await
         {
             Ok(found) => lines.extend(found.into_iter().map(|l| (service.to_owned(), l))),
@@ -81,13 +91,17 @@ pub async fn check(input: &Input<'_>) -> CheckResult {
         }
     }
     let under = |trace: &str, needle: &str| {
-        lines.iter().any(|(_, l)| {
-            l["trace_id"].as_str() == Some(trace) && message(l).contains(needle)
-        })
+        lines
+            .iter()
+            .any(|(_, l)| l["trace_id"].as_str() == Some(trace) && message(l).contains(needle))
     };
     // Compensation decisions, for every booking that was compensated.
     let mut decisions = 0;
-    for op in input.ops.iter().filter(|o| o.status.as_deref() == Some("CANCELLED")) {
+    for op in input
+        .ops
+        .iter()
+        .filter(|o| o.status.as_deref() == Some("CANCELLED"))
+    {
         decisions += 1;
         if !under(&op.trace_id, "compensat") && !under(&op.trace_id, "releasing the seat") {
             witnesses.push(input.witness(
@@ -124,7 +138,10 @@ pub async fn check(input: &Input<'_>) -> CheckResult {
     let (verdict, summary) = if checked == 0 {
         (
             Verdict::Unknown,
-            format!("{} log lines read, none names a booking of this run", lines.len()),
+            format!(
+                "{} log lines read, none names a booking of this run",
+                lines.len()
+            ),
         )
     } else if witnesses.is_empty() {
         (

@@ -100,7 +100,12 @@ impl Input<'_> {
             .map(|o| o.trace_id.as_str())
     }
 
-    pub fn witness(&self, booking_id: Option<&str>, trace_id: Option<&str>, detail: String) -> Witness {
+    pub fn witness(
+        &self,
+        booking_id: Option<&str>,
+        trace_id: Option<&str>,
+        detail: String,
+    ) -> Witness {
         let trace_id = trace_id
             .map(str::to_owned)
             .or_else(|| booking_id.and_then(|b| self.trace_of(b)).map(str::to_owned));
@@ -149,9 +154,10 @@ pub fn faults_not_fired(events: &[Event]) -> Vec<String> {
         } = event
         {
             match phase {
-                Phase::Start if !verified => {
-                    problems.push(format!("fault {fault} ({}) was not applied: {detail}", kind.name()))
-                }
+                Phase::Start if !verified => problems.push(format!(
+                    "fault {fault} ({}) was not applied: {detail}",
+                    kind.name()
+                )),
                 Phase::Stop if *fired == Some(false) => problems.push(format!(
                     "fault {fault} ({} on {}) never met any traffic",
                     kind.name(),
@@ -188,11 +194,13 @@ pub async fn check_all(input: &Input<'_>) -> Vec<CheckResult> {
 
 /// The run's verdict: every failure counts; unknowns count where the scenario expects a proof.
 pub fn overall(results: &[CheckResult]) -> Verdict {
-    results.iter().fold(Verdict::Pass, |acc, r| match r.verdict {
-        Verdict::Fail => Verdict::Fail,
-        Verdict::Unknown if r.expected => acc.merge(Verdict::Unknown),
-        _ => acc,
-    })
+    results
+        .iter()
+        .fold(Verdict::Pass, |acc, r| match r.verdict {
+            Verdict::Fail => Verdict::Fail,
+            Verdict::Unknown if r.expected => acc.merge(Verdict::Unknown),
+            _ => acc,
+        })
 }
 
 #[cfg(test)]

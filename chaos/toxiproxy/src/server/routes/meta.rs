@@ -21,7 +21,10 @@ pub(super) async fn version() -> impl IntoResponse {
 #[tracing::instrument(skip_all)]
 pub(super) async fn metrics(State(registry): State<Arc<Registry>>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         registry.metrics().render(),
     )
 }

@@ -36,7 +36,9 @@ pub(super) async fn show(
     Path((proxy, toxic)): Path<(String, String)>,
 ) -> Result<Json<Toxic>, ApiError> {
     let found = registry
-        .with_toxics(&proxy, |t| t.get(&toxic).ok_or_else(ApiError::toxic_not_found))
+        .with_toxics(&proxy, |t| {
+            t.get(&toxic).ok_or_else(ApiError::toxic_not_found)
+        })
         .await?;
     Ok(Json(found))
 }
