@@ -78,8 +78,8 @@ async fn up_serves_then_stops_everything_on_sigterm() {
     let children = children_of(up.id());
     assert_eq!(
         children.len(),
-        7,
-        "five services, the telemetry capture and the broker: {children:?}"
+        8,
+        "five services, the telemetry capture, the proxy and the broker: {children:?}"
     );
 
     kill(Pid::from_raw(up.id() as i32), Signal::SIGTERM).expect("SIGTERM");
@@ -109,6 +109,16 @@ async fn up_serves_then_stops_everything_on_sigterm() {
             "port {port} is still bound"
         );
     }
+    let proxy_port: u16 = endpoints
+        .toxiproxy_url
+        .as_deref()
+        .and_then(|u| u.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .expect("the toxiproxy API's port");
+    assert!(
+        std::net::TcpListener::bind(("127.0.0.1", proxy_port)).is_ok(),
+        "the proxy's API port is still bound"
+    );
     let broker_port: u16 = endpoints
         .broker
         .rsplit(':')

@@ -377,7 +377,15 @@ async fn a_compensated_booking_shows_its_compensation_in_reverse_order_and_every
  {
     let mut t =
         start(|options| options.saga = serde_json::json!({ "charge_deadline_ms": 1500 })).await;
-    t.stack.kill("payment").expect("kill payment");
+    // Payment refuses connections (its proxy disabled): the charge is known not to have been
+    // sent, so the compensation's refund is skipped. (Killing payment behind its proxy would
+    // make the outcome unknown — connect succeeds, then the proxy hangs up — and the refund
+    // would wait for payment to come back.)
+    faultline_toxiproxy::Client::new(t.stack.toxiproxy_url())
+        .expect("toxiproxy client")
+        .set_enabled("reservation-payment", false)
+        .await
+        .expect("disable reservation-payment");
     let (accepted, trace_id, _) = traced_booking(&t, "user-3", "saga-live-1-007").await;
     assert_eq!(
         finished_quietly(&t, &accepted.booking_id).await,
