@@ -22,10 +22,34 @@ use crate::{
     toxiproxy::Proxy,
 };
 
-/// Links that deliberately skip Toxiproxy: the gateway's reads of the catalogue and of wallets
-/// (the chaos scenarios fault the write path, gateway → reservation; the embedded stack wires
-/// the same).
-pub const DIRECT_LINKS: [(&str, &str); 2] = [("gateway", "inventory"), ("gateway", "payment")];
+/// The service-to-service links and the proxy each goes through (the embedded stack names its
+/// proxies the same): `(caller, setting, proxy, callee)`.
+pub const SERVICE_LINKS: [(&str, &str, &str, &str); 4] = [
+    (
+        "gateway",
+        "FAULTLINE__UPSTREAM__RESERVATION_URL",
+        "gateway-reservation",
+        "reservation",
+    ),
+    (
+        "gateway",
+        "FAULTLINE__UPSTREAM__INVENTORY_URL",
+        "gateway-inventory",
+        "inventory",
+    ),
+    (
+        "gateway",
+        "FAULTLINE__UPSTREAM__PAYMENT_URL",
+        "gateway-payment",
+        "payment",
+    ),
+    (
+        "reservation",
+        "FAULTLINE__PAYMENT__BASE_URL",
+        "reservation-payment",
+        "payment",
+    ),
+];
 
 /// Infrastructure the services reach directly: telemetry is the observer, not a subject.
 pub const DIRECT_INFRA: [&str; 2] = ["tempo", "loki"];
@@ -226,9 +250,9 @@ fn proxy_for<'a>(proxies: &'a [Proxy], host: &str, port: u16) -> Option<&'a Prox
 
 /// Every link the chaos runner faults goes through the proxy named for it: each service's
 /// database through `<service>-postgres` to its own database, each broker client through
-/// `kafka`, gateway → reservation through `gateway-reservation`, reservation → payment through
-/// `reservation-payment`. No service names the broker or PostgreSQL directly, nor another
-/// service except the [`DIRECT_LINKS`]; Kafka advertises the `kafka` proxy; every proxy is used.
+/// `kafka`, each call between services through its [`SERVICE_LINKS`] proxy. No service names
+/// the broker, PostgreSQL or another service directly; Kafka advertises the `kafka` proxy;
+/// every proxy is used.
 pub fn check_links(compose: &Compose, proxies: &[Proxy], init_sql: &str) -> Problems {
     let mut problems = Problems::new();
     let mut used: BTreeSet<String> = BTreeSet::new();
@@ -318,9 +342,7 @@ pub fn check_links(compose: &Compose, proxies: &[Proxy], init_sql: &str) -> Prob
         }
         for (key, value) in &env {
             for (host, _) in addresses(value) {
-                let direct_ok = DIRECT_LINKS.contains(&(name, host.as_str()))
-                    || DIRECT_INFRA.contains(&host.as_str())
-                    || host == "toxiproxy";
+                let direct_ok = DIRECT_INFRA.contains(&host.as_str()) || host == "toxiproxy";
                 if !direct_ok {
                     problems.push(format!(
                         "{name} {key}: reaches {host} directly, not through Toxiproxy"
@@ -329,22 +351,16 @@ pub fn check_links(compose: &Compose, proxies: &[Proxy], init_sql: &str) -> Prob
             }
         }
     }
-    expect_proxy(
-        &mut problems,
-        &mut used,
-        "gateway → reservation",
-        env("gateway").get("FAULTLINE__UPSTREAM__RESERVATION_URL"),
-        "gateway-reservation",
-        ("reservation", http_port("reservation")),
-    );
-    expect_proxy(
-        &mut problems,
-        &mut used,
-        "reservation → payment",
-        env("reservation").get("FAULTLINE__PAYMENT__BASE_URL"),
-        "reservation-payment",
-        ("payment", http_port("payment")),
-    );
+    for (caller, setting, proxy, callee) in SERVICE_LINKS {
+        expect_proxy(
+            &mut problems,
+            &mut used,
+            &format!("{caller} → {callee}"),
+            env(caller).get(setting),
+            proxy,
+            (callee, http_port(callee)),
+        );
+    }
     // What the broker tells clients to connect to after bootstrapping.
     let advertised = env("kafka")
         .get("KAFKA_ADVERTISED_LISTENERS")

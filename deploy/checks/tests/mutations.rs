@@ -95,6 +95,11 @@ fn breaking_the_compose_file_is_caught() {
         // A database reached directly, and one through another service's proxy.
         ("@toxiproxy:15433/payment", "@postgres:5432/payment"),
         ("@toxiproxy:15433/payment", "@toxiproxy:15434/payment"),
+        // A read that skips its proxy.
+        (
+            "FAULTLINE__UPSTREAM__INVENTORY_URL: http://toxiproxy:18003",
+            "FAULTLINE__UPSTREAM__INVENTORY_URL: http://inventory:8080",
+        ),
         // A port nothing listens on (reservation → payment; telemetry).
         (
             "FAULTLINE__PAYMENT__BASE_URL: http://toxiproxy:18002",

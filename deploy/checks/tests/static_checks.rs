@@ -59,8 +59,12 @@ fn every_image_is_pinned_and_the_dockerfile_is_multi_stage() {
         "Dockerfile",
         compose_checks::check_dockerfile_images(&dockerfile),
     );
-    // The image carries every binary a compose service runs.
+    // The image carries every binary a compose service runs, and the tool its healthcheck runs.
     let compose = compose();
+    let runtime = dockerfile
+        .split("AS runtime")
+        .nth(1)
+        .expect("a runtime stage");
     for service in compose.services.values().filter(|s| s.build) {
         let binary = service.command.first().expect("a command");
         assert!(
@@ -68,6 +72,13 @@ fn every_image_is_pinned_and_the_dockerfile_is_multi_stage() {
             "{}: the Dockerfile does not build {binary}",
             service.name
         );
+        if let Some(probe) = service.healthcheck.as_ref().and_then(|t| t.get(1)) {
+            assert!(
+                runtime.contains(&format!(" {probe}")),
+                "{}: its healthcheck runs {probe}, which the runtime image does not install",
+                service.name
+            );
+        }
     }
 }
 

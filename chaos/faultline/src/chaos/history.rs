@@ -122,11 +122,11 @@ impl History {
 
     /// Appends `event` to memory and to the file (flushed: a crash loses nothing recorded).
     pub fn record(&self, event: Event) {
-        if let Ok(mut file) = self.file.lock() {
-            if let Ok(line) = serde_json::to_string(&event) {
-                let _ = writeln!(file, "{line}");
-                let _ = file.flush();
-            }
+        if let Ok(mut file) = self.file.lock()
+            && let Ok(line) = serde_json::to_string(&event)
+        {
+            let _ = writeln!(file, "{line}");
+            let _ = file.flush();
         }
         if let Ok(mut events) = self.events.lock() {
             events.push(event);

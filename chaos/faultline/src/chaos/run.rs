@@ -287,7 +287,7 @@ async fn execute(
         faults,
     };
     report::write(run_dir, &results, scenario, &ops)?;
-    progress.finish_with_message(format!("{}", results.verdict.as_str()));
+    progress.finish_with_message(results.verdict.as_str());
     target.stop().await;
     Ok(results)
 }

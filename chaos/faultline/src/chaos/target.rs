@@ -24,7 +24,7 @@ use crate::{endpoints::Endpoints, stack::Stack};
 /// Where the system runs.
 pub enum Backend {
     /// Started (and stopped) by the runner: process faults are SIGKILL and restart.
-    Embedded(AsyncMutex<Stack>),
+    Embedded(Box<AsyncMutex<Stack>>),
     /// Running elsewhere (compose): process faults are not available.
     Remote,
 }
@@ -73,7 +73,7 @@ impl Target {
     pub fn embedded(stack: Stack) -> Self {
         Self {
             endpoints: stack.endpoints().clone(),
-            backend: Backend::Embedded(AsyncMutex::new(stack)),
+            backend: Backend::Embedded(Box::new(AsyncMutex::new(stack))),
             grafana_auth: None,
         }
     }

@@ -375,8 +375,7 @@ async fn log_lines(t: &TestStack, service: &str, text: &str) -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_compensated_booking_shows_its_compensation_in_reverse_order_and_every_log_line_its_trace_id()
  {
-    let mut t =
-        start(|options| options.saga = serde_json::json!({ "charge_deadline_ms": 1500 })).await;
+    let t = start(|options| options.saga = serde_json::json!({ "charge_deadline_ms": 1500 })).await;
     // Payment refuses connections (its proxy disabled): the charge is known not to have been
     // sent, so the compensation's refund is skipped. (Killing payment behind its proxy would
     // make the outcome unknown — connect succeeds, then the proxy hangs up — and the refund

@@ -293,6 +293,21 @@ async fn the_services_run_natively_with_their_compose_environment() {
         "CANCELLED"
     );
 
+    // The gateway's reads go through their proxies too.
+    for path in ["/concerts", "/me/wallet"] {
+        let response = http
+            .get(format!("{gateway}{path}"))
+            .bearer_auth(&rich)
+            .send()
+            .await
+            .expect("GET");
+        assert!(
+            response.status().is_success(),
+            "GET {path}: {}",
+            response.status()
+        );
+    }
+
     // Every link went through its proxy, both ways.
     for forwarder in &forwarders {
         let (sent, received) = forwarder.bytes();
@@ -407,12 +422,24 @@ async fn the_services_run_natively_with_their_compose_environment() {
         .expect("the TraceQL panel");
     let traceql =
         faultline_capture::tempo::Query::parse(compensated).expect("within the capture's subset");
-    assert!(
-        store
-            .trace(&cancelled.trace_id)
+    // Spans leave in batches (OTEL_BSP_SCHEDULE_DELAY, 5 s by default, as in compose), each
+    // process on its own clock: wait until every service's spans of the trace are in.
+    let started = Instant::now();
+    loop {
+        let spans = store.trace(&cancelled.trace_id);
+        let services: BTreeSet<&str> = spans.iter().map(|s| s.service_name.as_str()).collect();
+        let found = spans.iter().any(|span| traceql.matches(span));
+        let complete = ["gateway", "reservation", "inventory", "payment"]
             .iter()
-            .any(|span| traceql.matches(span)),
-        "{compensated} does not find the compensated booking's trace"
-    );
+            .all(|s| services.contains(s));
+        if found && complete {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "after 30 s the trace has spans of {services:?}; {compensated} finds it: {found}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     stop_capture.cancel();
 }
