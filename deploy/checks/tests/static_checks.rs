@@ -253,6 +253,20 @@ fn grafana_datasources_have_fixed_uids_and_correlate_both_ways() {
 }
 
 #[test]
+fn the_chaos_runner_names_the_provisioned_datasources_and_proxies() {
+    // It queries Tempo and Loki through Grafana's datasource proxy by uid, and faults links by
+    // proxy name.
+    assert_eq!(faultline::chaos::evidence::TEMPO_UID, grafana::TEMPO_UID);
+    assert_eq!(faultline::chaos::evidence::LOKI_UID, grafana::LOKI_UID);
+    let names: std::collections::BTreeSet<String> = proxies().into_iter().map(|p| p.name).collect();
+    let links: std::collections::BTreeSet<String> = faultline::chaos::scenario::LINKS
+        .iter()
+        .map(|l| (*l).to_owned())
+        .collect();
+    assert_eq!(names, links, "the compose proxies and the runner's links");
+}
+
+#[test]
 fn dashboards_are_valid_and_their_queries_match_what_the_services_emit() {
     let datasources = datasources();
     let source = repo::services_source().expect("services' source");
