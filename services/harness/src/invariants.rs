@@ -29,7 +29,8 @@ pub struct Violation {
     pub detail: String,
 }
 
-async fn get<T: serde::de::DeserializeOwned>(
+/// GETs `url` and decodes its JSON; a non-2xx answer is an error naming the URL.
+pub async fn get<T: serde::de::DeserializeOwned>(
     http: &reqwest::Client,
     url: String,
 ) -> anyhow::Result<T> {

@@ -240,14 +240,14 @@ impl Evidence {
                 &serde_json::json!({ "expr": query, "queryType": "range" }),
             ),
             None => {
-                let mut url =
-                    reqwest::Url::parse(&format!("{}/loki/api/v1/query_range", self.loki))
-                        .unwrap_or_else(|_| {
-                            reqwest::Url::parse("http://invalid/")
-                                .unwrap_or_else(|_| unreachable!())
-                        });
-                url.query_pairs_mut().append_pair("query", &query);
-                url.to_string()
+                let base = format!("{}/loki/api/v1/query_range", self.loki);
+                match reqwest::Url::parse(&base) {
+                    Ok(mut url) => {
+                        url.query_pairs_mut().append_pair("query", &query);
+                        url.to_string()
+                    }
+                    Err(_) => base,
+                }
             }
         }
     }

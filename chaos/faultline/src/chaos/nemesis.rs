@@ -101,7 +101,7 @@ impl Nemesis {
 
     /// Applies `fault` and records the start with the control exchanges.
     pub async fn start(&self, index: usize, fault: &Fault) -> Applied {
-        let bytes_at_start = match link_of(&fault.kind) {
+        let bytes_at_start = match fault.kind.link() {
             Some(link) => self.link_bytes(link).await,
             None => None,
         };
@@ -141,7 +141,7 @@ impl Nemesis {
         // After healing: removing a black hole closes its connections, which is when real
         // Toxiproxy counts their bytes.
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let fired = match link_of(&applied.fault.kind) {
+        let fired = match applied.fault.kind.link() {
             // A refused connection moves no bytes: the read-back (disabled) is the evidence.
             Some(_) if matches!(applied.fault.kind, FaultKind::Refuse { .. }) => None,
             Some(link) => match (applied.bytes_at_start, self.link_bytes(link).await) {
@@ -326,18 +326,5 @@ impl Nemesis {
             notes.join("; "),
             exchanges.len()
         ));
-    }
-}
-
-/// The link a network fault acts on.
-fn link_of(kind: &FaultKind) -> Option<&str> {
-    match kind {
-        FaultKind::Latency { link, .. }
-        | FaultKind::Blackhole { link }
-        | FaultKind::Refuse { link }
-        | FaultKind::LostAcks { link }
-        | FaultKind::CutConsumers { link }
-        | FaultKind::ResetPeer { link, .. } => Some(link),
-        _ => None,
     }
 }

@@ -270,6 +270,19 @@ impl FaultKind {
         }
     }
 
+    /// The link a network fault acts on (`None` for process and message faults).
+    pub fn link(&self) -> Option<&str> {
+        match self {
+            FaultKind::Latency { link, .. }
+            | FaultKind::Blackhole { link }
+            | FaultKind::Refuse { link }
+            | FaultKind::LostAcks { link }
+            | FaultKind::CutConsumers { link }
+            | FaultKind::ResetPeer { link, .. } => Some(link),
+            _ => None,
+        }
+    }
+
     /// True for faults with no duration.
     pub fn instant(&self) -> bool {
         matches!(self, FaultKind::Republish { .. } | FaultKind::Poison { .. })

@@ -11,15 +11,8 @@ use serde_json::Value;
 
 use crate::helpers::{TestStack, start};
 
-/// One span of a trace as the capture returned it.
-#[derive(Debug)]
-struct SpanInfo {
-    service: String,
-    name: String,
-    start_ns: u64,
-    parent: String,
-    attributes: BTreeMap<String, String>,
-}
+/// One span of a trace, read by the runner's own reader (the checkers' code path).
+type SpanInfo = faultline::chaos::evidence::Span;
 
 /// A trace's spans by span id.
 struct Trace {
@@ -28,49 +21,12 @@ struct Trace {
 
 impl Trace {
     fn from_tempo(json: &Value) -> Self {
-        let mut spans = BTreeMap::new();
-        for batch in json["batches"].as_array().into_iter().flatten() {
-            let service = batch["resource"]["attributes"]
-                .as_array()
+        Self {
+            spans: faultline::chaos::evidence::spans_of(json)
                 .into_iter()
-                .flatten()
-                .find(|a| a["key"] == "service.name")
-                .and_then(|a| a["value"]["stringValue"].as_str())
-                .unwrap_or_default()
-                .to_owned();
-            for scope in batch["scopeSpans"].as_array().into_iter().flatten() {
-                for span in scope["spans"].as_array().into_iter().flatten() {
-                    let attributes = span["attributes"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(|a| {
-                            (
-                                a["key"].as_str().unwrap_or_default().to_owned(),
-                                a["value"]["stringValue"]
-                                    .as_str()
-                                    .unwrap_or_default()
-                                    .to_owned(),
-                            )
-                        })
-                        .collect();
-                    spans.insert(
-                        span["spanId"].as_str().unwrap_or_default().to_owned(),
-                        SpanInfo {
-                            service: service.clone(),
-                            name: span["name"].as_str().unwrap_or_default().to_owned(),
-                            start_ns: span["startTimeUnixNano"]
-                                .as_str()
-                                .and_then(|s| s.parse().ok())
-                                .unwrap_or_default(),
-                            parent: span["parentSpanId"].as_str().unwrap_or_default().to_owned(),
-                            attributes,
-                        },
-                    );
-                }
-            }
+                .map(|span| (span.span_id.clone(), span))
+                .collect(),
         }
-        Self { spans }
     }
 
     fn services(&self) -> BTreeSet<&str> {

@@ -14,14 +14,7 @@ use crate::chaos::scenario::Invariant;
 pub const CONSUMERS: [&str; 3] = ["inventory", "reservation", "analytics"];
 
 async fn get<T: serde::de::DeserializeOwned>(input: &Input<'_>, url: String) -> anyhow::Result<T> {
-    Ok(input
-        .http
-        .get(&url)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?)
+    faultline_harness::invariants::get(&input.http, url).await
 }
 
 /// Every consumer's inbox report.
