@@ -1,5 +1,5 @@
 //! `faultline`: start the embedded system (`up`), run the demo workload against it (`demo`),
-//! run chaos scenarios (`run`, `run --all`, `replay`).
+//! run chaos scenarios (`run`, `run --all`, `replay`), measure it under load (`bench`).
 
 use std::{path::PathBuf, time::Duration};
 
@@ -36,10 +36,80 @@ impl StackArgs {
     }
 }
 
+#[derive(clap::Args)]
+struct UpArgs {
+    #[command(flatten)]
+    stack: StackArgs,
+    /// Seed users, wallets and the catalogue from this TOML file instead of the demo's.
+    #[arg(long, value_name = "FILE")]
+    seed: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Telemetry {
+    On,
+    Off,
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// Where the embedded stack's databases, logs and configs go, and bench.json.
+    #[arg(long, default_value = ".faultline/bench")]
+    run_dir: PathBuf,
+    /// Use this PostgreSQL server (admin URL) instead of SQLite files (embedded stack only).
+    #[arg(long, env = "FAULTLINE_POSTGRES_URL")]
+    postgres: Option<String>,
+    /// Load a running stack described by this endpoints.json (from `faultline up`) instead of
+    /// starting one: books as its users, on its AVAILABLE seats, within its wallets.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["seed", "telemetry"])]
+    target: Option<PathBuf>,
+    /// Seed the embedded stack from this TOML file (it must hold enough seats and points for
+    /// the run); without it a catalogue big enough for the run is generated.
+    #[arg(long, value_name = "FILE")]
+    seed: Option<PathBuf>,
+    /// Bookings per second, sent open-loop (each on schedule, whatever earlier answers do).
+    #[arg(long, default_value_t = 50.0)]
+    rate: f64,
+    /// Seconds of load (0: none, e.g. with --idle alone).
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Climb from --start-rate by --step-factor until a step is not sustained (or past
+    /// --max-rate); report the highest sustained rate.
+    #[arg(long)]
+    find_max: bool,
+    /// Find-max: the first step's rate, per second (--rate and --duration are not used).
+    #[arg(long, default_value_t = 50.0, requires = "find_max")]
+    start_rate: f64,
+    /// Find-max: each step's rate is the previous one's times this (rounded, at least +1/s).
+    #[arg(long, default_value_t = 1.25, requires = "find_max")]
+    step_factor: f64,
+    /// Find-max: the highest rate tried (the generated catalogue is sized for every step).
+    #[arg(long, default_value_t = 1_000.0, requires = "find_max")]
+    max_rate: f64,
+    /// Find-max: seconds of load per step (each followed by a drain and a 2 s pause).
+    #[arg(long, default_value_t = 15.0, requires = "find_max")]
+    step_duration: f64,
+    /// The saga deadline: a sustained rate keeps p99 saga latency within it.
+    #[arg(long, default_value_t = 10_000)]
+    deadline_ms: u64,
+    /// Before the load, measure this many seconds of no load (per-process CPU).
+    #[arg(long, value_name = "SECONDS", default_value_t = 0.0)]
+    idle: f64,
+    /// Whether the services export spans and log lines (embedded stack; default on).
+    #[arg(long, value_enum)]
+    telemetry: Option<Telemetry>,
+    /// Write the report here instead of RUN_DIR/bench.json.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// No progress bars.
+    #[arg(long)]
+    quiet: bool,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Start the broker and the five services; print the endpoints and a token; stop on Ctrl-C.
-    Up(StackArgs),
+    Up(UpArgs),
     /// Start the system, drive a mixed booking workload, print the outcome, stop. Exits 0 only
     /// if invariants 1–3 hold.
     Demo(StackArgs),
@@ -55,6 +125,10 @@ enum Command {
     },
     /// Print the JSON Schema of scenario files.
     ScenarioSchema,
+    /// Drive an open-loop booking load through the gateway and report throughput, latency
+    /// percentiles, per-process CPU and memory, backlogs and invariants 1–3 (also to
+    /// bench.json). Exits 0 only if the invariants hold.
+    Bench(BenchArgs),
     /// Run one service in this process (how `up` starts its children).
     #[command(hide = true)]
     Service { name: String },
@@ -109,7 +183,11 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Service { name } => faultline::services::run(&name).await.map(|()| 0),
-            Command::Up(args) => up(args.options(".faultline/up")).await.map(|()| 0),
+            Command::Up(args) => match up_options(args) {
+                Ok(options) => up(options).await.map(|()| 0),
+                Err(error) => Err(error),
+            },
+            Command::Bench(args) => bench(args).await,
             Command::Demo(args) => demo(args.options(".faultline/demo"))
                 .await
                 .map(|passed| if passed { 0 } else { 1 }),
@@ -173,7 +251,7 @@ async fn replay(run_dir: PathBuf, common: RunCommon) -> anyhow::Result<u8> {
     init_logging();
     let (scenario, recorded) = run::replay_source(&run_dir)?;
     let parsed = faultline::chaos::scenario::Scenario::load(&scenario)?;
-    let plan = faultline::chaos::generator::plan(&parsed, &faultline::seed::Seed::default())?;
+    let plan = faultline::chaos::generator::plan(&parsed, &parsed.catalogue())?;
     let recorded_plan: faultline::chaos::generator::Plan =
         serde_json::from_slice(&std::fs::read(run_dir.join("plan.json"))?)?;
     anyhow::ensure!(
@@ -256,6 +334,7 @@ async fn up(options: StackOptions) -> anyhow::Result<()> {
     init_logging();
     let started = std::time::Instant::now();
     let shutdown = faultline_kit::shutdown::on_signal();
+    let seed = options.seed.clone();
     eprintln!(
         "faultline: starting the broker and five services in {} …",
         options.run_dir.display()
@@ -290,11 +369,23 @@ async fn up(options: StackOptions) -> anyhow::Result<()> {
         stack.run_dir().join("endpoints.json").display()
     );
     println!();
-    let token = endpoints.tokens.get("user-1").cloned().unwrap_or_default();
-    println!("Try it (user-1):");
+    let user = seed
+        .users
+        .first()
+        .map(|u| u.user_id.clone())
+        .unwrap_or_default();
+    let seat = seed
+        .concerts
+        .iter()
+        .flat_map(|c| &c.schedules)
+        .next()
+        .and_then(|s| faultline::seed::Seed::seat_ids(s).into_iter().next())
+        .unwrap_or_default();
+    let token = endpoints.tokens.get(&user).cloned().unwrap_or_default();
+    println!("Try it ({user}):");
     println!("  export TOKEN={token}");
     println!(
-        "  curl -s -XPOST {}/bookings -H \"authorization: Bearer $TOKEN\" -H 'idempotency-key: first-try' \\\n       -H 'content-type: application/json' -d '{{\"seat_id\":\"saga-live-1-001\"}}'",
+        "  curl -s -XPOST {}/bookings -H \"authorization: Bearer $TOKEN\" -H 'idempotency-key: first-try' \\\n       -H 'content-type: application/json' -d '{{\"seat_id\":\"{seat}\"}}'",
         endpoints.gateway_url
     );
     println!(
@@ -353,4 +444,71 @@ async fn demo(options: StackOptions) -> anyhow::Result<bool> {
         println!("Invariants violated.");
     }
     Ok(report.passed())
+}
+
+/// `up`'s options: the stack's, seeded from `--seed` when given.
+fn up_options(args: UpArgs) -> anyhow::Result<StackOptions> {
+    let mut options = args.stack.options(".faultline/up");
+    if let Some(path) = &args.seed {
+        options.seed = faultline::seed::Seed::load(path)?;
+    }
+    Ok(options)
+}
+
+/// `faultline bench`: runs it, writes bench.json, prints the tables. 0 if invariants 1–3 hold.
+#[allow(clippy::print_stdout)]
+async fn bench(args: BenchArgs) -> anyhow::Result<u8> {
+    use faultline::bench::{self, TargetSpec, find_max::Ladder, report};
+    init_logging();
+    let exe = std::env::current_exe()?;
+    let target = match &args.target {
+        Some(file) => TargetSpec::Remote(file.clone()),
+        None => {
+            let mut stack = StackOptions::new(&args.run_dir);
+            stack.postgres = args.postgres.clone();
+            stack.telemetry = !matches!(args.telemetry, Some(Telemetry::Off));
+            TargetSpec::Embedded {
+                stack: Box::new(stack),
+                seed_file: args.seed.clone(),
+            }
+        }
+    };
+    let find_max = args.find_max.then_some(Ladder {
+        start: args.start_rate,
+        factor: args.step_factor,
+        max: args.max_rate,
+        step_s: args.step_duration,
+    });
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| args.run_dir.join("bench.json"));
+    if args.target.is_none() {
+        eprintln!(
+            "faultline: starting the system in {} …",
+            args.run_dir.display()
+        );
+    }
+    let report = bench::run(bench::BenchOptions {
+        target,
+        exe,
+        rate: args.rate,
+        duration_s: args.duration,
+        find_max,
+        idle_s: args.idle,
+        deadline_ms: args.deadline_ms,
+        command: report::command_line(std::env::args()),
+        show_progress: !args.quiet,
+    })
+    .await?;
+    report.write(&out)?;
+    println!("{}", report.render());
+    println!("Report: {}", out.display());
+    if report.invariants.hold {
+        println!("All invariants hold.");
+        Ok(0)
+    } else {
+        println!("Invariants violated.");
+        Ok(1)
+    }
 }

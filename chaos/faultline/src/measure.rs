@@ -1,6 +1,7 @@
-//! Resource figures of a running stack, read from `/proc` (Linux): the resident memory of the
-//! whole process tree — the launcher, the five services and the broker — sampled while the
-//! workload runs.
+//! Resource figures of a running stack, read from `/proc` (Linux): the process tree of a
+//! launcher, what each process in it is (by its command line), its CPU time and its resident
+//! memory. The demo samples the tree's summed memory ([`PeakRss`]); the bench reads every
+//! process on its own (`crate::bench::procs`).
 
 use std::{
     collections::BTreeMap,
@@ -11,31 +12,98 @@ use std::{
     time::Duration,
 };
 
+/// The fields of `/proc/<pid>/stat` after the command name, which may itself contain spaces and
+/// parentheses: only what follows its last `)` splits reliably. Index 0 is field 3 (state).
+fn stat_fields(stat: &str) -> Option<Vec<&str>> {
+    Some(stat.rsplit_once(')')?.1.split_whitespace().collect())
+}
+
 fn parent_of(stat: &str) -> Option<u32> {
-    // The command name may contain spaces and parentheses: the fields after it are reliable.
-    stat.rsplit_once(')')?
-        .1
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
+    stat_fields(stat)?.get(1)?.parse().ok()
+}
+
+/// A `VmXxx:` line of `/proc/<pid>/status`, in KiB.
+fn status_kb(status: &str, key: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(key))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|kb| kb.parse().ok())
 }
 
 fn rss_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|line| line.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|kb| kb.parse().ok())
-        })
-        .unwrap_or(0)
+    memory_kb(pid).map_or(0, |m| m.rss_kb)
 }
 
-/// The summed resident memory (KiB) of `root` and all its descendants.
-pub fn tree_rss_kb(root: u32) -> u64 {
+/// Resident memory of one process, in KiB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Memory {
+    /// Now (`VmRSS`).
+    pub rss_kb: u64,
+    /// The highest since the process started (`VmHWM`): a peak no sampling can miss.
+    pub peak_kb: u64,
+}
+
+/// [`Memory`] of `pid`; `None` once it is gone.
+pub fn memory_kb(pid: u32) -> Option<Memory> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    Some(Memory {
+        rss_kb: status_kb(&status, "VmRSS:")?,
+        peak_kb: status_kb(&status, "VmHWM:")?,
+    })
+}
+
+/// User + system CPU time `pid` has used, in clock ticks (see [`ticks_per_second`]).
+pub fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields = stat_fields(&stat)?;
+    // Fields 14 and 15 of proc(5): utime and stime.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// The unit of [`cpu_ticks`] (`getconf CLK_TCK`): 100 on every Linux we know of, asked anyway.
+pub fn ticks_per_second() -> u64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .and_then(|n| u64::try_from(n).ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(100)
+}
+
+/// What a process of a stack is, from its command line: `faultline service <name>` is `name`,
+/// the tansu broker is `broker`, anything else its program's file name.
+pub fn role(pid: u32) -> Option<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    role_of(&raw)
+}
+
+fn role_of(cmdline: &[u8]) -> Option<String> {
+    let args: Vec<String> = cmdline
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let program = std::path::Path::new(args.first()?)
+        .file_name()?
+        .to_string_lossy()
+        .into_owned();
+    if let Some(at) = args.iter().position(|a| a == "service")
+        && let Some(name) = args.get(at + 1)
+        && program.starts_with("faultline")
+    {
+        return Some(name.clone());
+    }
+    if program.starts_with("tansu") {
+        return Some("broker".into());
+    }
+    Some(program)
+}
+
+/// `root` and every process descended from it, `root` first.
+pub fn process_tree(root: u32) -> Vec<u32> {
     let mut parents: BTreeMap<u32, u32> = BTreeMap::new();
     if let Ok(entries) = std::fs::read_dir("/proc") {
         for pid in entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok()) {
@@ -60,7 +128,12 @@ pub fn tree_rss_kb(root: u32) -> u64 {
         );
         i += 1;
     }
-    tree.into_iter().map(rss_kb).sum()
+    tree
+}
+
+/// The summed resident memory (KiB) of `root` and all its descendants.
+pub fn tree_rss_kb(root: u32) -> u64 {
+    process_tree(root).into_iter().map(rss_kb).sum()
 }
 
 /// Samples [`tree_rss_kb`] of this process every 100 ms until dropped; keeps the peak.
@@ -108,5 +181,29 @@ mod tests {
     #[test]
     fn a_command_name_with_a_parenthesis_still_parses() {
         assert_eq!(parent_of("42 (we (ird) name) S 7 42 42 0"), Some(7));
+    }
+
+    #[test]
+    fn this_process_has_used_cpu_and_has_a_peak() {
+        let pid = std::process::id();
+        assert!(cpu_ticks(pid).is_some());
+        let memory = memory_kb(pid).expect("status");
+        assert!(memory.peak_kb >= memory.rss_kb);
+        assert!(ticks_per_second() > 0);
+    }
+
+    #[test]
+    fn processes_are_named_by_their_command_line() {
+        assert_eq!(
+            role_of(b"/x/target/release/faultline\0service\0payment\0").as_deref(),
+            Some("payment")
+        );
+        assert_eq!(
+            role_of(b"/home/u/.cache/faultline/tansu/bin/tansu\0broker\0--listener-url\0x\0")
+                .as_deref(),
+            Some("broker")
+        );
+        assert_eq!(role_of(b"/x/faultline\0up\0").as_deref(), Some("faultline"));
+        assert_eq!(role_of(b""), None);
     }
 }

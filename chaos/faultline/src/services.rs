@@ -17,6 +17,26 @@ pub const ALL: [&str; 6] = [
 /// The embedded Toxiproxy: started before everything else, stopped after everything else.
 pub const TOXIPROXY: &str = "toxiproxy";
 
+/// The Kafka-protocol broker (`faultline-broker`): started after the proxy, stopped after the
+/// services.
+pub const BROKER: &str = "broker";
+
+/// The broker's settings: `http` is where its Kafka listener binds, `advertised` the address it
+/// tells clients (its proxy's), `partitions` those of every topic.
+#[derive(Debug, Clone, serde::Deserialize)]
+struct BrokerSettings {
+    #[serde(flatten)]
+    common: faultline_kit::config::CommonSettings,
+    advertised: String,
+    partitions: i32,
+}
+
+impl faultline_kit::app::ServiceSettings for BrokerSettings {
+    fn common(&self) -> &faultline_kit::config::CommonSettings {
+        &self.common
+    }
+}
+
 /// The capture's settings: only the common sections (it keeps no database and uses no broker).
 #[derive(Debug, Clone, serde::Deserialize)]
 struct CaptureSettings {
@@ -39,6 +59,21 @@ pub async fn run(name: &str) -> anyhow::Result<()> {
                 let listener = faultline_kit::app::bind(&s.common).await?;
                 faultline_toxiproxy::server::serve(listener, async move { stop.cancelled().await })
                     .await
+            })
+            .await
+        }
+        BROKER => {
+            run_main(|s: BrokerSettings, stop| async move {
+                let listener = faultline_kit::app::bind(&s.common).await?;
+                let config = faultline_harness::broker::config(&s.advertised, s.partitions)?;
+                Ok(
+                    faultline_broker::serve(
+                        listener,
+                        config,
+                        async move { stop.cancelled().await },
+                    )
+                    .await?,
+                )
             })
             .await
         }

@@ -1,10 +1,9 @@
-//! The embedded stack: the tansu broker and the five services as child processes, each with its
+//! The embedded stack: the Kafka-protocol broker and the five services as child processes, each with its
 //! own database and configuration file in a run directory.
 //!
 //! ```text
 //! RUN_DIR/
 //!   endpoints.json        where everything is (see crate::endpoints)
-//!   broker/               tansu's sqlite storage and log
 //!   config/<service>.json the exact settings each service was started with
 //!   data/<service>.db     each service's SQLite database (unless --postgres)
 //!   logs/<service>.log    each service's output
@@ -29,7 +28,6 @@ use std::{
 };
 
 use anyhow::Context as _;
-use faultline_harness::broker::EmbeddedBroker;
 use nix::{
     sys::signal::{Signal, kill},
     unistd::Pid,
@@ -52,12 +50,19 @@ pub struct StackOptions {
     pub service_log: String,
     /// Overrides of reservation's `saga` settings (e.g. `{"charge_deadline_ms": 1500}`).
     pub saga: serde_json::Value,
+    /// Overrides of reservation's `admission` settings (e.g. `{"max_in_flight": 200}`).
+    pub admission: serde_json::Value,
     /// How long the services' span exporter batches before sending (`OTEL_BSP_SCHEDULE_DELAY`).
     pub span_batch_delay_ms: u64,
     /// Merged into every service's `kafka` settings (e.g. `{"idempotent_producer": false}`).
     pub kafka: serde_json::Value,
     /// Extra environment for every service process.
     pub env: Vec<(String, String)>,
+    /// Partitions of every topic.
+    pub partitions: i32,
+    /// Whether the services export spans and log lines to the capture. Off, they export
+    /// nothing (the bench measures what telemetry costs by running the same load both ways).
+    pub telemetry: bool,
 }
 
 impl StackOptions {
@@ -69,9 +74,12 @@ impl StackOptions {
             rate_limit: (50, 100),
             service_log: "info".into(),
             saga: json!({}),
+            admission: json!({}),
             span_batch_delay_ms: 200,
             kafka: json!({}),
             env: Vec::new(),
+            partitions: 4,
+            telemetry: true,
         }
     }
 }
@@ -90,16 +98,17 @@ struct Service {
 pub struct Stack {
     exe: PathBuf,
     run_dir: PathBuf,
-    broker: EmbeddedBroker,
     services: BTreeMap<&'static str, Service>,
     endpoints: Endpoints,
     service_log: String,
     span_batch_delay_ms: u64,
     env: Vec<(String, String)>,
+    telemetry: bool,
 }
 
 /// Files a run directory may contain: anything else means it is not ours to wipe.
 const RUN_DIR_ENTRIES: [&str; 5] = ["endpoints.json", "broker", "config", "data", "logs"];
+// "broker" stays in the list so run directories of older versions (tansu's storage) are wiped.
 
 fn prepare_run_dir(run_dir: &Path) -> anyhow::Result<()> {
     if run_dir.exists() {
@@ -121,7 +130,7 @@ fn prepare_run_dir(run_dir: &Path) -> anyhow::Result<()> {
             }
         }
     }
-    for dir in ["broker", "config", "data", "logs"] {
+    for dir in ["config", "data", "logs"] {
         std::fs::create_dir_all(run_dir.join(dir))?;
     }
     Ok(())
@@ -255,8 +264,31 @@ impl Stack {
             })
             .collect::<anyhow::Result<_>>()?;
         let kafka_proxy = via("kafka")?;
-        let broker =
-            EmbeddedBroker::start_on(&run_dir.join("broker"), broker_port, &kafka_proxy, 4).await?;
+        // The broker (`faultline-broker`, in memory) is a child like the services, so it can be
+        // paused, killed and measured; it advertises its `kafka` proxy.
+        let broker_config = write_config(
+            &run_dir,
+            services::BROKER,
+            &json!({ "service_name": services::BROKER,
+                     "http": { "host": "127.0.0.1", "port": broker_port },
+                     "advertised": kafka_proxy,
+                     "partitions": options.partitions }),
+        )?;
+        let broker_log = run_dir.join("logs").join("broker.log");
+        let mut broker = Service {
+            child: spawn_child(
+                exe,
+                services::BROKER,
+                &broker_config,
+                &broker_log,
+                &options.service_log,
+                &[],
+            )?,
+            url: format!("127.0.0.1:{broker_port}"),
+            config: broker_config,
+            log: broker_log,
+        };
+        wait_until_listening(services::BROKER, &mut broker, Duration::from_secs(30)).await?;
 
         let secret = random_secret();
         let common = |name: &str| {
@@ -287,6 +319,7 @@ impl Stack {
         reservation["payment"] =
             json!({ "base_url": format!("http://{}", via("reservation-payment")?) });
         reservation["saga"] = options.saga.clone();
+        reservation["admission"] = options.admission.clone();
         configs.insert("reservation", reservation);
         configs.insert("analytics", common("analytics"));
         let mut gateway = common("gateway");
@@ -327,12 +360,13 @@ impl Stack {
                 tokens: BTreeMap::new(),
                 launcher_pid: std::process::id(),
             },
-            broker,
             service_log: options.service_log.clone(),
             span_batch_delay_ms: options.span_batch_delay_ms,
             env: options.env.clone(),
+            telemetry: options.telemetry,
         };
         stack.services.insert(services::TOXIPROXY, proxy_service);
+        stack.services.insert(services::BROKER, broker);
         for name in services::ALL {
             let config_path = write_config(&run_dir, name, &configs[name])?;
             let log = run_dir.join("logs").join(format!("{name}.log"));
@@ -367,7 +401,7 @@ impl Stack {
 
     fn spawn(&self, name: &str, config: &Path, log: &Path) -> anyhow::Result<Child> {
         let mut env = self.env.clone();
-        if name != "capture" {
+        if name != "capture" && self.telemetry {
             // Services export to the capture exactly as they would to Tempo and Loki; a short
             // batch delay makes a finished booking's spans queryable within a fraction of a second.
             let capture = self
@@ -396,11 +430,16 @@ impl Stack {
         self.endpoints.toxiproxy_url.as_deref().unwrap_or_default()
     }
 
+    /// The broker's process id (to pause it, or to measure it).
+    pub fn broker_pid(&self) -> u32 {
+        self.services
+            .get(services::BROKER)
+            .map_or(0, |broker| broker.child.id())
+    }
+
     /// Process ids of the stack's processes (services, proxy, broker) for measurements.
     pub fn pids(&self) -> Vec<u32> {
-        let mut pids: Vec<u32> = self.services.values().map(|s| s.child.id()).collect();
-        pids.push(self.broker.pid());
-        pids
+        self.services.values().map(|s| s.child.id()).collect()
     }
 }
 
@@ -464,6 +503,36 @@ fn spawn_child(
 }
 
 /// Waits until `service` answers 2xx on `path`, or fails with the tail of its log.
+/// Waits until `service` accepts TCP connections at its `url` (`host:port`).
+async fn wait_until_listening(
+    name: &str,
+    service: &mut Service,
+    limit: Duration,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = service.child.try_wait()? {
+            anyhow::bail!(
+                "{name} exited during start-up ({status}); its log:\n{}",
+                tail(&service.log, 30)
+            );
+        }
+        if tokio::net::TcpStream::connect(service.url.as_str())
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            started.elapsed() < limit,
+            "{name} did not listen on {} within {limit:?}; its log:\n{}",
+            service.url,
+            tail(&service.log, 30)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn wait_until_ready(
     name: &str,
     service: &mut Service,
@@ -558,7 +627,9 @@ impl Stack {
                 stop_child(name, &mut service.child, grace);
             }
         }
-        self.broker.stop();
+        if let Some(broker) = self.services.get_mut(services::BROKER) {
+            stop_child(services::BROKER, &mut broker.child, grace);
+        }
         if let Some(proxy) = self.services.get_mut(services::TOXIPROXY) {
             stop_child(services::TOXIPROXY, &mut proxy.child, grace);
         }

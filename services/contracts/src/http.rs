@@ -286,3 +286,20 @@ pub struct InboxEntry {
     /// How many times the message's effect was committed: 1 when deduplication works.
     pub applied: i64,
 }
+
+// ---- every service ----
+
+/// `GET /admin/load` on every service: the work it has queued, for the benchmark, admission
+/// control and people watching a run.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq, Eq)]
+pub struct LoadReport {
+    /// Messages published but not yet processed, per consumer group (`null` until librdkafka's
+    /// first statistics report).
+    pub consumer_lag: std::collections::BTreeMap<String, Option<i64>>,
+    /// Outbox rows not yet acknowledged by the broker (`null` for a service without a database).
+    pub outbox_unpublished: Option<i64>,
+    /// Work accepted and not yet finished — for reservation, sagas not yet terminal (`null`
+    /// where the service has no such notion).
+    pub in_flight: Option<i64>,
+}

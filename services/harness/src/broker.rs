@@ -1,136 +1,97 @@
-//! The embedded Kafka-protocol broker: tansu with sqlite storage, on a free port.
+//! The embedded Kafka-protocol broker for tests: `faultline-broker` (in memory) on a free port of
+//! 127.0.0.1, with every Faultline topic created, served on a thread of its own.
 //!
-//! tansu's `memory://` engine cannot resume a consumer group from a committed offset, so the
-//! storage is always `sqlite://` in the broker's directory. Clients must use 127.0.0.1 (tansu
-//! listens on IPv4). Topics are created before the broker is handed out: tansu does not
-//! auto-create them.
+//! Why a thread with its own runtime: a test that blocks its own runtime (or a librdkafka call
+//! that blocks a worker) must never stall the broker its clients are waiting on. The embedded
+//! stack runs the same broker as a child process instead (`faultline service broker`), so it can
+//! be paused, killed and measured like every other process.
 
-use std::{
-    net::TcpStream,
-    path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use faultline_kit::config::KafkaSettings;
+use tokio::sync::oneshot;
 
-/// A running tansu process; killed when dropped.
+/// A running broker; stopped when dropped.
 #[derive(Debug)]
 pub struct EmbeddedBroker {
-    child: Child,
     port: u16,
-    dir: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
-/// Environment variables tansu reads that must not leak in from our own environment.
-const TANSU_ENV: [&str; 6] = [
-    "CLUSTER_ID",
-    "LISTENER_URL",
-    "ADVERTISED_LISTENER_URL",
-    "STORAGE_ENGINE",
-    "SCHEMA_REGISTRY",
-    "OTEL_EXPORTER_OTLP_ENDPOINT",
-];
+/// What the broker is created with: every Faultline topic with `partitions` partitions.
+pub fn config(advertised: &str, partitions: i32) -> anyhow::Result<faultline_broker::BrokerConfig> {
+    let (host, port) = advertised
+        .rsplit_once(':')
+        .with_context(|| format!("advertised address {advertised:?} is not host:port"))?;
+    Ok(faultline_broker::BrokerConfig {
+        advertised_host: host.to_owned(),
+        advertised_port: port
+            .parse()
+            .with_context(|| format!("advertised port in {advertised:?}"))?,
+        node_id: 1,
+        default_partitions: partitions,
+        topics: faultline_contracts::topics::ALL
+            .iter()
+            .map(|topic| ((*topic).to_owned(), partitions))
+            .collect(),
+    })
+}
 
 impl EmbeddedBroker {
-    /// Starts tansu with its data and log in `dir`, advertising its own address, and creates
-    /// every Faultline topic with `partitions` partitions.
-    pub async fn start(dir: &Path, partitions: i32) -> anyhow::Result<Self> {
+    /// A broker advertising its own address, with every Faultline topic (`partitions` each).
+    pub async fn start(partitions: i32) -> anyhow::Result<Self> {
         let port = crate::free_port()?;
-        Self::start_on(dir, port, &format!("127.0.0.1:{port}"), partitions).await
+        Self::start_on(port, &format!("127.0.0.1:{port}"), partitions).await
     }
 
-    /// Starts tansu on `port`, advertising `advertised` (`host:port`; a proxy's address when
-    /// every client must go through a proxy).
-    pub async fn start_on(
-        dir: &Path,
-        port: u16,
-        advertised: &str,
-        partitions: i32,
-    ) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let binary = crate::tansu::binary()?;
-        let log = std::fs::File::create(dir.join("broker.log"))?;
-        let mut command = Command::new(&binary);
-        command
-            .current_dir(dir)
-            .arg("broker")
-            .arg("--listener-url")
-            .arg(format!("tcp://127.0.0.1:{port}"))
-            .arg("--advertised-listener-url")
-            .arg(format!("tcp://{advertised}"))
-            .arg("--storage-engine")
-            .arg("sqlite://broker.db")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log);
-        for var in TANSU_ENV {
-            command.env_remove(var);
-        }
-        let child = command
-            .spawn()
-            .with_context(|| format!("starting {}", binary.display()))?;
-        let mut broker = Self {
-            child,
+    /// A broker on `port` advertising `advertised` (`host:port`; a proxy's address when every
+    /// client must go through a proxy).
+    pub async fn start_on(port: u16, advertised: &str, partitions: i32) -> anyhow::Result<Self> {
+        let config = config(advertised, partitions)?;
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port))
+            .with_context(|| format!("binding the broker to 127.0.0.1:{port}"))?;
+        listener.set_nonblocking(true)?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("faultline-broker".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(error) => {
+                        tracing::error!(%error, "cannot start the broker's runtime");
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    let served = match tokio::net::TcpListener::from_std(listener) {
+                        Ok(listener) => {
+                            faultline_broker::serve(listener, config, async move {
+                                let _either_way = stopped.await;
+                            })
+                            .await
+                        }
+                        Err(error) => Err(error),
+                    };
+                    if let Err(error) = served {
+                        tracing::error!(%error, "the embedded broker stopped");
+                    }
+                });
+            })?;
+        Ok(Self {
             port,
-            dir: dir.to_path_buf(),
-        };
-        broker.wait_until_listening(Duration::from_secs(30))?;
-        broker.create_topics(partitions).await?;
-        Ok(broker)
-    }
-
-    fn wait_until_listening(&mut self, limit: Duration) -> anyhow::Result<()> {
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                anyhow::bail!(
-                    "tansu exited early ({status}); see {}",
-                    self.dir.join("broker.log").display()
-                );
-            }
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return Ok(());
-            }
-            anyhow::ensure!(
-                started.elapsed() < limit,
-                "tansu did not listen on 127.0.0.1:{} within {limit:?}; see {}",
-                self.port,
-                self.dir.join("broker.log").display()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    async fn create_topics(&self, partitions: i32) -> anyhow::Result<()> {
-        let started = Instant::now();
-        loop {
-            let attempt = faultline_kit::messaging::admin::create_topics(
-                &self.kafka_settings(),
-                &faultline_contracts::topics::ALL,
-                partitions,
-            )
-            .await;
-            match attempt {
-                Ok(()) => return Ok(()),
-                Err(error) if started.elapsed() < Duration::from_secs(20) => {
-                    tracing::debug!(%error, "topic creation not ready yet");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                Err(error) => return Err(error.context("creating topics on tansu")),
-            }
-        }
+            stop: Some(stop),
+            thread: Some(thread),
+        })
     }
 
     /// `127.0.0.1:port`.
     pub fn bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.port)
-    }
-
-    /// The broker process's id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
     }
 
     pub fn port(&self) -> u16 {
@@ -142,10 +103,19 @@ impl EmbeddedBroker {
         KafkaSettings::new(self.bootstrap())
     }
 
-    /// Stops the broker (SIGKILL; its sqlite storage survives for a restart).
+    /// Stops the broker (its logs, groups and offsets are gone: it keeps them in memory).
     pub fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(stop) = self.stop.take() {
+            let _already_stopped = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            // Serving stops once every connection closed; clients may keep theirs open, so the
+            // thread is not waited on for long.
+            let deadline = std::time::Instant::now() + Duration::from_secs(2);
+            while !thread.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
     }
 }
 

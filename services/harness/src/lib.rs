@@ -1,7 +1,7 @@
 //! Starts the embedded parts of a Faultline system, for the tests and the launcher.
 //!
-//! - [`tansu`]: finds the tansu broker binary, installing it with cargo when it is missing.
-//! - [`broker`]: runs tansu on a free port with sqlite storage and creates the topics.
+//! - [`broker`]: the in-memory Kafka-protocol broker (`faultline-broker`) on a free port, with
+//!   every topic created.
 //! - [`invariants`]: invariants 1–3 of the product contract, judged from the services' admin
 //!   endpoints (shared by the tests and the launcher).
 //! - [`postgres`]: creates fresh PostgreSQL databases; fails loudly when PostgreSQL is absent.
@@ -14,7 +14,6 @@ pub mod broker;
 pub mod faulty_proxy;
 pub mod invariants;
 pub mod postgres;
-pub mod tansu;
 pub mod topic_reader;
 
 /// A TCP port that was free a moment ago on 127.0.0.1.

@@ -208,7 +208,9 @@ pub fn router_layers(router: Router, body_limit_bytes: usize) -> Router {
 
 /// `GET /health` (alive: 200 when the database answers), `GET /ready` (200 when every
 /// registered component is ready, else 503 with the components' states) and `GET /admin/inbox`
-/// (what the consumers received: [`crate::inbox::report`]). Every service merges them.
+/// (what the consumers received: [`crate::inbox::report`]) and `GET /admin/load` (consumer lag,
+/// unpublished outbox rows, in-flight work: [`crate::readiness::Load`]). Every service merges
+/// them.
 pub fn health_routes(
     db: Option<crate::storage::Db>,
     readiness: crate::readiness::Readiness,
@@ -241,10 +243,25 @@ pub fn health_routes(
             None => Ok(axum::Json(Default::default())),
         }
     }
+    async fn load(
+        axum::extract::State((db, readiness)): axum::extract::State<HealthState>,
+    ) -> Result<axum::Json<faultline_contracts::http::LoadReport>, ApiError> {
+        let (consumer_lag, in_flight) = readiness.load().snapshot();
+        let outbox_unpublished = match db {
+            Some(db) => Some(crate::outbox::unpublished(db.pool()).await?),
+            None => None,
+        };
+        Ok(axum::Json(faultline_contracts::http::LoadReport {
+            consumer_lag,
+            outbox_unpublished,
+            in_flight,
+        }))
+    }
     Router::new()
         .route("/health", axum::routing::get(health))
         .route("/ready", axum::routing::get(ready))
         .route("/admin/inbox", axum::routing::get(inbox))
+        .route("/admin/load", axum::routing::get(load))
         .with_state((db, readiness))
 }
 

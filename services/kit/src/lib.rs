@@ -3,6 +3,7 @@
 //! A service is a thin `main` plus routes, domain types and message handlers; everything that
 //! more than one service needs lives here:
 //!
+//! - [`admission`]: refusing new work (503 + `Retry-After`) while too much is in flight.
 //! - [`app`]: the producer/outbox bundle and the task runner every service starts with.
 //! - [`config`]: layered settings (file → environment), the sections every service shares.
 //! - [`storage`]: one sqlx pool for SQLite or PostgreSQL behind the same code, migrations,
@@ -18,13 +19,15 @@
 //! - [`janitor`]: retention for the outbox, inbox and idempotency tables.
 //! - [`idempotency`]: HTTP idempotency keys — fingerprint, replay, 409 in flight, 422 on misuse,
 //!   expiry.
-//! - [`readiness`]: `/ready` turns true only when every consumer has its partitions.
+//! - [`readiness`]: `/ready` turns true only when every consumer has its partitions; the
+//!   load figures (`/admin/load`) travel with it.
 //! - [`resilience`]: timeouts, jittered backoff, circuit breaker, bulkhead, as tower layers.
 //! - [`shutdown`]: one cancellation token per process, tripped by SIGTERM or Ctrl-C.
 //!
 //! Invariant: only the kit talks to Kafka and decides transaction boundaries for messages;
 //! services hand it closures and types from `faultline-contracts`.
 
+pub mod admission;
 pub mod app;
 pub mod config;
 pub mod http;

@@ -1,7 +1,8 @@
 //! Reservation's settings: the common sections, how to reach payment, and the saga's timing.
 
 use faultline_kit::{
-    app::ServiceSettings, config::CommonSettings, resilience::client::ClientSettings,
+    admission::AdmissionSettings, app::ServiceSettings, config::CommonSettings,
+    resilience::client::ClientSettings,
 };
 use serde::Deserialize;
 
@@ -12,6 +13,9 @@ pub struct Settings {
     pub payment: PaymentSettings,
     #[serde(default)]
     pub saga: SagaSettings,
+    /// How many bookings may be in flight (sagas not yet terminal) before new ones are refused.
+    #[serde(default)]
+    pub admission: AdmissionSettings,
     /// How long a booking request's idempotency key is remembered.
     #[serde(default = "default_key_ttl_secs")]
     pub idempotency_ttl_secs: u64,

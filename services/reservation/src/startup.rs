@@ -84,6 +84,11 @@ impl Application {
             },
             &readiness,
         );
+        let admission = faultline_kit::admission::Admission::new(
+            Default::default(),
+            self.settings.admission.clone(),
+        );
+        readiness.load().set_in_flight(admission.in_flight());
         let router = faultline_kit::http::router_layers(
             routes::router(AppState {
                 idempotency: IdempotencyStore::new(
@@ -93,6 +98,7 @@ impl Application {
                 ),
                 orchestrator: self.orchestrator.clone(),
                 readiness: readiness.clone(),
+                admission: admission.clone(),
             }),
             common.http.body_limit_bytes,
         );
@@ -104,6 +110,12 @@ impl Application {
             saga::timer::run(self.orchestrator.clone(), self.triggers, runner.shutdown()),
         );
         runner.spawn_janitor(&self.db);
+        let (db, token) = (self.db.clone(), runner.shutdown());
+        runner.spawn("admission", async move {
+            admission
+                .refresh(|| saga::store::in_flight(&db), token)
+                .await
+        });
         runner.run_then_close(&self.db).await
     }
 }

@@ -29,7 +29,8 @@ const ATTEMPTS: u32 = 4;
 pub enum Submitted {
     /// 202: the booking exists; its outcome comes later.
     Accepted { booking_id: String, attempts: u32 },
-    /// Definitely refused (4xx other than 429): nothing happened.
+    /// Definitely refused (4xx other than 429, or 429/503 with `Retry-After` on every attempt):
+    /// nothing happened.
     Refused { detail: String, attempts: u32 },
     /// Never got a definite answer: it may exist or not.
     Unknown { detail: String, attempts: u32 },
@@ -116,6 +117,7 @@ impl Client {
     async fn submit(&self, op: &PlannedOp, key: &str, traceparent: &str) -> Submitted {
         let token = self.tokens.get(&op.user).cloned().unwrap_or_default();
         let mut last = String::new();
+        let mut refused_at_the_door = false;
         for attempt in 1..=ATTEMPTS {
             let sent = self
                 .http
@@ -153,6 +155,10 @@ impl Client {
                 }
                 Ok(response) => {
                     // 409 (the first attempt is still in flight), 429, 5xx: try again.
+                    refused_at_the_door = matches!(
+                        response.status(),
+                        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+                    ) && response.headers().contains_key("retry-after");
                     let wait = response
                         .headers()
                         .get("retry-after")
@@ -167,6 +173,7 @@ impl Client {
                     wait
                 }
                 Err(error) => {
+                    refused_at_the_door = false;
                     last = format!("transport: {error}");
                     None
                 }
@@ -176,6 +183,15 @@ impl Client {
                 tokio::time::sleep(retry_after.unwrap_or(backoff).min(Duration::from_secs(3)))
                     .await;
             }
+        }
+        if refused_at_the_door {
+            // The last answer was a 503 or 429 with `Retry-After`: admission control, the rate
+            // limit or an open circuit — the gateway or reservation refused before doing
+            // anything, so nothing was booked.
+            return Submitted::Refused {
+                detail: format!("refused on every one of {ATTEMPTS} attempts; last: {last}"),
+                attempts: ATTEMPTS,
+            };
         }
         Submitted::Unknown {
             detail: format!("no definite answer after {ATTEMPTS} attempts; last: {last}"),

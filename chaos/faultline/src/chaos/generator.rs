@@ -9,7 +9,7 @@
 use rand::{RngExt as _, SeedableRng as _, rngs::StdRng, seq::SliceRandom as _};
 use serde::{Deserialize, Serialize};
 
-use super::scenario::{Fault, FaultKind, Scenario};
+use super::scenario::{Fault, FaultKind, RatePhase, Scenario};
 use crate::seed::Seed;
 
 /// Kinds a random nemesis may draw.
@@ -61,6 +61,21 @@ impl Plan {
 }
 
 /// Builds the plan for `scenario` against the seeded catalogue `seed`.
+/// When open-loop operation `op` is due: phases run one after the other, each submitting at its
+/// own fixed rate.
+fn phase_time_ms(phases: &[RatePhase], op: u32) -> u64 {
+    let (mut first, mut start_ms) = (0u32, 0u64);
+    for phase in phases {
+        let count = phase.bookings();
+        if op < first + count {
+            return start_ms + ((op - first) as f64 * 1000.0 / phase.rate_per_s) as u64;
+        }
+        first += count;
+        start_ms += phase.for_ms;
+    }
+    start_ms
+}
+
 pub fn plan(scenario: &Scenario, seed: &Seed) -> anyhow::Result<Plan> {
     let mut rng = StdRng::seed_from_u64(scenario.seed);
     let workload = &scenario.workload;
@@ -94,7 +109,9 @@ pub fn plan(scenario: &Scenario, seed: &Seed) -> anyhow::Result<Plan> {
     let mut targeted: Vec<String> = Vec::new();
     let mut ops = Vec::new();
     for op in 0..workload.bookings {
-        let at_ms = if workload.bookings == 1 {
+        let at_ms = if !workload.phases.is_empty() {
+            phase_time_ms(&workload.phases, op)
+        } else if workload.bookings == 1 {
             0
         } else {
             rng.random_range(0..=workload.spread_ms)

@@ -84,7 +84,7 @@ pub async fn run(options: &RunOptions) -> RunOutcome {
         Ok(s) => s,
         Err(error) => return aborted(None, error),
     };
-    let seed = Seed::default();
+    let seed = scenario.catalogue();
     let plan = match generator::plan(&scenario, &seed) {
         Ok(plan) => plan,
         Err(error) => return aborted(None, error),
@@ -152,6 +152,12 @@ async fn execute(
             let mut stack_options = StackOptions::new(run_dir.join("stack"));
             stack_options.postgres = postgres.clone();
             stack_options.saga = serde_json::Value::Object(scenario.stack.saga.clone());
+            stack_options.admission = serde_json::Value::Object(scenario.stack.admission.clone());
+            stack_options.seed = seed.clone();
+            if scenario.stack.load_seats.is_some() {
+                // Open-loop load: admission control, not the per-user rate limit, decides.
+                stack_options.rate_limit = (10_000, 10_000);
+            }
             let mut kafka = serde_json::Map::new();
             if let Some(idempotent) = scenario.stack.idempotent_producer {
                 kafka.insert("idempotent_producer".into(), idempotent.into());
@@ -193,10 +199,11 @@ async fn execute(
             progress.clone(),
         );
         let settle_ms = scenario.workload.settle_ms;
-        let spread_ms = scenario.workload.spread_ms;
+        let spread_ms = scenario.workload.span_ms();
         let concurrency = scenario.workload.concurrency as usize;
+        let seed = seed.clone();
         tokio::spawn(async move {
-            preflight(&target, &client, &history, &plan, &progress).await?;
+            preflight(&target, &client, &history, &plan, &seed, &progress).await?;
             schedule(
                 &target,
                 &nemesis,
@@ -300,6 +307,7 @@ async fn preflight(
     client: &Client,
     history: &History,
     plan: &Plan,
+    seed: &Seed,
     progress: &ProgressBar,
 ) -> anyhow::Result<()> {
     progress.set_message("preflight: is every link proxied?");
@@ -361,7 +369,6 @@ async fn preflight(
     }
     let planned: std::collections::BTreeSet<&str> =
         plan.ops.iter().map(|o| o.seat.as_str()).collect();
-    let seed = Seed::default();
     let seat = seed
         .concerts
         .iter()

@@ -35,7 +35,10 @@ pub struct Scenario {
     pub random_nemesis: Option<RandomNemesis>,
 }
 
-/// The six invariants of the product contract.
+/// Users added for `stack.load_seats`.
+const LOAD_USERS: u32 = 20;
+
+/// The six invariants of the product contract, and recovery after overload.
 #[derive(
     Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord, Hash,
 )]
@@ -53,16 +56,20 @@ pub enum Invariant {
     Traces,
     /// 6. Every log line of a booking carries its trace id; decisions are in the logs.
     Logs,
+    /// 7. After an overload the system is back at the offered rate: bookings offered after it
+    ///    ends are accepted and finish in time again (a check of the `overload` phases).
+    Recovery,
 }
 
 impl Invariant {
-    pub const ALL: [Invariant; 6] = [
+    pub const ALL: [Invariant; 7] = [
         Invariant::Seats,
         Invariant::Points,
         Invariant::Terminal,
         Invariant::ExactlyOnce,
         Invariant::Traces,
         Invariant::Logs,
+        Invariant::Recovery,
     ];
 
     pub fn number(self) -> u8 {
@@ -77,6 +84,7 @@ impl Invariant {
             Invariant::ExactlyOnce => "exactly-once",
             Invariant::Traces => "traces",
             Invariant::Logs => "logs",
+            Invariant::Recovery => "recovery",
         }
     }
 
@@ -88,6 +96,7 @@ impl Invariant {
             Invariant::ExactlyOnce => "one effect per consumer for duplicated messages",
             Invariant::Traces => "one connected trace per booking; compensation in reverse",
             Invariant::Logs => "every log line of a booking carries its trace id",
+            Invariant::Recovery => "throughput back within the recovery window after overload",
         }
     }
 }
@@ -109,6 +118,13 @@ pub struct StackKnobs {
     /// Extra librdkafka properties for every service (e.g. `request.timeout.ms`).
     #[serde(default)]
     pub kafka: std::collections::BTreeMap<String, String>,
+    /// Adds a schedule of this many 1-point seats (`load-1-00001` …) and users rich enough to
+    /// buy them (`load-user-1` … `load-user-20`) to the demo's catalogue, for open-loop load.
+    #[serde(default)]
+    pub load_seats: Option<u32>,
+    /// Overrides of reservation's admission control (e.g. `max_in_flight`).
+    #[serde(default)]
+    pub admission: serde_json::Map<String, serde_json::Value>,
 }
 
 /// The client operations.
@@ -121,6 +137,7 @@ pub struct Workload {
     #[serde(default = "default_concurrency")]
     pub concurrency: u32,
     /// Submissions are spread over this window (ms from the start), at seeded times.
+    #[serde(default)]
     pub spread_ms: u64,
     /// Share of bookings that target a seat another booking already targets (rejections).
     #[serde(default)]
@@ -131,6 +148,69 @@ pub struct Workload {
     /// After the last fault heals, every booking must be terminal within this time.
     #[serde(default = "default_settle_ms")]
     pub settle_ms: u64,
+    /// Open-loop load instead of `spread_ms`: consecutive phases, each submitting bookings at a
+    /// fixed rate (one every 1/rate s, whatever the answers). `bookings` must then equal the
+    /// phases' total.
+    #[serde(default)]
+    pub phases: Vec<RatePhase>,
+    /// For the recovery check (invariant 7): how soon after the last overload phase ends the
+    /// offered rate must be carried again.
+    #[serde(default = "default_recover_within_ms")]
+    pub recover_within_ms: u64,
+    /// For the recovery check: a booking counts as carried when it is terminal within this time
+    /// of its submission (reservation's hold deadline by default).
+    #[serde(default = "default_booking_deadline_ms")]
+    pub booking_deadline_ms: u64,
+}
+
+/// One open-loop phase of the workload.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RatePhase {
+    /// Bookings submitted per second.
+    pub rate_per_s: f64,
+    pub for_ms: u64,
+    /// Marks the phase as the overload the recovery check measures from.
+    #[serde(default)]
+    pub overload: bool,
+}
+
+impl RatePhase {
+    /// How many bookings this phase submits.
+    pub fn bookings(&self) -> u32 {
+        (self.rate_per_s * self.for_ms as f64 / 1000.0).round() as u32
+    }
+}
+
+impl Workload {
+    /// How long submissions go on (ms from the start).
+    pub fn span_ms(&self) -> u64 {
+        if self.phases.is_empty() {
+            self.spread_ms
+        } else {
+            self.phases.iter().map(|p| p.for_ms).sum()
+        }
+    }
+
+    /// When the last overload phase ends (ms from the start), if there is one.
+    pub fn overload_end_ms(&self) -> Option<u64> {
+        let mut at = 0;
+        let mut end = None;
+        for phase in &self.phases {
+            at += phase.for_ms;
+            if phase.overload {
+                end = Some(at);
+            }
+        }
+        end
+    }
+}
+
+fn default_recover_within_ms() -> u64 {
+    30_000
+}
+fn default_booking_deadline_ms() -> u64 {
+    10_000
 }
 
 fn default_concurrency() -> u32 {
@@ -304,6 +384,29 @@ pub struct RandomNemesis {
 
 impl Scenario {
     /// Parses and validates a scenario file; errors name the file, the line and what is wrong.
+    /// The catalogue the stack is seeded with: the demo's, plus `stack.load_seats` if set.
+    pub fn catalogue(&self) -> crate::seed::Seed {
+        use crate::seed::{Seed, SeedConcert, SeedSchedule, SeedUser};
+        let mut seed = Seed::default();
+        if let Some(seats) = self.stack.load_seats {
+            seed.users.extend((1..=LOAD_USERS).map(|i| SeedUser {
+                user_id: format!("load-user-{i}"),
+                points: i64::from(seats),
+            }));
+            seed.concerts.push(SeedConcert {
+                id: "concert-load".into(),
+                title: "Load Test".into(),
+                schedules: vec![SeedSchedule {
+                    id: "load-1".into(),
+                    starts_at: "2027-04-01T19:00:00Z".into(),
+                    seats,
+                    price: 1,
+                }],
+            });
+        }
+        seed
+    }
+
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading scenario {}", path.display()))?;
@@ -332,10 +435,24 @@ impl Scenario {
             "expect: name at least one invariant"
         );
         let w = &self.workload;
-        anyhow::ensure!(
-            (1..=500).contains(&w.bookings),
-            "workload.bookings must be 1..=500"
-        );
+        if w.phases.is_empty() {
+            anyhow::ensure!(
+                (1..=500).contains(&w.bookings),
+                "workload.bookings must be 1..=500"
+            );
+        } else {
+            for (i, phase) in w.phases.iter().enumerate() {
+                anyhow::ensure!(
+                    phase.rate_per_s > 0.0 && phase.rate_per_s <= 5_000.0 && phase.for_ms > 0,
+                    "workload.phases[{i}]: rate_per_s must be in (0, 5000] and for_ms > 0"
+                );
+            }
+            let total: u32 = w.phases.iter().map(RatePhase::bookings).sum();
+            anyhow::ensure!(
+                w.bookings == total && (1..=50_000).contains(&total),
+                "workload.bookings must equal the phases' total ({total}, at most 50000)"
+            );
+        }
         anyhow::ensure!(w.concurrency >= 1, "workload.concurrency must be ≥ 1");
         for (name, share) in [("contended", w.contended), ("unaffordable", w.unaffordable)] {
             anyhow::ensure!(

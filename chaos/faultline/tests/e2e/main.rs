@@ -6,4 +6,5 @@ mod chaos;
 mod gateway;
 mod helpers;
 mod lifecycle;
+mod load;
 mod telemetry;

@@ -5,7 +5,7 @@
 //!
 //! - `toxiproxy:<port>` → a forwarder per proxy of deploy/toxiproxy/toxiproxy.json, leading to
 //!   the native stand-in of the proxy's upstream;
-//! - `kafka:9092` → a tansu broker advertising the `kafka` forwarder, as Kafka advertises the
+//! - `kafka:9092` → the embedded broker advertising the `kafka` forwarder, as Kafka advertises the
 //!   proxy in compose;
 //! - `postgres:5432` → the local PostgreSQL (a fresh database per service; the test fails if
 //!   PostgreSQL is unreachable, it never skips);
@@ -190,12 +190,12 @@ async fn the_services_run_natively_with_their_compose_environment() {
     }
 
     // One forwarder per Toxiproxy proxy, each leading to its upstream's native stand-in.
-    let tansu_port = faultline_harness::free_port().expect("port");
+    let broker_port = faultline_harness::free_port().expect("port");
     let mut forwarders = Vec::new();
     for proxy in &proxies {
         let (host, port) = proxy.upstream_address().expect("upstream");
         let upstream = match host.as_str() {
-            "kafka" => format!("127.0.0.1:{tansu_port}"),
+            "kafka" => format!("127.0.0.1:{broker_port}"),
             "postgres" => postgres_server.clone(),
             service => map
                 .addresses
@@ -222,14 +222,9 @@ async fn the_services_run_natively_with_their_compose_environment() {
         .expect("a CLIENT listener");
     let advertised =
         native::rewrite_value(advertised, &map).expect("the advertised proxy has a forwarder");
-    let _broker = faultline_harness::broker::EmbeddedBroker::start_on(
-        &dir.path().join("broker"),
-        tansu_port,
-        &advertised,
-        4,
-    )
-    .await
-    .expect("tansu broker");
+    let _broker = faultline_harness::broker::EmbeddedBroker::start_on(broker_port, &advertised, 4)
+        .await
+        .expect("the embedded broker");
 
     // The services: the compose command, the compose environment, rewritten addresses only.
     let root = repo::root();

@@ -28,9 +28,7 @@ impl Drop for TestApp {
 pub async fn spawn_app(backend: Backend) -> TestApp {
     faultline_harness::init_test_log();
     let dir = tempfile::tempdir().expect("tempdir");
-    let broker = EmbeddedBroker::start(&dir.path().join("broker"), 3)
-        .await
-        .expect("broker");
+    let broker = EmbeddedBroker::start(3).await.expect("broker");
     let url = faultline_harness::database_url(backend, dir.path(), "inventory")
         .await
         .expect("database");

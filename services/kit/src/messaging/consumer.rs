@@ -5,23 +5,26 @@
 //!    dead-letter topic with the reason, commit, continue;
 //! 2. begin a transaction; record the message in the inbox — already there → roll back, log the
 //!    duplicate, commit the offset, continue;
-//! 3. run the handler in the same transaction; commit; only then commit the Kafka offset
-//!    (asynchronously: a lost offset commit means a redelivery, which step 2 absorbs);
+//! 3. run the handler in the same transaction; commit; only then store the Kafka offset, which
+//!    librdkafka commits in the background every `commit_interval_ms` (a lost offset commit
+//!    means a redelivery, which step 2 absorbs);
 //! 4. a transient failure (database unreachable) rolls back and retries the same message with
 //!    backoff, never skipping it; a poison verdict from the handler dead-letters it.
 //!
 //! Messages are processed one at a time per consumer, in partition order, so one aggregate's
 //! messages (same key, same partition) are applied in the order they were produced.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use faultline_contracts::ContractError;
 use opentelemetry::trace::TraceContextExt as _;
 use rdkafka::{
     ClientContext, Message as _,
-    consumer::{
-        BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance, StreamConsumer,
-    },
+    consumer::{BaseConsumer, Consumer as _, ConsumerContext, Rebalance, StreamConsumer},
     message::BorrowedMessage,
 };
 use tracing::{Instrument as _, field::Empty};
@@ -122,16 +125,49 @@ pub trait Handler: Send + Sync + 'static {
     fn after_commit(&self, _message: &Self::Message) {}
 }
 
-/// Tracks whether the group coordinator has given this member partitions.
+/// Tracks whether the group coordinator has given this member partitions, and since when it has
+/// had none.
 struct GroupContext {
+    group: String,
     ready: ReadyFlag,
-    lag: Option<super::lag::ConsumerLag>,
+    lag: super::lag::ConsumerLag,
+    unassigned_since: Arc<std::sync::Mutex<Option<Instant>>>,
+}
+
+impl GroupContext {
+    /// `in_group`: the coordinator answered with an assignment (possibly empty, when a group has
+    /// more members than partitions); only a member outside the group is watched for recreation.
+    fn set_assigned(&self, in_group: bool, partitions: usize) {
+        let mut since = self
+            .unassigned_since
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match (in_group, *since) {
+            (true, _) => *since = None,
+            (false, None) => *since = Some(Instant::now()),
+            (false, Some(_)) => {}
+        }
+        self.ready.set(in_group && partitions > 0);
+    }
 }
 
 impl ClientContext for GroupContext {
     fn stats(&self, statistics: rdkafka::Statistics) {
-        if let Some(lag) = &self.lag {
-            lag.record(&statistics);
+        self.lag.record(&statistics);
+    }
+
+    /// librdkafka's own warnings (e.g. `SESSTMOUT … Consumer group session timed out`) go to the
+    /// service's log, so a lost assignment says why in the same place as everything else.
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        use rdkafka::config::RDKafkaLogLevel as L;
+        match level {
+            L::Emerg | L::Alert | L::Critical | L::Error | L::Warning => {
+                tracing::warn!(group = %self.group, facility = fac, "librdkafka: {log_message}");
+            }
+            L::Notice | L::Info => {
+                tracing::info!(group = %self.group, facility = fac, "librdkafka: {log_message}");
+            }
+            L::Debug => {}
         }
     }
 }
@@ -140,16 +176,30 @@ impl ConsumerContext for GroupContext {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(partitions) => {
-                tracing::info!(partitions = partitions.count(), "partitions assigned");
-                self.ready.set(partitions.count() > 0);
+                tracing::info!(group = %self.group, partitions = partitions.count(), "partitions assigned");
+                self.set_assigned(true, partitions.count());
             }
             Rebalance::Revoke(partitions) => {
-                tracing::info!(partitions = partitions.count(), "partitions revoked");
-                self.ready.set(false);
+                tracing::info!(group = %self.group, partitions = partitions.count(), "partitions revoked");
+                self.set_assigned(false, 0);
             }
-            Rebalance::Error(error) => tracing::warn!(%error, "rebalance failed"),
+            Rebalance::Error(error) => {
+                tracing::warn!(group = %self.group, %error, "rebalance failed")
+            }
         }
     }
+}
+
+/// How much longer than its session timeout a member may stay without partitions before it is
+/// recreated. A healthy rejoin (including tansu's 3 s pause per static-member join round) takes
+/// well under this.
+const REJOIN_GRACE: Duration = Duration::from_secs(15);
+
+/// Why one incarnation of the librdkafka consumer stopped.
+enum Stopped {
+    Shutdown,
+    /// No partitions for this long: the client is recreated.
+    Unassigned(Duration),
 }
 
 /// A consumer group member for one handler.
@@ -199,8 +249,12 @@ impl<H: Handler> Consumer<H> {
     }
 
     /// Registers this consumer in `readiness`: ready once it has partitions.
+    /// Also reports this consumer's lag in the service's load (`/admin/load`).
     pub fn with_readiness(mut self, readiness: &Readiness) -> Self {
         self.ready = Some(readiness.register(format!("consumer:{}", self.group)));
+        if self.lag.is_none() {
+            self.lag = Some(readiness.load().consumer_lag(&self.group));
+        }
         self
     }
 
@@ -211,18 +265,68 @@ impl<H: Handler> Consumer<H> {
     }
 
     /// Consumes until `shutdown`; the message in hand is finished (or left uncommitted) first.
+    ///
+    /// A member that has had no partitions for longer than its session timeout plus
+    /// [`REJOIN_GRACE`] — the coordinator expired it and never took it back, whatever the broker
+    /// did — is recreated: a fresh client joins the group again under the same static member
+    /// id. Readiness is false meanwhile, and the log says why.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let ready = self
+            .ready
+            .clone()
+            .unwrap_or_else(|| Readiness::new().register("unobserved"));
+        let stuck_after = Duration::from_millis(self.settings.session_timeout_ms) + REJOIN_GRACE;
+        dedupe_disabled_for_test();
+        loop {
+            let unassigned_since = Arc::new(std::sync::Mutex::new(Some(Instant::now())));
+            let consumer = self.connect(ready.clone(), unassigned_since.clone())?;
+            let stopped = self
+                .consume(&consumer, &unassigned_since, stuck_after, &shutdown)
+                .await;
+            // Closing a librdkafka consumer blocks (it leaves the group, commits stored
+            // offsets): off the async workers, and never waited on past a bound.
+            let closing = tokio::task::spawn_blocking(move || drop(consumer));
+            let _ = tokio::time::timeout(Duration::from_secs(5), closing).await;
+            match stopped {
+                Stopped::Shutdown => break,
+                Stopped::Unassigned(for_how_long) => {
+                    tracing::warn!(
+                        group = %self.group,
+                        unassigned_for = ?for_how_long,
+                        "no partitions assigned for longer than the session timeout plus {REJOIN_GRACE:?}; recreating the consumer"
+                    );
+                }
+            }
+        }
+        tracing::info!(group = %self.group, "consumer stopped");
+        Ok(())
+    }
+
+    fn connect(
+        &self,
+        ready: ReadyFlag,
+        unassigned_since: Arc<std::sync::Mutex<Option<Instant>>>,
+    ) -> anyhow::Result<StreamConsumer<GroupContext>> {
+        ready.set(false);
         let context = GroupContext {
-            ready: self
-                .ready
-                .clone()
-                .unwrap_or_else(|| Readiness::new().register("unobserved")),
-            lag: self.lag.clone(),
+            group: self.group.clone(),
+            ready,
+            lag: self.lag.clone().unwrap_or_default(),
+            unassigned_since,
         };
+        // Offsets are stored after each message's transaction commits and committed in the
+        // background every `commit_interval_ms` (and on revoke and close): one commit request
+        // per interval instead of one per message. A commit lost to a crash means a redelivery,
+        // which the inbox absorbs.
         let consumer: StreamConsumer<GroupContext> =
             super::client_config(&self.settings, &self.group)
                 .set("group.id", &self.group)
-                .set("enable.auto.commit", "false")
+                .set("enable.auto.commit", "true")
+                .set("enable.auto.offset.store", "false")
+                .set(
+                    "auto.commit.interval.ms",
+                    self.settings.commit_interval_ms.to_string(),
+                )
                 .set("auto.offset.reset", "earliest")
                 .set("enable.partition.eof", "false")
                 .set(
@@ -234,30 +338,52 @@ impl<H: Handler> Consumer<H> {
                     self.settings.session_timeout_ms.to_string(),
                 )
                 .set("group.instance.id", &self.instance_id)
-                .set(
-                    "statistics.interval.ms",
-                    if self.lag.is_some() { "1000" } else { "0" },
-                )
+                .set("statistics.interval.ms", "1000")
                 .create_with_context(context)?;
         let topics: Vec<&str> = self.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics)?;
         tracing::info!(group = %self.group, topics = ?self.topics, "consumer started");
-        dedupe_disabled_for_test();
+        Ok(consumer)
+    }
+
+    async fn consume(
+        &self,
+        consumer: &StreamConsumer<GroupContext>,
+        unassigned_since: &std::sync::Mutex<Option<Instant>>,
+        stuck_after: Duration,
+        shutdown: &CancellationToken,
+    ) -> Stopped {
+        let mut check = tokio::time::interval(Duration::from_secs(1));
+        let mut last_warning = Instant::now();
         loop {
             let received = tokio::select! {
-                _ = shutdown.cancelled() => break,
+                _ = shutdown.cancelled() => return Stopped::Shutdown,
+                _ = check.tick() => {
+                    let since = *unassigned_since.lock().unwrap_or_else(|p| p.into_inner());
+                    if let Some(since) = since {
+                        let unassigned = since.elapsed();
+                        if unassigned > stuck_after {
+                            return Stopped::Unassigned(unassigned);
+                        }
+                        if unassigned > Duration::from_secs(5)
+                            && last_warning.elapsed() > Duration::from_secs(5)
+                        {
+                            last_warning = Instant::now();
+                            tracing::warn!(group = %self.group, unassigned_for = ?unassigned, "no partitions assigned; waiting for the group coordinator");
+                        }
+                    }
+                    continue;
+                }
                 received = consumer.recv() => received,
             };
             match received {
-                Ok(message) => self.process(&consumer, &message, &shutdown).await,
+                Ok(message) => self.process(consumer, &message, shutdown).await,
                 Err(error) => {
                     tracing::warn!(%error, group = %self.group, "kafka consume error");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             }
         }
-        tracing::info!(group = %self.group, "consumer stopped");
-        Ok(())
     }
 
     async fn process(
@@ -314,9 +440,9 @@ impl<H: Handler> Consumer<H> {
             .process_in_span(&delivered, payload, shutdown)
             .instrument(span)
             .await;
-        // A failed commit is not fatal: the message is redelivered and the inbox skips it.
-        if finished && let Err(error) = consumer.commit_message(message, CommitMode::Async) {
-            tracing::warn!(%error, "offset commit failed");
+        // A failed store is not fatal: the message is redelivered and the inbox skips it.
+        if finished && let Err(error) = consumer.store_offset_from_message(message) {
+            tracing::warn!(%error, "offset store failed");
         }
     }
 

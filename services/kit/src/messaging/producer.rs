@@ -66,7 +66,7 @@ impl Producer {
                     "false"
                 },
             )
-            .set("linger.ms", "1")
+            .set("linger.ms", settings.linger_ms.to_string())
             .set(
                 "message.timeout.ms",
                 settings.message_timeout_ms.to_string(),

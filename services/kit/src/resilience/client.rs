@@ -81,9 +81,19 @@ impl std::fmt::Debug for ResilientClient {
     }
 }
 
+/// What the breaker counts as the dependency failing. A 503 that carries `Retry-After` is the
+/// dependency's own admission control refusing work it cannot finish in time (see
+/// [`crate::admission`]): it is alive and answering, so opening the circuit on it would turn a
+/// brief overload into a blanket outage.
 fn is_failure(result: &Result<reqwest::Response, BoxError>) -> bool {
     match result {
-        Ok(response) => response.status().is_server_error(),
+        Ok(response) => {
+            let deliberate_refusal = response.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE
+                && response
+                    .headers()
+                    .contains_key(reqwest::header::RETRY_AFTER);
+            response.status().is_server_error() && !deliberate_refusal
+        }
         Err(_) => true,
     }
 }

@@ -38,6 +38,7 @@ pub async fn create(
     span.record("seat_id", request.seat_id.as_str());
     let user = UserId::parse(&request.user_id).map_err(ApiError::unprocessable)?;
     let seat = SeatId::parse(&request.seat_id).map_err(ApiError::unprocessable)?;
+    state.admission.admit()?;
     if !headers.contains_key(idempotency::http::HEADER) {
         let (booking_id, saga_id) = state.orchestrator.start_booking(&user, &seat).await?;
         return Ok(accepted(&accepted_body(booking_id, saga_id)));

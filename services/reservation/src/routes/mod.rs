@@ -16,6 +16,8 @@ pub struct AppState {
     pub idempotency: faultline_kit::idempotency::IdempotencyStore,
     pub readiness: faultline_kit::readiness::Readiness,
     pub orchestrator: Orchestrator,
+    /// Refuses new bookings while too many are in flight.
+    pub admission: faultline_kit::admission::Admission,
 }
 
 pub fn router(state: AppState) -> Router {

@@ -376,6 +376,14 @@ pub async fn saga_log(db: &Db, saga_id: &str) -> Result<Vec<SagaLogEntry>, sqlx:
         .collect()
 }
 
+/// Bookings not yet terminal: the work admission control weighs (see the partial index
+/// `bookings_pending`).
+pub async fn in_flight(db: &Db) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM bookings WHERE status = 'PENDING'")
+        .fetch_one(db.pool())
+        .await
+}
+
 pub async fn summary(db: &Db) -> Result<ReservationSummary, sqlx::Error> {
     let mut summary = ReservationSummary {
         outbox_unpublished: faultline_kit::outbox::unpublished(db.pool()).await?,

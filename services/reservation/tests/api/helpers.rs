@@ -110,9 +110,7 @@ pub async fn spawn_system(backend: Backend, options: Options) -> TestSystem {
         dir.disable_cleanup(true);
         eprintln!("test system directory: {}", dir.path().display());
     }
-    let broker = EmbeddedBroker::start(&dir.path().join("broker"), 4)
-        .await
-        .expect("broker");
+    let broker = EmbeddedBroker::start(4).await.expect("broker");
     let mut shutdowns = Vec::new();
 
     let inventory_settings = inventory::configuration::Settings {
@@ -230,6 +228,7 @@ pub async fn spawn_system(backend: Backend, options: Options) -> TestSystem {
             common: common("reservation", reservation_db, &broker),
             payment: payment_settings,
             saga: options.saga.clone(),
+            admission: Default::default(),
             idempotency_ttl_secs: 3600,
         };
         let app = reservation::startup::Application::build(settings)

@@ -7,7 +7,8 @@
 //!   `faultline_harness::invariants`, plus witnesses);
 //! - [`exactly_once`]: 4, from each consumer's inbox counts and the analytics read model;
 //! - [`traces`]: 5, one connected trace per booking, compensation in reverse order;
-//! - [`logs`]: 6, trace ids on every line of a booking, decisions in the logs.
+//! - [`logs`]: 6, trace ids on every line of a booking, decisions in the logs;
+//! - [`recovery`]: 7, throughput back after an overload phase (open-loop workloads).
 //!
 //! A fault that never fired makes every expected verdict at best unknown: a pass under a fault
 //! that was not there proves nothing.
@@ -15,6 +16,7 @@
 pub mod business;
 pub mod exactly_once;
 pub mod logs;
+pub mod recovery;
 pub mod traces;
 
 use serde::Serialize;
@@ -176,6 +178,7 @@ pub async fn check_all(input: &Input<'_>) -> Vec<CheckResult> {
     results.push(exactly_once::check(input).await);
     results.push(traces::check(input).await);
     results.push(logs::check(input).await);
+    results.push(recovery::check(input));
     let problems = faults_not_fired(input.events);
     if !problems.is_empty() {
         for result in &mut results {

@@ -1,0 +1,145 @@
+//! Load on the whole stack: a consumer that loses its group session gets its partitions back by
+//! itself, and an overloaded system refuses at the door (503 + `Retry-After`) while every booking
+//! it accepted still finishes.
+
+use std::time::{Duration, Instant};
+
+use nix::{
+    sys::signal::{Signal, kill},
+    unistd::Pid,
+};
+
+use super::helpers;
+
+/// Every service's `/ready` answers 200.
+async fn all_ready(stack: &helpers::TestStack) -> bool {
+    for url in stack.stack.endpoints().services.values() {
+        let ready = stack
+            .http
+            .get(format!("{url}/ready"))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200);
+        if !ready {
+            return false;
+        }
+    }
+    true
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumers_get_their_partitions_back_after_the_broker_stalls_past_their_session() {
+    const SESSION_MS: u64 = 6_000;
+    let stack = helpers::start(|options| {
+        options.kafka = serde_json::json!({ "session_timeout_ms": SESSION_MS });
+    })
+    .await;
+    let broker = Pid::from_raw(stack.stack.broker_pid() as i32);
+
+    // The broker stops answering anything (heartbeats included) for longer than the session.
+    kill(broker, Signal::SIGSTOP).expect("SIGSTOP the broker");
+    let paused = Instant::now();
+    let mut saw_unready = false;
+    while paused.elapsed() < Duration::from_millis(SESSION_MS + 5_000) {
+        saw_unready |= !all_ready(&stack).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    kill(broker, Signal::SIGCONT).expect("SIGCONT the broker");
+    assert!(
+        saw_unready,
+        "no consumer noticed that its group session was lost while the broker was stopped"
+    );
+
+    // Back within the session timeout plus 30 s, whatever the broker did with the old members.
+    let resumed = Instant::now();
+    while !all_ready(&stack).await {
+        assert!(
+            resumed.elapsed() < Duration::from_millis(SESSION_MS + 30_000),
+            "consumers still without partitions {:?} after the broker resumed",
+            resumed.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let answer = stack
+        .book("user-1", "after-the-stall", "saga-live-1-001")
+        .await;
+    assert_eq!(answer.status(), 202);
+    let accepted: faultline_contracts::http::BookingAccepted =
+        answer.json().await.expect("202 body");
+    let booking = stack.terminal("user-1", &accepted.booking_id).await;
+    assert_eq!(booking.status, "CONFIRMED", "{booking:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_is_refused_at_the_door_and_every_accepted_booking_finishes() {
+    const LIMIT: i64 = 20;
+    let stack = helpers::start(|options| {
+        options.admission = serde_json::json!({ "max_in_flight": LIMIT });
+        options.rate_limit = (10_000, 10_000);
+    })
+    .await;
+    // 70 seats, all at once: far more than LIMIT can be in flight.
+    let seats: Vec<String> = (1..=40)
+        .map(|n| format!("saga-live-1-{n:03}"))
+        .chain((1..=30).map(|n| format!("comp-tour-1-{n:03}")))
+        .collect();
+    let answers = futures::future::join_all(seats.iter().enumerate().map(|(i, seat)| {
+        let stack = &stack;
+        async move {
+            let user = format!("user-{}", i % 8 + 1);
+            let started = Instant::now();
+            let answer = stack.book(&user, &format!("burst-{i}"), seat).await;
+            (user, answer, started.elapsed())
+        }
+    }))
+    .await;
+    let mut accepted = Vec::new();
+    let mut refused = 0;
+    for (user, answer, took) in answers {
+        match answer.status().as_u16() {
+            202 => {
+                let body: faultline_contracts::http::BookingAccepted =
+                    answer.json().await.expect("202 body");
+                accepted.push((user, body.booking_id));
+            }
+            503 => {
+                assert!(
+                    answer.headers().contains_key("retry-after"),
+                    "a refusal says when to come back"
+                );
+                assert!(
+                    took < Duration::from_secs(2),
+                    "a refusal is fast, not queued ({took:?})"
+                );
+                helpers::problem(answer, 503).await;
+                refused += 1;
+            }
+            other => panic!("unexpected answer {other} under overload"),
+        }
+    }
+    assert!(
+        refused > 0,
+        "nothing was refused: the burst never overloaded admission control"
+    );
+    assert!(!accepted.is_empty(), "admission control refused everything");
+    for (user, booking_id) in &accepted {
+        let booking = stack.terminal(user, booking_id).await;
+        assert_ne!(booking.status, "PENDING");
+    }
+    // Once the accepted work drained, new bookings are admitted again (the gauge is re-read
+    // from the database every 100 ms).
+    let drained = Instant::now();
+    loop {
+        let answer = stack.book("user-1", "after-the-burst", &seats[0]).await;
+        if answer.status() == 202 {
+            break;
+        }
+        assert!(
+            drained.elapsed() < Duration::from_secs(2),
+            "admission control still refuses ({}) after the work in flight drained",
+            answer.status()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
