@@ -1,6 +1,6 @@
 //! faultline: the launcher of the embedded Faultline system.
 //!
-//! - [`stack`]: starts the tansu broker and the five services as child processes (this binary,
+//! - [`stack`]: starts the Kafka-protocol broker and the five services as child processes (this binary,
 //!   `faultline service <name>`), each with its own database and config in a run directory;
 //!   waits until each is ready; stops them all cleanly.
 //! - [`seed`]: the seeded users, wallets and catalogue (built in, or a `--seed` TOML file).

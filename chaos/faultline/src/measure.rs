@@ -74,7 +74,7 @@ pub fn ticks_per_second() -> u64 {
 }
 
 /// What a process of a stack is, from its command line: `faultline service <name>` is `name`,
-/// the tansu broker is `broker`, anything else its program's file name.
+/// anything else its program's file name.
 pub fn role(pid: u32) -> Option<String> {
     let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     role_of(&raw)
@@ -95,9 +95,6 @@ fn role_of(cmdline: &[u8]) -> Option<String> {
         && program.starts_with("faultline")
     {
         return Some(name.clone());
-    }
-    if program.starts_with("tansu") {
-        return Some("broker".into());
     }
     Some(program)
 }
@@ -199,8 +196,7 @@ mod tests {
             Some("payment")
         );
         assert_eq!(
-            role_of(b"/home/u/.cache/faultline/tansu/bin/tansu\0broker\0--listener-url\0x\0")
-                .as_deref(),
+            role_of(b"/x/target/release/faultline\0service\0broker\0").as_deref(),
             Some("broker")
         );
         assert_eq!(role_of(b"/x/faultline\0up\0").as_deref(), Some("faultline"));

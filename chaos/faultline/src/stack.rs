@@ -108,7 +108,8 @@ pub struct Stack {
 
 /// Files a run directory may contain: anything else means it is not ours to wipe.
 const RUN_DIR_ENTRIES: [&str; 5] = ["endpoints.json", "broker", "config", "data", "logs"];
-// "broker" stays in the list so run directories of older versions (tansu's storage) are wiped.
+// "broker" stays in the list so run directories of older versions (the earlier broker's storage)
+// are still wiped.
 
 fn prepare_run_dir(run_dir: &Path) -> anyhow::Result<()> {
     if run_dir.exists() {

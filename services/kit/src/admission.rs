@@ -1,17 +1,30 @@
 //! Admission control on work in flight: a service refuses new work at once — 503 with
 //! `Retry-After` — while it already holds more unfinished work than it can finish in time.
 //!
-//! Why in flight and not a rate: the rate a system sustains moves with the machine, the database,
-//! faults and telemetry; the amount of accepted, unfinished work is what makes every accepted
-//! request late when it grows (Little's law: latency = in flight / throughput). Bounding it keeps
-//! accepted work finishing within its deadline and turns the rest into an honest, immediate
-//! refusal instead of a queue that silently outgrows its deadlines.
+//! Why in flight and not a rate: the rate a system sustains moves with the machine, the build,
+//! the database, faults and telemetry; the amount of accepted, unfinished work is what makes
+//! every accepted request late when it grows (Little's law: delay = in flight / throughput).
+//! The limit follows from the same law: the throughput measured over the last seconds times the
+//! queueing delay the service accepts (`target_delay_ms`), between `min_in_flight` and
+//! `max_in_flight`. A release build on two cores and a debug build a fifth as fast thereby both
+//! keep accepted work about `target_delay_ms` from done, and refuse the rest immediately instead
+//! of queueing it past its deadline.
 //!
-//! The gauge ([`InFlight`]) is set from the database (the source of truth, shared by replicas)
-//! every `refresh_ms`, and counts each admission at once so a burst between two refreshes is not
-//! let through.
+//! The gauge ([`InFlight`]) is set from the database (the source of truth) every `refresh_ms`,
+//! and counts each admission at once so a burst between two refreshes is not let through.
+//! Throughput is what left the gauge: the previous count plus this process's admissions minus the
+//! new count (exact for one replica; with several, each counts only its own admissions and
+//! underestimates, which errs on the side of refusing).
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicI64, Ordering},
+    },
+    time::Duration,
+};
+
+use tokio::time::Instant;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use serde::Deserialize;
@@ -22,7 +35,12 @@ use crate::{http::ApiError, readiness::InFlight, shutdown::CancellationToken};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct AdmissionSettings {
-    /// New work is refused while this much is unfinished. 0 switches admission control off.
+    /// The queueing delay accepted work may face: the limit is the measured throughput times
+    /// this.
+    pub target_delay_ms: u64,
+    /// The limit never falls below this (at start-up, before any throughput was measured).
+    pub min_in_flight: i64,
+    /// Nor rises above this. 0 switches admission control off.
     pub max_in_flight: i64,
     /// The `Retry-After` of a refusal, in seconds.
     pub retry_after_secs: u64,
@@ -33,26 +51,54 @@ pub struct AdmissionSettings {
 impl Default for AdmissionSettings {
     fn default() -> Self {
         Self {
-            max_in_flight: 1_000,
+            target_delay_ms: 2_000,
+            min_in_flight: 20,
+            max_in_flight: 2_000,
             retry_after_secs: 1,
             refresh_ms: 100,
         }
     }
 }
 
-/// Admits or refuses new work against an [`InFlight`] gauge.
+/// Admits or refuses new work against an [`InFlight`] gauge and the current limit.
 #[derive(Debug, Clone)]
 pub struct Admission {
     in_flight: InFlight,
+    /// Admissions since the last refresh (for the throughput estimate).
+    admitted: Arc<AtomicI64>,
+    /// The current limit (see the module docs).
+    limit: Arc<AtomicI64>,
     settings: AdmissionSettings,
 }
 
 impl Admission {
     pub fn new(in_flight: InFlight, settings: AdmissionSettings) -> Self {
+        let limit = if settings.max_in_flight > 0 {
+            settings.min_in_flight.clamp(1, settings.max_in_flight)
+        } else {
+            0
+        };
         Self {
             in_flight,
+            admitted: Arc::default(),
+            limit: Arc::new(AtomicI64::new(limit)),
             settings,
         }
+    }
+
+    /// The limit in force now.
+    pub fn limit(&self) -> i64 {
+        self.limit.load(Ordering::Relaxed)
+    }
+
+    /// The limit for a measured throughput (work finished per second).
+    fn limit_for(&self, throughput_per_s: f64) -> i64 {
+        let s = &self.settings;
+        if s.max_in_flight <= 0 {
+            return 0;
+        }
+        let by_delay = (throughput_per_s * s.target_delay_ms as f64 / 1000.0) as i64;
+        by_delay.clamp(s.min_in_flight.clamp(1, s.max_in_flight), s.max_in_flight)
     }
 
     /// The gauge this admission judges by.
@@ -62,7 +108,7 @@ impl Admission {
 
     /// Counts one unit of new work in, or refuses it with 503 and `Retry-After`.
     pub fn admit(&self) -> Result<(), ApiError> {
-        let limit = self.settings.max_in_flight;
+        let limit = self.limit();
         let current = self.in_flight.get();
         if limit > 0 && current >= limit {
             tracing::debug!(in_flight = current, limit, "admission refused");
@@ -79,48 +125,66 @@ impl Admission {
             ));
         }
         self.in_flight.add(1);
+        self.admitted.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
-    /// Re-reads the gauge with `count` every `refresh_ms` until `shutdown`. A failed count keeps
-    /// the last value (and says so) rather than stopping the service.
+    /// Re-reads the gauge with `count` every `refresh_ms` until `shutdown`, and moves the limit
+    /// with the throughput measured (an exponentially weighted average over about two seconds).
+    /// A failed count keeps the last values (and says so) rather than stopping the service.
     pub async fn refresh<F, Fut>(&self, count: F, shutdown: CancellationToken) -> anyhow::Result<()>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<i64, sqlx::Error>>,
     {
-        let mut tick =
-            tokio::time::interval(Duration::from_millis(self.settings.refresh_ms.max(10)));
+        let period = Duration::from_millis(self.settings.refresh_ms.max(10));
+        let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut refused_before = false;
+        let mut refusing = false;
+        let mut throughput = 0.0_f64;
+        let mut last: Option<(Instant, i64)> = None;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
                 _ = tick.tick() => {}
             }
-            match count().await {
-                Ok(value) => {
-                    self.in_flight.set(value);
-                    let refusing =
-                        self.settings.max_in_flight > 0 && value >= self.settings.max_in_flight;
-                    if refusing != refused_before {
-                        refused_before = refusing;
-                        if refusing {
-                            tracing::warn!(
-                                in_flight = value,
-                                limit = self.settings.max_in_flight,
-                                "overloaded: refusing new work with 503 until in-flight work drains"
-                            );
-                        } else {
-                            tracing::info!(
-                                in_flight = value,
-                                limit = self.settings.max_in_flight,
-                                "admitting new work again"
-                            );
-                        }
-                    }
+            let admitted = self.admitted.swap(0, Ordering::Relaxed);
+            let now_count = match count().await {
+                Ok(value) => value,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot count the work in flight");
+                    continue;
                 }
-                Err(error) => tracing::warn!(%error, "cannot count the work in flight"),
+            };
+            self.in_flight.set(now_count);
+            let now = Instant::now();
+            if let Some((at, before)) = last {
+                let seconds = now.duration_since(at).as_secs_f64().max(1e-3);
+                let finished = (before + admitted - now_count).max(0) as f64;
+                let weight = (seconds / 2.0).min(1.0);
+                throughput += weight * (finished / seconds - throughput);
+            }
+            last = Some((now, now_count));
+            let limit = self.limit_for(throughput);
+            self.limit.store(limit, Ordering::Relaxed);
+            let over = limit > 0 && now_count >= limit;
+            if over != refusing {
+                refusing = over;
+                if over {
+                    tracing::warn!(
+                        in_flight = now_count,
+                        limit,
+                        throughput_per_s = throughput,
+                        "overloaded: refusing new work with 503 until in-flight work drains"
+                    );
+                } else {
+                    tracing::info!(
+                        in_flight = now_count,
+                        limit,
+                        throughput_per_s = throughput,
+                        "admitting new work again"
+                    );
+                }
             }
         }
     }
@@ -135,6 +199,7 @@ mod tests {
             InFlight::default(),
             AdmissionSettings {
                 max_in_flight: limit,
+                min_in_flight: limit,
                 ..Default::default()
             },
         )
@@ -163,6 +228,56 @@ mod tests {
         assert!(admission.admit().is_err());
         admission.in_flight().set(0);
         assert!(admission.admit().is_ok());
+    }
+
+    #[test]
+    fn the_limit_is_throughput_times_the_target_delay_within_its_bounds() {
+        let admission = Admission::new(
+            InFlight::default(),
+            AdmissionSettings {
+                target_delay_ms: 2_000,
+                min_in_flight: 20,
+                max_in_flight: 500,
+                ..Default::default()
+            },
+        );
+        assert_eq!(admission.limit(), 20, "before any measurement: the floor");
+        assert_eq!(admission.limit_for(0.0), 20);
+        assert_eq!(admission.limit_for(100.0), 200);
+        assert_eq!(admission.limit_for(10_000.0), 500);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_limit_follows_the_throughput_the_gauge_shows() {
+        let admission = Admission::new(
+            InFlight::default(),
+            AdmissionSettings {
+                target_delay_ms: 1_000,
+                min_in_flight: 5,
+                max_in_flight: 10_000,
+                refresh_ms: 100,
+                ..Default::default()
+            },
+        );
+        // 50 admitted and 50 finished every 100 ms: 500 per second, none left over.
+        let shutdown = CancellationToken::new();
+        let refresher = {
+            let (admission, shutdown) = (admission.clone(), shutdown.clone());
+            tokio::spawn(async move { admission.refresh(|| async { Ok(0) }, shutdown).await })
+        };
+        for _ in 0..40 {
+            for _ in 0..50 {
+                admission.admitted.fetch_add(1, Ordering::Relaxed);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        shutdown.cancel();
+        refresher.await.expect("joined").expect("refreshed");
+        let limit = admission.limit();
+        assert!(
+            (400..=520).contains(&limit),
+            "about 500/s × 1 s, got {limit}"
+        );
     }
 
     #[test]

@@ -15,11 +15,9 @@ pub struct CommonSettings {
     /// The service's name, used for the consumer group, the Kafka client id and telemetry.
     pub service_name: String,
     /// This process's identity, stable across restarts: its static consumer-group membership
-    /// (`group.instance.id`, so a restarted process gets its partitions back instead of waiting
-    /// behind its dead incarnation — on tansu 0.6 a dynamic member restarted after SIGKILL was
-    /// seen to get no partitions for over 30 s; static members cost a 3 s pause per join round
-    /// there, about 6 s at start-up, and nothing on Apache Kafka) and the
-    /// owner of its outbox and saga claims (so a restarted process takes its dead incarnation's
+    /// (`group.instance.id`, so a restarted process gets its partitions back at once instead of
+    /// waiting for its dead incarnation's session to expire) and the owner of its outbox and saga
+    /// claims (so a restarted process takes its dead incarnation's
     /// claims back at once). Defaults to the service name: one instance per service. Give each
     /// replica its own.
     #[serde(default)]

@@ -149,6 +149,7 @@ async fn embedded(
     stack_options.seed = seed.clone();
     stack_options.rate_limit = RATE_LIMIT;
     let telemetry = if stack_options.telemetry { "on" } else { "off" };
+    let postgres = stack_options.postgres.is_some();
     remove_previous_report(&stack_options.run_dir)?;
     let mut stack = Stack::start(&options.exe, stack_options).await?;
     let context = Context {
@@ -157,6 +158,7 @@ async fn embedded(
         tree: Tree {
             root: Some(std::process::id()),
             root_name: procs::CLIENT,
+            postgres,
         },
         run_id: run_id(),
         show_progress: options.show_progress,
@@ -191,6 +193,7 @@ async fn remote(options: &BenchOptions, file: &Path, needed: u64) -> anyhow::Res
         tree: Tree {
             root: launcher,
             root_name: "launcher",
+            postgres: endpoints.database == "postgres",
         },
         run_id: run_id(),
         show_progress: options.show_progress,

@@ -2,7 +2,7 @@
 //! `/proc` through `crate::measure`.
 //!
 //! The processes are the launcher's tree, named by their command lines (`faultline service
-//! <name>` → `name`, tansu → `broker`). With the embedded stack the launcher is the bench itself:
+//! <name>` → `name`, the broker included). With the embedded stack the launcher is the bench itself:
 //! it is reported as `bench-client` and left out of the stack's total, since it is the load
 //! generator, not the system. With `--target` it is the `faultline up` process (`launcher`).
 
@@ -37,6 +37,48 @@ pub struct Tree {
     /// containers): then there is nothing to report.
     pub root: Option<u32>,
     pub root_name: &'static str,
+    /// Also read the local PostgreSQL server (every process named `postgres`, summed as one row,
+    /// [`POSTGRES`]): with `--postgres` the database does much of the work, and it is not in the
+    /// launcher's tree.
+    pub postgres: bool,
+}
+
+/// The row of the PostgreSQL server's processes, summed (counted in the stack's total).
+pub const POSTGRES: &str = "postgres-server";
+
+/// Every process on this host whose command name is `postgres`, as one reading (pid 0: its
+/// backends come and go, the sum is what the window compares).
+fn postgres_server() -> Option<Reading> {
+    let mut total = Reading {
+        pid: 0,
+        cpu_ticks: 0,
+        memory: measure::Memory {
+            rss_kb: 0,
+            peak_kb: 0,
+        },
+    };
+    let mut found = false;
+    for entry in std::fs::read_dir("/proc").ok()? {
+        let Some(pid) = entry
+            .ok()
+            .and_then(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+        else {
+            continue;
+        };
+        let is_postgres = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .is_ok_and(|comm| comm.trim() == "postgres");
+        if let (true, Some(ticks), Some(memory)) = (
+            is_postgres,
+            measure::cpu_ticks(pid),
+            measure::memory_kb(pid),
+        ) {
+            found = true;
+            total.cpu_ticks += ticks;
+            total.memory.rss_kb += memory.rss_kb;
+            total.memory.peak_kb += memory.rss_kb;
+        }
+    }
+    found.then_some(total)
 }
 
 impl Tree {
@@ -69,6 +111,11 @@ impl Tree {
                     memory,
                 },
             );
+        }
+        if self.postgres
+            && let Some(server) = postgres_server()
+        {
+            processes.insert(POSTGRES.to_owned(), server);
         }
         Snapshot {
             at: Instant::now(),
@@ -224,6 +271,7 @@ mod tests {
         let tree = Tree {
             root: Some(std::process::id()),
             root_name: CLIENT,
+            postgres: false,
         };
         let snapshot = tree.snapshot();
         assert!(snapshot.processes.contains_key(CLIENT));

@@ -45,7 +45,13 @@ pub struct Client {
     history: Arc<History>,
     /// op → booking id, for operations waiting for their outcome.
     pending: Arc<Mutex<HashMap<u32, String>>>,
+    /// When the last watch round started (Unix ms; 0 before the first).
+    last_watch_unix_ms: Arc<std::sync::atomic::AtomicU64>,
 }
+
+/// A watch round asks for bookings changed since the previous round started, minus this: a
+/// booking's `updated_at` is stamped inside its transaction, which may commit a little later.
+const WATCH_OVERLAP_MS: u64 = 5_000;
 
 fn random_hex(bytes: usize) -> String {
     let mut hex = String::new();
@@ -70,6 +76,7 @@ impl Client {
             tokens: Arc::new(tokens),
             history,
             pending: Arc::default(),
+            last_watch_unix_ms: Arc::default(),
         })
     }
 
@@ -216,6 +223,7 @@ impl Client {
             status,
             detail,
             attempts,
+            settled_ms: None,
         });
     }
 
@@ -230,19 +238,29 @@ impl Client {
         if self.waiting() == 0 {
             return Ok(0);
         }
+        let started = super::history::unix_ms();
+        // Advanced only after a round succeeded, so a failed round never skips anything.
+        let previous = self
+            .last_watch_unix_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let since = previous.saturating_sub(WATCH_OVERLAP_MS);
         let bookings: Vec<BookingView> = self
             .http
-            .get(format!("{reservation}/admin/bookings"))
+            .get(format!(
+                "{reservation}/admin/bookings?updated_since={since}"
+            ))
             .send()
             .await?
             .error_for_status()?
             .json()
             .await?;
+        self.last_watch_unix_ms
+            .fetch_max(started, std::sync::atomic::Ordering::Relaxed);
         let by_id: HashMap<&str, &BookingView> = bookings
             .iter()
             .map(|b| (b.booking_id.as_str(), b))
             .collect();
-        let done: Vec<(u32, String, String)> = {
+        let done: Vec<(u32, String, String, i64)> = {
             let Ok(pending) = self.pending.lock() else {
                 return Ok(0);
             };
@@ -252,22 +270,27 @@ impl Client {
                     by_id
                         .get(id.as_str())
                         .filter(|b| b.status != "PENDING")
-                        .map(|b| (*op, id.clone(), b.status.clone()))
+                        .map(|b| (*op, id.clone(), b.status.clone(), b.updated_at_ms))
                 })
                 .collect()
         };
-        for (op, booking_id, status) in &done {
+        for (op, booking_id, status, updated_at_ms) in &done {
             if let Ok(mut pending) = self.pending.lock() {
                 pending.remove(op);
             }
-            self.complete(
-                *op,
-                Outcome::Ok,
-                Some(booking_id.clone()),
-                Some(status.clone()),
-                String::new(),
-                0,
-            );
+            let settled_ms = u64::try_from(*updated_at_ms)
+                .ok()
+                .map(|at| at.saturating_sub(self.history.started_unix_ms()));
+            self.history.record(Event::Complete {
+                op: *op,
+                time_ms: self.history.now_ms(),
+                outcome: Outcome::Ok,
+                booking_id: Some(booking_id.clone()),
+                status: Some(status.clone()),
+                detail: String::new(),
+                attempts: 0,
+                settled_ms,
+            });
         }
         Ok(done.len())
     }

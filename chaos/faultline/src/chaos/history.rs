@@ -55,6 +55,11 @@ pub enum Event {
         detail: String,
         /// Submissions made (retries reuse the idempotency key).
         attempts: u32,
+        /// When the booking reached its final status by reservation's own record
+        /// (`updated_at`), on the history's clock: `time_ms` is when the watcher saw it, which
+        /// lags under load.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        settled_ms: Option<u64>,
     },
     /// A fault was applied (`start`) or healed (`stop`).
     Fault {
@@ -156,6 +161,8 @@ pub struct Operation {
     pub client_span_id: String,
     pub invoked_ms: u64,
     pub completed_ms: Option<u64>,
+    /// See `Event::Complete::settled_ms`.
+    pub settled_ms: Option<u64>,
     pub outcome: Option<Outcome>,
     pub booking_id: Option<String>,
     pub status: Option<String>,
@@ -185,6 +192,7 @@ pub fn operations(events: &[Event]) -> Vec<Operation> {
                 client_span_id: client_span_id.clone(),
                 invoked_ms: *time_ms,
                 completed_ms: None,
+                settled_ms: None,
                 outcome: None,
                 booking_id: None,
                 status: None,
@@ -197,10 +205,12 @@ pub fn operations(events: &[Event]) -> Vec<Operation> {
                 booking_id,
                 status,
                 detail,
+                settled_ms,
                 ..
             } => {
                 if let Some(operation) = ops.iter_mut().find(|o| o.op == *op) {
                     operation.completed_ms = Some(*time_ms);
+                    operation.settled_ms = *settled_ms;
                     operation.outcome = Some(*outcome);
                     operation.booking_id = booking_id.clone();
                     operation.status = status.clone();

@@ -53,6 +53,9 @@ pub struct RunOptions {
     /// Test-only: start the embedded services with inbox deduplication switched off, to prove
     /// the exactly-once checker can fail.
     pub break_inbox_for_test: bool,
+    /// Multiplies the rates of open-loop workloads (`workload.phases`); see
+    /// [`Scenario::scale_load`].
+    pub load_scale: f64,
 }
 
 /// How a run ended.
@@ -80,10 +83,11 @@ pub async fn run(options: &RunOptions) -> RunOutcome {
         exit_code: EXIT_ABORTED,
         error: Some(format!("{error:#}")),
     };
-    let scenario = match Scenario::load(&options.scenario) {
-        Ok(s) => s,
-        Err(error) => return aborted(None, error),
-    };
+    let scenario =
+        match Scenario::load(&options.scenario).and_then(|s| s.scale_load(options.load_scale)) {
+            Ok(s) => s,
+            Err(error) => return aborted(None, error),
+        };
     let seed = scenario.catalogue();
     let plan = match generator::plan(&scenario, &seed) {
         Ok(plan) => plan,

@@ -384,6 +384,24 @@ pub struct RandomNemesis {
 
 impl Scenario {
     /// Parses and validates a scenario file; errors name the file, the line and what is wrong.
+    /// The same scenario with its open-loop rates (`workload.phases`) multiplied by `factor`, and
+    /// `bookings` recounted; a workload without phases is unchanged.
+    pub fn scale_load(mut self, factor: f64) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            factor > 0.0 && factor.is_finite(),
+            "--load-scale must be a positive number, not {factor}"
+        );
+        if self.workload.phases.is_empty() || factor == 1.0 {
+            return Ok(self);
+        }
+        for phase in &mut self.workload.phases {
+            phase.rate_per_s *= factor;
+        }
+        self.workload.bookings = self.workload.phases.iter().map(RatePhase::bookings).sum();
+        self.validate()?;
+        Ok(self)
+    }
+
     /// The catalogue the stack is seeded with: the demo's, plus `stack.load_seats` if set.
     pub fn catalogue(&self) -> crate::seed::Seed {
         use crate::seed::{Seed, SeedConcert, SeedSchedule, SeedUser};

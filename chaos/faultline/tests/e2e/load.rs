@@ -143,3 +143,64 @@ async fn overload_is_refused_at_the_door_and_every_accepted_booking_finishes() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The benchmark as a user runs it, briefly: it starts its own stack, drives an open-loop load,
+/// and writes `bench.json` with every figure the README quotes. Not a speed check: a benchmark
+/// proves speed, this proves the benchmark works.
+#[test]
+fn a_short_bench_completes_and_writes_its_report() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run_dir = dir.path().join("bench");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .args([
+            "bench",
+            "--rate",
+            "20",
+            "--duration",
+            "3",
+            "--idle",
+            "1",
+            "--quiet",
+        ])
+        .arg("--run-dir")
+        .arg(&run_dir)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("run faultline bench");
+    assert!(status.success(), "faultline bench failed: {status}");
+    let report: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(run_dir.join("bench.json")).expect("bench.json written"),
+    )
+    .expect("bench.json is JSON");
+    for field in [
+        "offered_per_s",
+        "accepted_per_s",
+        "completed_per_s",
+        "refused",
+        "saga_latency_ms",
+        "outcomes",
+        "processes",
+        "outbox_lag",
+        "consumer_lag",
+        "idle",
+        "invariants",
+    ] {
+        assert!(
+            report.get(field).is_some(),
+            "bench.json lacks {field}: {report}"
+        );
+    }
+    assert_eq!(report["requests"], 60, "20/s for 3 s");
+    assert_eq!(
+        report["outcomes"]["PENDING"], 0,
+        "every booking finished: {}",
+        report["outcomes"]
+    );
+    for process in ["broker", "reservation", "inventory", "payment", "gateway"] {
+        assert!(
+            report["processes"][process]["cpu_s"].is_number(),
+            "no CPU figure for {process}: {}",
+            report["processes"]
+        );
+    }
+}

@@ -191,8 +191,7 @@ impl ConsumerContext for GroupContext {
 }
 
 /// How much longer than its session timeout a member may stay without partitions before it is
-/// recreated. A healthy rejoin (including tansu's 3 s pause per static-member join round) takes
-/// well under this.
+/// recreated. A healthy rejoin takes well under this.
 const REJOIN_GRACE: Duration = Duration::from_secs(15);
 
 /// Why one incarnation of the librdkafka consumer stopped.

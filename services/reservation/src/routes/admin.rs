@@ -13,9 +13,20 @@ pub async fn summary(State(state): State<AppState>) -> Result<Json<ReservationSu
     Ok(Json(store::summary(state.orchestrator.db()).await?))
 }
 
+/// `?updated_since=<Unix ms>` limits the answer to bookings changed since then.
+#[derive(Debug, serde::Deserialize)]
+pub struct BookingsQuery {
+    updated_since: Option<i64>,
+}
+
 #[tracing::instrument(name = "all bookings", skip_all)]
-pub async fn bookings(State(state): State<AppState>) -> Result<Json<Vec<BookingView>>, ApiError> {
-    Ok(Json(store::all_bookings(state.orchestrator.db()).await?))
+pub async fn bookings(
+    State(state): State<AppState>,
+    axum::extract::Query(query): axum::extract::Query<BookingsQuery>,
+) -> Result<Json<Vec<BookingView>>, ApiError> {
+    Ok(Json(
+        store::all_bookings(state.orchestrator.db(), query.updated_since).await?,
+    ))
 }
 
 #[tracing::instrument(name = "saga log", skip(state))]

@@ -347,10 +347,16 @@ pub async fn bookings_of_user(db: &Db, user_id: &str) -> Result<Vec<BookingView>
     .collect()
 }
 
-pub async fn all_bookings(db: &Db) -> Result<Vec<BookingView>, sqlx::Error> {
+/// Every booking, or those changed at or after `updated_since` (Unix ms) — what a watcher polling
+/// for outcomes needs, without the whole table each round.
+pub async fn all_bookings(
+    db: &Db,
+    updated_since: Option<i64>,
+) -> Result<Vec<BookingView>, sqlx::Error> {
     sqlx::query(sqlx::AssertSqlSafe(format!(
-        "{BOOKING_SELECT} ORDER BY b.created_at, b.id"
+        "{BOOKING_SELECT} WHERE b.updated_at >= $1 ORDER BY b.created_at, b.id"
     )))
+    .bind(updated_since.unwrap_or(i64::MIN))
     .fetch_all(db.pool())
     .await?
     .iter()

@@ -13,7 +13,7 @@ both_backends!(a_reservation_killed_mid_saga_finishes_every_saga_after_restart);
 
 async fn a_reservation_killed_mid_saga_finishes_every_saga_after_restart(backend: Backend) {
     // The restarted consumer gets its partitions back only after the broker's rejoin pause
-    // (about 6 s on tansu): give holds time to be answered so every seat can still sell.
+    // (a rebalance): give holds time to be answered so every seat can still sell.
     let saga = SagaSettings {
         hold_timeout_ms: 30_000,
         ..Options::default().saga

@@ -13,11 +13,13 @@ use crate::chaos::{
     scenario::Invariant,
 };
 
-/// Accepted, and terminal within the deadline of its submission.
+/// Accepted, and terminal within the deadline of its submission (by reservation's record of
+/// when it settled; when the watcher saw it otherwise).
 fn carried(op: &Operation, deadline_ms: u64) -> bool {
     op.outcome == Some(Outcome::Ok)
         && op
-            .completed_ms
+            .settled_ms
+            .or(op.completed_ms)
             .is_some_and(|done| done.saturating_sub(op.invoked_ms) <= deadline_ms)
 }
 
