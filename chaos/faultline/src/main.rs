@@ -163,9 +163,9 @@ struct RunCommon {
     #[arg(long)]
     quiet: bool,
     /// Multiplies the rates of open-loop scenarios (`workload.phases`, e.g. `overload`, sized
-    /// for a release build on two cores). A debug build sustains about a fifth of that: the test
-    /// suite runs them with 0.2. The run directory records the scaled scenario, so `replay`
-    /// needs no flag.
+    /// for a release build on two cores). The test suite runs its debug build with 0.5: a debug
+    /// build sustains well under half a release build's rate, so that is still an overload. The
+    /// run directory records the scaled scenario, so `replay` needs no flag.
     #[arg(long, default_value_t = 1.0)]
     load_scale: f64,
     /// Test-only: start the embedded services with inbox deduplication switched off (a

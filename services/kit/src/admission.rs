@@ -38,7 +38,9 @@ pub struct AdmissionSettings {
     /// The queueing delay accepted work may face: the limit is the measured throughput times
     /// this.
     pub target_delay_ms: u64,
-    /// The limit never falls below this (at start-up, before any throughput was measured).
+    /// The limit never falls below this: at start-up, before any throughput was measured, and
+    /// for a burst of concurrent requests (racing retries of one idempotency key included) on
+    /// a quiet system.
     pub min_in_flight: i64,
     /// Nor rises above this. 0 switches admission control off.
     pub max_in_flight: i64,
@@ -52,10 +54,35 @@ impl Default for AdmissionSettings {
     fn default() -> Self {
         Self {
             target_delay_ms: 2_000,
-            min_in_flight: 20,
+            min_in_flight: 100,
             max_in_flight: 2_000,
             retry_after_secs: 1,
             refresh_ms: 100,
+        }
+    }
+}
+
+/// An admitted request's place in the gauge: given back when dropped unless [`Ticket::keep`] was
+/// called — a replayed, conflicting or failed request created no work and must not count.
+#[derive(Debug)]
+#[must_use = "a ticket dropped at once gives its place back"]
+pub struct Ticket {
+    admission: Admission,
+    kept: bool,
+}
+
+impl Ticket {
+    /// The request became work in flight (the gauge's next refresh finds it in the database).
+    pub fn keep(mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if !self.kept {
+            self.admission.in_flight.add(-1);
+            self.admission.admitted.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }
@@ -106,8 +133,9 @@ impl Admission {
         &self.in_flight
     }
 
-    /// Counts one unit of new work in, or refuses it with 503 and `Retry-After`.
-    pub fn admit(&self) -> Result<(), ApiError> {
+    /// Counts one unit of new work in — for as long as the returned [`Ticket`] says it became
+    /// work (see [`Ticket::keep`]) — or refuses it with 503 and `Retry-After`.
+    pub fn admit(&self) -> Result<Ticket, ApiError> {
         let limit = self.limit();
         let current = self.in_flight.get();
         if limit > 0 && current >= limit {
@@ -126,7 +154,10 @@ impl Admission {
         }
         self.in_flight.add(1);
         self.admitted.fetch_add(1, Ordering::Relaxed);
-        Ok(())
+        Ok(Ticket {
+            admission: self.clone(),
+            kept: false,
+        })
     }
 
     /// Re-reads the gauge with `count` every `refresh_ms` until `shutdown`, and moves the limit
@@ -208,8 +239,8 @@ mod tests {
     #[test]
     fn work_is_admitted_up_to_the_limit_and_then_refused_with_retry_after() {
         let admission = admission(2);
-        assert!(admission.admit().is_ok());
-        assert!(admission.admit().is_ok());
+        admission.admit().expect("first").keep();
+        admission.admit().expect("second").keep();
         let refused = admission.admit().expect_err("third is over the limit");
         assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
         assert!(
@@ -224,10 +255,10 @@ mod tests {
     #[test]
     fn finished_work_makes_room_again() {
         let admission = admission(1);
-        assert!(admission.admit().is_ok());
+        admission.admit().expect("first").keep();
         assert!(admission.admit().is_err());
         admission.in_flight().set(0);
-        assert!(admission.admit().is_ok());
+        admission.admit().expect("room again").keep();
     }
 
     #[test]
@@ -281,10 +312,23 @@ mod tests {
     }
 
     #[test]
+    fn a_request_that_created_nothing_gives_its_place_back() {
+        let admission = admission(1);
+        let replayed = admission.admit().expect("admitted");
+        assert!(
+            admission.admit().is_err(),
+            "the place is taken while it runs"
+        );
+        drop(replayed);
+        assert_eq!(admission.in_flight().get(), 0);
+        admission.admit().expect("the place is free again").keep();
+    }
+
+    #[test]
     fn a_limit_of_zero_admits_everything() {
         let admission = admission(0);
         for _ in 0..10 {
-            assert!(admission.admit().is_ok());
+            admission.admit().expect("admitted").keep();
         }
     }
 }

@@ -33,7 +33,7 @@ fn every_shipped_scenario_passes_on_the_embedded_stack_and_replays_with_the_same
     let runs = tempfile::tempdir().expect("tempdir");
     let output = faultline()
         // The open-loop `overload` scenario is sized for a release build; this is a debug one.
-        .args(["run", "--all", "--quiet", "--load-scale", "0.2", "--runs"])
+        .args(["run", "--all", "--quiet", "--load-scale", "0.5", "--runs"])
         .arg(runs.path())
         .output()
         .expect("faultline runs");
@@ -49,7 +49,7 @@ fn every_shipped_scenario_passes_on_the_embedded_stack_and_replays_with_the_same
         "/../scenarios"
     )))
     .expect("scenarios");
-    assert!(scenarios.len() >= 7, "the seven shipped scenarios");
+    assert!(scenarios.len() >= 8, "the eight shipped scenarios");
     for file in &scenarios {
         let name = file.file_stem().and_then(|s| s.to_str()).expect("name");
         let (dir, results) = results_of(runs.path(), name);
@@ -63,6 +63,17 @@ fn every_shipped_scenario_passes_on_the_embedded_stack_and_replays_with_the_same
             "report.html",
         ] {
             assert!(dir.join(file).exists(), "{name}: {file} missing");
+        }
+        let recovery = results["invariants"]
+            .as_array()
+            .and_then(|checks| checks.iter().find(|c| c["invariant"] == "recovery"))
+            .unwrap_or_else(|| panic!("{name}: no recovery check in {results:#}"));
+        let scenario = faultline::chaos::scenario::Scenario::load(file).expect("scenario");
+        if scenario.nemesis.is_empty() && scenario.random_nemesis.is_none() {
+            // A fault-free scenario (overload) proves its point by the recovery check: the
+            // overload was real (refusals happened) and the offered rate came back.
+            assert_eq!(recovery["verdict"], "pass", "{name}: {recovery:#}");
+            continue;
         }
         // Every fault was applied and healed, and recorded with its control calls.
         let history = std::fs::read_to_string(dir.join("history.jsonl")).expect("history");

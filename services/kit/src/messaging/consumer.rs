@@ -11,8 +11,13 @@
 //! 4. a transient failure (database unreachable) rolls back and retries the same message with
 //!    backoff, never skipping it; a poison verdict from the handler dead-letters it.
 //!
-//! Messages are processed one at a time per consumer, in partition order, so one aggregate's
-//! messages (same key, same partition) are applied in the order they were produced.
+//! Messages are applied in partition order, so one aggregate's messages (same key, same
+//! partition) are applied in the order they were produced. Under load, the messages already
+//! waiting when one arrives (up to [`MAX_BATCH`]) are applied in one transaction — steps 2 and 3
+//! for each, one commit for all — because a consumer that commits once per message is bounded
+//! by commit latency (an fsync on PostgreSQL). Any irregularity in a batch (an undecodable
+//! message, a poison verdict, a database error) rolls it back and the messages go through the
+//! steps above one by one.
 
 use std::{
     collections::HashMap,
@@ -21,6 +26,7 @@ use std::{
 };
 
 use faultline_contracts::ContractError;
+use futures::FutureExt as _;
 use opentelemetry::trace::TraceContextExt as _;
 use rdkafka::{
     ClientContext, Message as _,
@@ -193,6 +199,9 @@ impl ConsumerContext for GroupContext {
 /// How much longer than its session timeout a member may stay without partitions before it is
 /// recreated. A healthy rejoin takes well under this.
 const REJOIN_GRACE: Duration = Duration::from_secs(15);
+
+/// Messages applied in one transaction at most (see `Consumer::process_batch`).
+const MAX_BATCH: usize = 64;
 
 /// Why one incarnation of the librdkafka consumer stopped.
 enum Stopped {
@@ -376,7 +385,20 @@ impl<H: Handler> Consumer<H> {
                 received = consumer.recv() => received,
             };
             match received {
-                Ok(message) => self.process(consumer, &message, shutdown).await,
+                Ok(message) => {
+                    // Whatever else is already waiting joins it (never waited for).
+                    let mut batch = vec![message];
+                    while batch.len() < MAX_BATCH
+                        && let Some(Ok(next)) = consumer.recv().now_or_never()
+                    {
+                        batch.push(next);
+                    }
+                    if batch.len() == 1 {
+                        self.process(consumer, &batch[0], shutdown).await;
+                    } else {
+                        self.process_batch(consumer, &batch, shutdown).await;
+                    }
+                }
                 Err(error) => {
                     tracing::warn!(%error, group = %self.group, "kafka consume error");
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -385,14 +407,10 @@ impl<H: Handler> Consumer<H> {
         }
     }
 
-    async fn process(
-        &self,
-        consumer: &StreamConsumer<GroupContext>,
-        message: &BorrowedMessage<'_>,
-        shutdown: &CancellationToken,
-    ) {
+    /// What a message carries, read once.
+    fn delivered_of(message: &BorrowedMessage<'_>) -> Delivered {
         let headers = headers::from_kafka(message.headers());
-        let delivered = Delivered {
+        Delivered {
             topic: message.topic().to_owned(),
             partition: message.partition(),
             offset: message.offset(),
@@ -406,7 +424,11 @@ impl<H: Handler> Consumer<H> {
             event_type: headers.get(headers::EVENT_TYPE).cloned(),
             headers,
             timestamp_ms: message.timestamp().to_millis(),
-        };
+        }
+    }
+
+    /// The message's `process {topic}` span, continuing the producer's trace.
+    fn span_for(&self, delivered: &Delivered) -> tracing::Span {
         let span = tracing::info_span!(
             "consume",
             otel.name = format!("process {}", delivered.topic),
@@ -422,6 +444,7 @@ impl<H: Handler> Consumer<H> {
             messaging.message.id = %delivered.message_id,
             messaging.event_type = delivered.event_type.as_deref().unwrap_or_default(),
             messaging.duplicate = Empty,
+            messaging.batch.message_count = Empty,
             booking_id = Empty,
             saga_id = Empty,
             trace_id = Empty,
@@ -434,6 +457,19 @@ impl<H: Handler> Consumer<H> {
             span.add_link(producer_context);
         }
         crate::telemetry::record_ids(&span);
+        span
+    }
+
+    /// One message on its own: decoded, deduplicated and applied in a transaction of its own,
+    /// dead-lettered if it is poison, retried in place if the database fails.
+    async fn process(
+        &self,
+        consumer: &StreamConsumer<GroupContext>,
+        message: &BorrowedMessage<'_>,
+        shutdown: &CancellationToken,
+    ) {
+        let delivered = Self::delivered_of(message);
+        let span = self.span_for(&delivered);
         let payload = message.payload().unwrap_or_default();
         let finished = self
             .process_in_span(&delivered, payload, shutdown)
@@ -443,6 +479,116 @@ impl<H: Handler> Consumer<H> {
         if finished && let Err(error) = consumer.store_offset_from_message(message) {
             tracing::warn!(%error, "offset store failed");
         }
+    }
+
+    /// Messages that were already waiting, applied in ONE transaction: one commit (one WAL
+    /// write, one fsync on PostgreSQL) for the lot instead of one each — with a consumer
+    /// handling its partitions in order, commit latency is what bounds its throughput. Each
+    /// message keeps its own span, inbox row and place in partition order. Anything out of the
+    /// ordinary — a message that does not decode, lacks its id, is poison, or a database error —
+    /// rolls the batch back and hands its messages one by one to [`Self::process`], which knows
+    /// what to do with each.
+    async fn process_batch(
+        &self,
+        consumer: &StreamConsumer<GroupContext>,
+        batch: &[BorrowedMessage<'_>],
+        shutdown: &CancellationToken,
+    ) {
+        let delivered: Vec<Delivered> = batch.iter().map(Self::delivered_of).collect();
+        let decoded: Option<Vec<H::Message>> = batch
+            .iter()
+            .zip(&delivered)
+            .map(|(message, delivered)| {
+                if delivered.message_id.is_empty() {
+                    return None;
+                }
+                self.handler
+                    .decode(
+                        delivered.event_type.as_deref(),
+                        message.payload().unwrap_or_default(),
+                    )
+                    .ok()
+            })
+            .collect();
+        let Some(decoded) = decoded else {
+            for message in batch {
+                self.process(consumer, message, shutdown).await;
+            }
+            return;
+        };
+        let spans: Vec<tracing::Span> = delivered
+            .iter()
+            .zip(&decoded)
+            .map(|(delivered, decoded)| {
+                let span = self.span_for(delivered);
+                span.record("messaging.batch.message_count", batch.len());
+                let correlation = self.handler.correlation(decoded);
+                if let Some(booking_id) = correlation.booking_id {
+                    span.record("booking_id", booking_id);
+                }
+                if let Some(saga_id) = correlation.saga_id {
+                    span.record("saga_id", saga_id);
+                }
+                span
+            })
+            .collect();
+        match self.apply_batch(&decoded, &delivered, &spans).await {
+            Ok(receipts) => {
+                for (((message, decoded), delivered), (span, receipt)) in batch
+                    .iter()
+                    .zip(&decoded)
+                    .zip(&delivered)
+                    .zip(spans.iter().zip(receipts))
+                {
+                    let _entered = span.enter();
+                    match receipt {
+                        Receipt::First => {
+                            if let Some(outbox) = &self.outbox {
+                                outbox.notify();
+                            }
+                            self.handler.after_commit(decoded);
+                        }
+                        Receipt::Duplicate => {
+                            span.record("messaging.duplicate", true);
+                            tracing::info!(
+                                messaging.duplicate = true,
+                                message_id = %delivered.message_id,
+                                "duplicate message skipped"
+                            );
+                        }
+                    }
+                    if let Err(error) = consumer.store_offset_from_message(message) {
+                        tracing::warn!(%error, "offset store failed");
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::info!(group = %self.group, messages = batch.len(), error = %error, "batch not applied together; handling its messages one by one");
+                drop(spans);
+                for message in batch {
+                    self.process(consumer, message, shutdown).await;
+                }
+            }
+        }
+    }
+
+    async fn apply_batch(
+        &self,
+        decoded: &[H::Message],
+        delivered: &[Delivered],
+        spans: &[tracing::Span],
+    ) -> Result<Vec<Receipt>, HandleError> {
+        let mut tx = self.db.begin().await?;
+        let mut receipts = Vec::with_capacity(decoded.len());
+        for ((decoded, delivered), span) in decoded.iter().zip(delivered).zip(spans) {
+            receipts.push(
+                self.apply_in(&mut tx, decoded, delivered)
+                    .instrument(span.clone())
+                    .await?,
+            );
+        }
+        tx.commit().await?;
+        Ok(receipts)
     }
 
     /// Returns true when the message is done with (applied, skipped or dead-lettered) and its
@@ -518,10 +664,23 @@ impl<H: Handler> Consumer<H> {
         decoded: &H::Message,
         delivered: &Delivered,
     ) -> Result<Receipt, HandleError> {
-        let trace_id = crate::telemetry::trace_id(&tracing::Span::current());
         let mut tx = self.db.begin().await?;
+        let receipt = self.apply_in(&mut tx, decoded, delivered).await?;
+        tx.commit().await?;
+        Ok(receipt)
+    }
+
+    /// The inbox row and, for a first delivery, the handler's effect, inside `tx` (a duplicate
+    /// only counts its delivery).
+    async fn apply_in(
+        &self,
+        tx: &mut Tx,
+        decoded: &H::Message,
+        delivered: &Delivered,
+    ) -> Result<Receipt, HandleError> {
+        let trace_id = crate::telemetry::trace_id(&tracing::Span::current());
         let receipt = inbox::receive(
-            &mut tx,
+            tx,
             inbox::Delivery {
                 consumer: &self.group,
                 message_id: &delivered.message_id,
@@ -534,14 +693,11 @@ impl<H: Handler> Consumer<H> {
         .await?;
         if receipt == Receipt::Duplicate {
             if !dedupe_disabled_for_test() {
-                // Only the delivery count changes.
-                tx.commit().await?;
                 return Ok(receipt);
             }
-            inbox::count_repeated_effect(&mut tx, &self.group, &delivered.message_id).await?;
+            inbox::count_repeated_effect(tx, &self.group, &delivered.message_id).await?;
         }
-        self.handler.handle(&mut tx, decoded, delivered).await?;
-        tx.commit().await?;
+        self.handler.handle(tx, decoded, delivered).await?;
         Ok(Receipt::First)
     }
 

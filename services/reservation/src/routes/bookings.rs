@@ -38,9 +38,10 @@ pub async fn create(
     span.record("seat_id", request.seat_id.as_str());
     let user = UserId::parse(&request.user_id).map_err(ApiError::unprocessable)?;
     let seat = SeatId::parse(&request.seat_id).map_err(ApiError::unprocessable)?;
-    state.admission.admit()?;
+    let ticket = state.admission.admit()?;
     if !headers.contains_key(idempotency::http::HEADER) {
         let (booking_id, saga_id) = state.orchestrator.start_booking(&user, &seat).await?;
+        ticket.keep();
         return Ok(accepted(&accepted_body(booking_id, saga_id)));
     }
     let key = key_from_headers(&headers)?;
@@ -70,6 +71,7 @@ pub async fn create(
     {
         Executed::Early(response) => Ok(response),
         Executed::Done(saved, ()) => {
+            ticket.keep();
             state.orchestrator.wake_relay();
             let body: BookingAccepted =
                 serde_json::from_str(&saved.body).map_err(ApiError::internal)?;
