@@ -291,10 +291,23 @@ impl<H: Handler> Consumer<H> {
             let stopped = self
                 .consume(&consumer, &unassigned_since, stuck_after, &shutdown)
                 .await;
-            // Closing a librdkafka consumer blocks (it leaves the group, commits stored
-            // offsets): off the async workers, and never waited on past a bound.
-            let closing = tokio::task::spawn_blocking(move || drop(consumer));
-            let _ = tokio::time::timeout(Duration::from_secs(5), closing).await;
+            // Closing a librdkafka consumer blocks (it commits stored offsets and leaves the
+            // group) — for as long as the broker is unreachable. So it closes on a thread of its
+            // own, waited on for at most 5 s: not on the async workers, and not on tokio's
+            // blocking pool, whose threads a runtime waits for when it shuts down.
+            let (closed, on_closed) = tokio::sync::oneshot::channel::<()>();
+            let spawned = std::thread::Builder::new()
+                .name(format!("close-{}", self.group))
+                .spawn(move || {
+                    drop(consumer);
+                    let _ = closed.send(());
+                });
+            match spawned {
+                Ok(_detached) => {
+                    let _ = tokio::time::timeout(Duration::from_secs(5), on_closed).await;
+                }
+                Err(error) => tracing::warn!(%error, "cannot start a thread to close the consumer"),
+            }
             match stopped {
                 Stopped::Shutdown => break,
                 Stopped::Unassigned(for_how_long) => {
