@@ -93,6 +93,17 @@ struct Service {
     log: PathBuf,
 }
 
+/// A child that is never left behind: a start-up that fails half-way drops the children it
+/// already started, and they go with it.
+impl Drop for Service {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// A running stack; stopped (hard) when dropped.
 #[derive(Debug)]
 pub struct Stack {
@@ -148,7 +159,21 @@ fn random_secret() -> String {
 impl Stack {
     /// Starts everything and waits until every service is ready. `exe` is the faultline binary
     /// the services run from.
+    ///
+    /// Ports are picked free and handed to the children, so another process can take one in
+    /// between (tests run stacks side by side): a start that fails on a port already in use is
+    /// tried once more, on fresh ports.
     pub async fn start(exe: &Path, options: StackOptions) -> anyhow::Result<Self> {
+        match Self::start_once(exe, options.clone()).await {
+            Err(error) if format!("{error:#}").contains("Address already in use") => {
+                tracing::warn!(error = %format!("{error:#}"), "a port was taken during start-up; starting again on fresh ports");
+                Self::start_once(exe, options).await
+            }
+            started => started,
+        }
+    }
+
+    async fn start_once(exe: &Path, options: StackOptions) -> anyhow::Result<Self> {
         let run_dir = std::path::absolute(&options.run_dir)?;
         prepare_run_dir(&run_dir)?;
         let mut ports = BTreeMap::new();

@@ -228,7 +228,13 @@ pub async fn spawn_system(backend: Backend, options: Options) -> TestSystem {
             common: common("reservation", reservation_db, &broker),
             payment: payment_settings,
             saga: options.saga.clone(),
-            admission: Default::default(),
+            // These tests race hundreds of bookings for seats on purpose: admission control
+            // (tested end to end under overload in chaos/faultline/tests/e2e/load.rs) must not
+            // turn them into 503s.
+            admission: faultline_kit::admission::AdmissionSettings {
+                min_in_flight: 1_000,
+                ..Default::default()
+            },
             idempotency_ttl_secs: 3600,
         };
         let app = reservation::startup::Application::build(settings)
