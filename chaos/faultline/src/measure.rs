@@ -99,20 +99,36 @@ fn role_of(cmdline: &[u8]) -> Option<String> {
     Some(program)
 }
 
+/// Every process id on this host.
+fn all_pids() -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Every process on this host whose command name (`/proc/<pid>/comm`) is `name`.
+pub fn pids_named(name: &str) -> Vec<u32> {
+    all_pids()
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == name)
+        })
+        .collect()
+}
+
 /// `root` and every process descended from it, `root` first.
 pub fn process_tree(root: u32) -> Vec<u32> {
-    let mut parents: BTreeMap<u32, u32> = BTreeMap::new();
-    if let Ok(entries) = std::fs::read_dir("/proc") {
-        for pid in entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok()) {
-            if let Some(parent) = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .as_deref()
-                .and_then(parent_of)
-            {
-                parents.insert(pid, parent);
-            }
-        }
-    }
+    let parents: BTreeMap<u32, u32> = all_pids()
+        .into_iter()
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            Some((pid, parent_of(&stat)?))
+        })
+        .collect();
     let mut tree = vec![root];
     let mut i = 0;
     while i < tree.len() {

@@ -3,7 +3,6 @@
 use faultline_contracts::topics;
 use faultline_kit::{
     app::{Messaging, Runner},
-    messaging::lag::ConsumerLag,
     readiness::Readiness,
     shutdown::CancellationToken,
     storage::Db,
@@ -51,12 +50,12 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let mut runner = Runner::new(shutdown);
         let readiness = Readiness::new();
-        let lag = ConsumerLag::new();
-        // Registered before the server starts, so /ready never answers 200 too early.
-        let consumer = self
-            .messaging
-            .consumer(&self.db, &[topics::BOOKING_EVENTS], Projection, &readiness)
-            .with_lag(&lag);
+        // Registered before the server starts, so /ready never answers 200 too early. The read
+        // model's `freshness` is the same lag figure `/admin/load` reports.
+        let consumer =
+            self.messaging
+                .consumer(&self.db, &[topics::BOOKING_EVENTS], Projection, &readiness);
+        let lag = consumer.lag();
         let router = faultline_kit::http::router_layers(
             routes::router(AppState {
                 db: self.db.clone(),

@@ -46,9 +46,11 @@ pub struct Tree {
 /// The row of the PostgreSQL server's processes, summed (counted in the stack's total).
 pub const POSTGRES: &str = "postgres-server";
 
-/// Every process on this host whose command name is `postgres`, as one reading (pid 0: its
-/// backends come and go, the sum is what the window compares).
+/// Every process on this host named `postgres`, as one reading (pid 0: its backends come and
+/// go, the sum is what the window compares). Its "peak" is the summed current RSS: the peaks of
+/// processes that were never alive together do not add up.
 fn postgres_server() -> Option<Reading> {
+    let pids = measure::pids_named("postgres");
     let mut total = Reading {
         pid: 0,
         cpu_ticks: 0,
@@ -57,28 +59,14 @@ fn postgres_server() -> Option<Reading> {
             peak_kb: 0,
         },
     };
-    let mut found = false;
-    for entry in std::fs::read_dir("/proc").ok()? {
-        let Some(pid) = entry
-            .ok()
-            .and_then(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
-        else {
-            continue;
-        };
-        let is_postgres = std::fs::read_to_string(format!("/proc/{pid}/comm"))
-            .is_ok_and(|comm| comm.trim() == "postgres");
-        if let (true, Some(ticks), Some(memory)) = (
-            is_postgres,
-            measure::cpu_ticks(pid),
-            measure::memory_kb(pid),
-        ) {
-            found = true;
+    for pid in &pids {
+        if let (Some(ticks), Some(memory)) = (measure::cpu_ticks(*pid), measure::memory_kb(*pid)) {
             total.cpu_ticks += ticks;
             total.memory.rss_kb += memory.rss_kb;
             total.memory.peak_kb += memory.rss_kb;
         }
     }
-    found.then_some(total)
+    (!pids.is_empty()).then_some(total)
 }
 
 impl Tree {

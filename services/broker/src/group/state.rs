@@ -225,12 +225,7 @@ impl Group {
         generation: i32,
         now: Instant,
     ) -> Result<(), ResponseError> {
-        if let Some(instance) = instance_id
-            && self
-                .static_members
-                .get(instance)
-                .is_some_and(|current| current != member_id)
-        {
+        if self.fenced(member_id, instance_id) {
             return Err(ResponseError::FencedInstanceId);
         }
         if generation < 0 && self.state == State::Empty {
@@ -273,17 +268,21 @@ impl Group {
         }
     }
 
+    /// A static member whose instance id now belongs to a newer member id (KIP-345 fencing).
+    fn fenced(&self, member_id: &str, instance_id: Option<&str>) -> bool {
+        instance_id.is_some_and(|instance| {
+            self.static_members
+                .get(instance)
+                .is_some_and(|current| current != member_id)
+        })
+    }
+
     pub(super) fn check_member(
         &self,
         member_id: &str,
         instance_id: Option<&str>,
     ) -> Result<(), ResponseError> {
-        if let Some(instance) = instance_id
-            && self
-                .static_members
-                .get(instance)
-                .is_some_and(|current| current != member_id)
-        {
+        if self.fenced(member_id, instance_id) {
             return Err(ResponseError::FencedInstanceId);
         }
         if self.members.contains_key(member_id) {

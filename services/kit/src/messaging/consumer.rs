@@ -220,7 +220,9 @@ pub struct Consumer<H: Handler> {
     dead_letter: DeadLetter,
     outbox: Option<Outbox>,
     ready: Option<ReadyFlag>,
-    lag: Option<super::lag::ConsumerLag>,
+    /// How far behind it is, from librdkafka's statistics (registered in the service's load by
+    /// [`Self::with_readiness`]).
+    lag: super::lag::ConsumerLag,
     handler: Arc<H>,
 }
 
@@ -245,24 +247,21 @@ impl<H: Handler> Consumer<H> {
             dead_letter,
             outbox: None,
             ready: None,
-            lag: None,
+            lag: Default::default(),
             handler,
         }
     }
 
-    /// Keeps `lag` up to date (every second) with how far this consumer is behind.
-    pub fn with_lag(mut self, lag: &super::lag::ConsumerLag) -> Self {
-        self.lag = Some(lag.clone());
-        self
+    /// How far this consumer is behind (updated every second while it runs).
+    pub fn lag(&self) -> super::lag::ConsumerLag {
+        self.lag.clone()
     }
 
     /// Registers this consumer in `readiness`: ready once it has partitions.
     /// Also reports this consumer's lag in the service's load (`/admin/load`).
     pub fn with_readiness(mut self, readiness: &Readiness) -> Self {
         self.ready = Some(readiness.register(format!("consumer:{}", self.group)));
-        if self.lag.is_none() {
-            self.lag = Some(readiness.load().consumer_lag(&self.group));
-        }
+        self.lag = readiness.load().consumer_lag(&self.group);
         self
     }
 
@@ -332,7 +331,7 @@ impl<H: Handler> Consumer<H> {
         let context = GroupContext {
             group: self.group.clone(),
             ready,
-            lag: self.lag.clone().unwrap_or_default(),
+            lag: self.lag.clone(),
             unassigned_since,
         };
         // Offsets are stored after each message's transaction commits and committed in the
