@@ -491,6 +491,29 @@ async fn after_sigterm_no_span_of_a_finished_booking_is_missing() {
         finished_quietly(&t, &accepted.booking_id).await,
         "CONFIRMED"
     );
+    // The saga's last hop (BookingConfirmed → analytics) may still be in flight when reservation
+    // reports CONFIRMED: stop nothing before analytics has applied it, or its span never exists.
+    let analytics = t.stack.endpoints().service("analytics").to_owned();
+    let counted = Instant::now();
+    loop {
+        let summary: Value = t
+            .http
+            .get(format!("{analytics}/stats/summary"))
+            .send()
+            .await
+            .expect("GET /stats/summary")
+            .json()
+            .await
+            .expect("json");
+        if summary["confirmed"].as_i64() >= Some(1) {
+            break;
+        }
+        assert!(
+            counted.elapsed() < Duration::from_secs(20),
+            "analytics never counted the booking: {summary}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let tempo = t.stack.endpoints().telemetry["tempo"].clone();
     let before = t
         .http
