@@ -54,7 +54,6 @@ impl Application {
             readiness: faultline_kit::readiness::Readiness::new(),
             db: self.db.clone(),
             idempotency: IdempotencyStore::new(
-                self.db.clone(),
                 Duration::from_secs(self.settings.idempotency_ttl_secs),
                 Duration::from_secs(30),
             ),

@@ -62,7 +62,7 @@ impl Handler for ReplyHandler {
             message,
             InventoryEvent::SeatHeld(_) | InventoryEvent::SeatSaleRefused(_)
         ) {
-            self.orchestrator.trigger(reply_ids(message).0);
+            self.orchestrator.run_claimed(reply_ids(message).0);
         }
     }
 }

@@ -26,7 +26,7 @@ pub struct Application {
     db: Db,
     messaging: Messaging,
     orchestrator: Orchestrator,
-    triggers: mpsc::UnboundedReceiver<String>,
+    triggers: mpsc::UnboundedReceiver<crate::saga::orchestrator::Wake>,
 }
 
 impl Application {
@@ -92,7 +92,6 @@ impl Application {
         let router = faultline_kit::http::router_layers(
             routes::router(AppState {
                 idempotency: IdempotencyStore::new(
-                    self.db.clone(),
                     Duration::from_secs(self.settings.idempotency_ttl_secs),
                     Duration::from_secs(30),
                 ),

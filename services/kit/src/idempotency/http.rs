@@ -65,13 +65,13 @@ pub type Effect<T> = Box<
 >;
 
 impl IdempotencyStore {
-    /// The whole idempotent request: claim the key ([`Self::gate`]), run `effect` and store its
-    /// response in one transaction ([`Self::run`]).
+    /// The whole idempotent request in one transaction of `db`: claim the key ([`Self::gate`]),
+    /// run `effect` and store its response ([`Self::run`]). A repeat answered early (replay, 409,
+    /// 422) rolls back and leaves nothing.
     ///
     /// Runs on its own task: when the caller disconnects (its timeout fired, its process died),
-    /// hyper drops the handler's future — had the claim been taken and the effect not yet
-    /// committed, the key would answer 409 until its lease expired. A spawned task finishes the
-    /// request (or releases the claim) whatever the caller does.
+    /// hyper drops the handler's future; the spawned task still finishes the request, so the
+    /// caller's retry finds its answer stored instead of redoing the work.
     #[allow(clippy::too_many_arguments)]
     pub async fn execute<T: Send + 'static>(
         &self,
@@ -86,10 +86,15 @@ impl IdempotencyStore {
         let (store, db, key, scope) = (self.clone(), db.clone(), key.clone(), scope.into());
         let task = tokio::spawn(
             async move {
-                if let Some(early) = store.gate(&scope, &key, method, path, &body).await? {
+                let mut tx = db.begin().await?;
+                if let Some(early) = store
+                    .gate(&mut tx, &scope, &key, method, path, &body)
+                    .await?
+                {
+                    tx.rollback().await?;
                     return Ok(Executed::Early(early));
                 }
-                let (saved, extra) = store.run(&db, &scope, key.as_str(), effect).await?;
+                let (saved, extra) = store.run(tx, &scope, key.as_str(), effect).await?;
                 Ok(Executed::Done(saved, extra))
             }
             .in_current_span(),
@@ -97,10 +102,11 @@ impl IdempotencyStore {
         task.await.map_err(ApiError::internal)?
     }
 
-    /// Claims the key for this request. `Ok(None)`: go ahead, then `complete` in the effect's
-    /// transaction. `Ok(Some(response))`: answer with it (replay, 409 in flight, 422 misuse).
+    /// Claims the key for this request inside `tx`. `Ok(None)`: go ahead, then `complete` in
+    /// `tx`. `Ok(Some(response))`: answer with it (replay, 409 in flight, 422 misuse).
     pub async fn gate(
         &self,
+        tx: &mut Tx,
         scope: &str,
         key: &IdempotencyKey,
         method: &str,
@@ -108,7 +114,7 @@ impl IdempotencyStore {
         body: &[u8],
     ) -> Result<Option<Response>, ApiError> {
         let fingerprint = fingerprint(method, path, body);
-        match self.begin(scope, key.as_str(), &fingerprint).await? {
+        match self.claim(tx, scope, key.as_str(), &fingerprint).await? {
             NextAction::Start => Ok(None),
             NextAction::Replay(saved) => {
                 tracing::info!(idempotency.replayed = true, idempotency.key = %key, status = saved.status, "idempotent replay");

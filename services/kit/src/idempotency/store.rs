@@ -1,10 +1,10 @@
-//! The idempotency table: claim, complete, abandon, expire.
+//! The idempotency table: claim, complete, expire.
 
 use std::time::Duration;
 
 use sqlx::Row as _;
 
-use crate::storage::{Db, Tx, now_ms};
+use crate::storage::{Tx, now_ms};
 
 /// A stored response, replayed verbatim.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,7 +29,6 @@ pub enum NextAction {
 /// Idempotency keys stored in the service's database.
 #[derive(Debug, Clone)]
 pub struct IdempotencyStore {
-    db: Db,
     /// How long a completed key is remembered.
     ttl: Duration,
     /// How long an in-flight claim blocks others before it may be taken over.
@@ -37,13 +36,21 @@ pub struct IdempotencyStore {
 }
 
 impl IdempotencyStore {
-    pub fn new(db: Db, ttl: Duration, lease: Duration) -> Self {
-        Self { db, ttl, lease }
+    pub fn new(ttl: Duration, lease: Duration) -> Self {
+        Self { ttl, lease }
     }
 
-    /// Claims `key` for a request with `fingerprint`, or says why not.
-    pub async fn begin(
+    /// Claims `key` for a request with `fingerprint` inside `tx`, or says why not.
+    ///
+    /// The claim commits with the effect and its stored response (see [`Self::run`]), so no
+    /// committed row is ever a bare claim: a concurrent repeat on PostgreSQL waits on the key's
+    /// unique-index lock until the first request commits (then replays it) or rolls back (then
+    /// runs itself); SQLite's single writer serialises them the same way. Rows without a response
+    /// are left only by an older protocol (a claim in its own transaction); a live one answers
+    /// 409, an expired one is taken over.
+    pub async fn claim(
         &self,
+        tx: &mut Tx,
         scope: &str,
         key: &str,
         fingerprint: &str,
@@ -66,24 +73,22 @@ impl IdempotencyStore {
         .bind(lease_until)
         .bind(now)
         .bind(now + self.ttl.as_millis() as i64)
-        .execute(self.db.pool())
+        .execute(&mut **tx)
         .await?
         .rows_affected();
         if inserted == 1 {
             return Ok(NextAction::Start);
         }
-        let Some(row) = sqlx::query(
+        // The conflicting row exists and is committed (the insert waited for it): no janitor can
+        // purge it under our feet, since it is not expired.
+        let row = sqlx::query(
             "SELECT fingerprint, status_code, response_body, locked_until FROM idempotency \
              WHERE scope = $1 AND idem_key = $2",
         )
         .bind(scope)
         .bind(key)
-        .fetch_optional(self.db.pool())
-        .await?
-        else {
-            // Purged by the janitor between our statements: a fresh start is correct.
-            return Box::pin(self.begin(scope, key, fingerprint)).await;
-        };
+        .fetch_one(&mut **tx)
+        .await?;
         let stored_fingerprint: String = row.try_get("fingerprint")?;
         if stored_fingerprint != fingerprint {
             return Ok(NextAction::Mismatch);
@@ -100,7 +105,7 @@ impl IdempotencyStore {
         if locked_until > now {
             return Ok(NextAction::InFlight);
         }
-        // The first request's process died mid-way: take the claim over, once.
+        // A bare claim whose process died mid-way: take it over, once.
         let taken = sqlx::query(
             "UPDATE idempotency SET locked_until = $1 WHERE scope = $2 AND idem_key = $3 \
              AND status_code IS NULL AND locked_until = $4",
@@ -109,7 +114,7 @@ impl IdempotencyStore {
         .bind(scope)
         .bind(key)
         .bind(locked_until)
-        .execute(self.db.pool())
+        .execute(&mut **tx)
         .await?
         .rows_affected();
         Ok(if taken == 1 {
@@ -139,16 +144,16 @@ impl IdempotencyStore {
         Ok(())
     }
 
-    /// Runs `effect` in a transaction of `db` and stores its response under the key in that same
-    /// transaction; on failure rolls back and releases the claim (so a retry runs at once).
-    /// Call after [`IdempotencyStore::gate`] said to go ahead.
+    /// Runs `effect` in `tx` (which holds the key's claim, see [`Self::claim`]), stores its
+    /// response under the key and commits: claim, effect and response land together or not at
+    /// all, so a failure leaves nothing behind and a retry runs at once.
     ///
     /// `effect` returns the response to store and anything else the handler wants back. It is a
     /// closure returning a boxed future (rather than an async closure) because the handler's
     /// future must be `Send`, which an async closure's future cannot yet promise.
     pub async fn run<T, F>(
         &self,
-        db: &Db,
+        mut tx: Tx,
         scope: &str,
         key: &str,
         effect: F,
@@ -161,42 +166,21 @@ impl IdempotencyStore {
             Result<(SavedResponse, T), sqlx::Error>,
         >,
     {
-        let result = async {
-            let mut tx = db.begin().await?;
+        async {
             let (saved, extra) = effect(&mut tx).await?;
             self.complete(&mut tx, scope, key, &saved).await?;
             tx.commit().await?;
             Ok::<_, sqlx::Error>((saved, extra))
         }
-        .await;
-        match result {
-            Ok(done) => Ok(done),
-            Err(error) => {
-                if let Err(abandon) = self.abandon(scope, key).await {
-                    tracing::warn!(error = %abandon, "could not release the idempotency claim");
-                }
-                Err(crate::http::ApiError::internal(error))
-            }
-        }
-    }
-
-    /// Releases a claim whose request failed without an effect, so a retry can run at once.
-    pub async fn abandon(&self, scope: &str, key: &str) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "DELETE FROM idempotency WHERE scope = $1 AND idem_key = $2 AND status_code IS NULL",
-        )
-        .bind(scope)
-        .bind(key)
-        .execute(self.db.pool())
-        .await?;
-        Ok(())
+        .await
+        .map_err(crate::http::ApiError::internal)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::DatabaseSettings;
+    use crate::{config::DatabaseSettings, storage::Db};
 
     async fn store(ttl: Duration) -> (IdempotencyStore, Db, tempfile::TempDir) {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -204,11 +188,18 @@ mod tests {
         let db = Db::connect_and_migrate(&settings, sqlx::migrate::Migrator::DEFAULT)
             .await
             .expect("db");
-        (
-            IdempotencyStore::new(db.clone(), ttl, Duration::from_secs(30)),
-            db,
-            dir,
-        )
+        (IdempotencyStore::new(ttl, Duration::from_secs(30)), db, dir)
+    }
+
+    /// A claim committed on its own: what the older protocol left when its process died.
+    async fn claim(store: &IdempotencyStore, db: &Db, key: &str, fingerprint: &str) -> NextAction {
+        let mut tx = db.begin().await.expect("begin");
+        let next = store
+            .claim(&mut tx, "s", key, fingerprint)
+            .await
+            .expect("claim");
+        tx.commit().await.expect("commit");
+        next
     }
 
     async fn finish(store: &IdempotencyStore, db: &Db, key: &str) {
@@ -227,33 +218,21 @@ mod tests {
     #[tokio::test]
     async fn a_live_key_replays_or_refuses_and_an_expired_one_starts_over() {
         let (live, db, _dir) = store(Duration::from_secs(3600)).await;
-        assert_eq!(
-            live.begin("s", "k", "f1").await.expect("begin"),
-            NextAction::Start
-        );
-        assert_eq!(
-            live.begin("s", "k", "f1").await.expect("begin"),
-            NextAction::InFlight
-        );
+        assert_eq!(claim(&live, &db, "k", "f1").await, NextAction::Start);
+        assert_eq!(claim(&live, &db, "k", "f1").await, NextAction::InFlight);
         finish(&live, &db, "k").await;
         assert!(matches!(
-            live.begin("s", "k", "f1").await.expect("begin"),
+            claim(&live, &db, "k", "f1").await,
             NextAction::Replay(_)
         ));
-        assert_eq!(
-            live.begin("s", "k", "f2").await.expect("begin"),
-            NextAction::Mismatch
-        );
+        assert_eq!(claim(&live, &db, "k", "f2").await, NextAction::Mismatch);
 
         let (expiring, db, _dir) = store(Duration::from_millis(0)).await;
-        assert_eq!(
-            expiring.begin("s", "k", "f1").await.expect("begin"),
-            NextAction::Start
-        );
+        assert_eq!(claim(&expiring, &db, "k", "f1").await, NextAction::Start);
         finish(&expiring, &db, "k").await;
         tokio::time::sleep(Duration::from_millis(5)).await;
         assert_eq!(
-            expiring.begin("s", "k", "f2").await.expect("begin"),
+            claim(&expiring, &db, "k", "f2").await,
             NextAction::Start,
             "an expired key is a new key, whatever its old request"
         );
@@ -265,6 +244,33 @@ mod tests {
         assert_eq!(
             rows, 1,
             "the expired row was replaced, its stored answer gone"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_effect_takes_its_claim_with_it_and_a_retry_runs() {
+        let (store, db, _dir) = store(Duration::from_secs(3600)).await;
+        let mut tx = db.begin().await.expect("begin");
+        assert_eq!(
+            store.claim(&mut tx, "s", "k", "f1").await.expect("claim"),
+            NextAction::Start
+        );
+        let failed = store
+            .run(tx, "s", "k", |_tx| {
+                Box::pin(async { Err::<(SavedResponse, ()), _>(sqlx::Error::PoolClosed) })
+            })
+            .await;
+        assert!(failed.is_err());
+        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM idempotency")
+            .fetch_one(db.pool())
+            .await
+            .expect("count");
+        assert_eq!(rows, 0, "nothing of the failed request was committed");
+        let mut tx = db.begin().await.expect("begin");
+        assert_eq!(
+            store.claim(&mut tx, "s", "k", "f1").await.expect("claim"),
+            NextAction::Start,
+            "the retry runs at once"
         );
     }
 }

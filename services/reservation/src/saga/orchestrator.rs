@@ -42,7 +42,16 @@ struct Inner {
     outbox: Outbox,
     payment: PaymentClient,
     settings: SagaSettings,
-    trigger: mpsc::UnboundedSender<String>,
+    trigger: mpsc::UnboundedSender<Wake>,
+}
+
+/// Why the timer should run a saga now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Wake {
+    /// It may be due: claim it first (a no-op if it is not due or someone else has it).
+    Due(String),
+    /// A reply's transaction already claimed its next step for this instance.
+    Claimed(String),
 }
 
 impl Orchestrator {
@@ -54,7 +63,7 @@ impl Orchestrator {
         outbox: Outbox,
         payment: PaymentClient,
         settings: SagaSettings,
-    ) -> (Self, mpsc::UnboundedReceiver<String>) {
+    ) -> (Self, mpsc::UnboundedReceiver<Wake>) {
         let (trigger, triggers) = mpsc::unbounded_channel();
         let inner = Inner {
             instance_id: instance_id.to_owned(),
@@ -85,9 +94,16 @@ impl Orchestrator {
         &self.inner.settings
     }
 
-    /// Asks the timer to run `saga_id` now (a no-op if it is not due).
-    pub fn trigger(&self, saga_id: &str) {
-        let _ = self.inner.trigger.send(saga_id.to_owned());
+    /// Asks the timer to run `saga_id` now: the step a reply just claimed for this instance
+    /// (see [`Self::on_reply`]).
+    pub fn run_claimed(&self, saga_id: &str) {
+        let _ = self.inner.trigger.send(Wake::Claimed(saga_id.to_owned()));
+    }
+
+    /// When the step a transition claims for this instance runs at the latest if nothing runs it
+    /// before: the end of one attempt's lease.
+    fn lease_until(&self, now: i64) -> i64 {
+        now + self.inner.attempt_lease_ms
     }
 
     /// Stores a PENDING booking, its saga in HOLDING with its hold deadline, and the HoldSeat
@@ -195,7 +211,9 @@ impl Orchestrator {
                 t.amount = Some(held.price);
                 t.concert_id = Some(held.concert_id.clone());
                 t.step_deadline = Some(now + settings.charge_deadline_ms as i64);
-                t.due_at = Some(now);
+                // Claimed here, run by this instance right after the commit (`run_claimed`).
+                t.due_at = Some(self.lease_until(now));
+                t.claimed_by = Some(&self.inner.instance_id);
                 store::transition(tx, &saga.id, &t).await?
             }
             (InventoryEvent::SeatUnavailable(unavailable), SagaState::Holding) => {
@@ -248,7 +266,8 @@ impl Orchestrator {
                     "SeatSaleRefused",
                 );
                 t.reason = Some(refused.reason.clone());
-                t.due_at = Some(now);
+                t.due_at = Some(self.lease_until(now));
+                t.claimed_by = Some(&self.inner.instance_id);
                 store::transition(tx, &saga.id, &t).await?
             }
             (InventoryEvent::SeatReleased(_), SagaState::Releasing) => {
@@ -292,18 +311,18 @@ impl Orchestrator {
         Ok(())
     }
 
-    /// Runs one step of a due saga (deadline or retry). A saga that is not due, or that another
-    /// timer claimed, is left alone.
-    pub async fn drive(&self, saga_id: &str) -> anyhow::Result<()> {
-        let lease_until = now_ms() + self.inner.attempt_lease_ms;
-        let Some(saga) = store::claim_due(
-            &self.inner.db,
-            saga_id,
-            lease_until,
-            &self.inner.instance_id,
-        )
-        .await?
-        else {
+    /// Runs one step of a saga the timer was woken for: a due one (deadline or retry), claimed
+    /// first, or one whose step a reply already claimed for this instance. A saga that is not
+    /// due, or that another timer claimed, is left alone.
+    pub async fn drive(&self, wake: &Wake) -> anyhow::Result<()> {
+        let (db, me) = (&self.inner.db, self.inner.instance_id.as_str());
+        let saga = match wake {
+            Wake::Due(saga_id) => {
+                store::claim_due(db, saga_id, self.lease_until(now_ms()), me).await?
+            }
+            Wake::Claimed(saga_id) => store::load_claimed(db, saga_id, me).await?,
+        };
+        let Some(saga) = saga else {
             return Ok(());
         };
         let step = match saga.state {

@@ -143,6 +143,10 @@ pub struct Transition<'a> {
     pub amount: Option<i64>,
     pub concert_id: Option<String>,
     pub charge_maybe_sent: Option<bool>,
+    /// Claims the saga's next step for this instance id (with `due_at` as the lease's end), so
+    /// the instance can run it right after the commit without a claim of its own; `None` leaves
+    /// it unclaimed for whichever timer finds it due.
+    pub claimed_by: Option<&'a str>,
 }
 
 impl<'a> Transition<'a> {
@@ -157,6 +161,7 @@ impl<'a> Transition<'a> {
             amount: None,
             concert_id: None,
             charge_maybe_sent: None,
+            claimed_by: None,
         }
     }
 }
@@ -175,7 +180,7 @@ pub async fn transition(
     );
     let now = now_ms();
     let moved = sqlx::query(
-        "UPDATE sagas SET state = $1, version = version + 1, attempts = 0, due_at = $2, claimed_by = NULL, step_deadline = $3, \
+        "UPDATE sagas SET state = $1, version = version + 1, attempts = 0, due_at = $2, claimed_by = $8, step_deadline = $3, \
          charge_maybe_sent = COALESCE($4, charge_maybe_sent), updated_at = $5 WHERE id = $6 AND state = $7",
     )
     .bind(t.to.as_str())
@@ -185,6 +190,7 @@ pub async fn transition(
     .bind(now)
     .bind(saga_id)
     .bind(t.from.as_str())
+    .bind(t.claimed_by)
     .execute(&mut **tx)
     .await?
     .rows_affected();
@@ -257,6 +263,26 @@ pub async fn claim_due(
     let saga = load(&mut tx, saga_id).await?;
     tx.commit().await?;
     Ok(saga)
+}
+
+/// A saga whose step a transition claimed for this instance (see [`Transition::claimed_by`]):
+/// one read, where [`claim_due`] needs a transaction. `None` when it is no longer ours (it moved
+/// on, or its lease ran out and another instance claimed it).
+pub async fn load_claimed(
+    db: &Db,
+    saga_id: &str,
+    instance_id: &str,
+) -> Result<Option<Saga>, sqlx::Error> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{SAGA_SELECT} AND s.claimed_by = $2 AND s.due_at IS NOT NULL"
+    )))
+    .bind(saga_id)
+    .bind(instance_id)
+    .fetch_optional(db.pool())
+    .await?
+    .as_ref()
+    .map(saga_from_row)
+    .transpose()
 }
 
 /// Makes the sagas this instance's previous run was in the middle of due now: that run is dead

@@ -12,12 +12,12 @@ use faultline_kit::shutdown::CancellationToken;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::task::TaskTracker;
 
-use super::{Orchestrator, store};
+use super::{Orchestrator, orchestrator::Wake, store};
 
 /// Runs until `shutdown`, then waits for the steps in progress.
 pub async fn run(
     orchestrator: Orchestrator,
-    mut triggers: mpsc::UnboundedReceiver<String>,
+    mut triggers: mpsc::UnboundedReceiver<Wake>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     match store::release_own_claims(orchestrator.db(), orchestrator.instance_id()).await {
@@ -33,11 +33,11 @@ pub async fn run(
     let tracker = TaskTracker::new();
     let mut scan = tokio::time::interval(Duration::from_millis(settings.scan_interval_ms));
     scan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let spawn = |saga_id: String, permit: tokio::sync::OwnedSemaphorePermit| {
+    let spawn = |wake: Wake, permit: tokio::sync::OwnedSemaphorePermit| {
         let orchestrator = orchestrator.clone();
         tracker.spawn(async move {
-            if let Err(error) = orchestrator.drive(&saga_id).await {
-                tracing::warn!(%saga_id, error = %format!("{error:#}"), "saga step failed; it stays due and will be retried");
+            if let Err(error) = orchestrator.drive(&wake).await {
+                tracing::warn!(?wake, error = %format!("{error:#}"), "saga step failed; it stays due and will be retried");
             }
             drop(permit);
         });
@@ -45,16 +45,16 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            Some(saga_id) = triggers.recv() => {
+            Some(wake) = triggers.recv() => {
                 let Ok(permit) = permits.clone().acquire_owned().await else { break };
-                spawn(saga_id, permit);
+                spawn(wake, permit);
             }
             _ = scan.tick() => {
                 match store::due(orchestrator.db(), 500).await {
                     Ok(due) => {
                         for saga_id in due {
                             let Ok(permit) = permits.clone().acquire_owned().await else { break };
-                            spawn(saga_id, permit);
+                            spawn(Wake::Due(saga_id), permit);
                         }
                     }
                     Err(error) => tracing::warn!(%error, "cannot read due sagas"),
