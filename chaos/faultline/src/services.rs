@@ -37,11 +37,27 @@ impl faultline_kit::app::ServiceSettings for BrokerSettings {
     }
 }
 
-/// The capture's settings: only the common sections (it keeps no database and uses no broker).
+/// The proxy's settings: only the common sections (it keeps no database and uses no broker).
+#[derive(Debug, Clone, serde::Deserialize)]
+struct ProxySettings {
+    #[serde(flatten)]
+    common: faultline_kit::config::CommonSettings,
+}
+
+impl faultline_kit::app::ServiceSettings for ProxySettings {
+    fn common(&self) -> &faultline_kit::config::CommonSettings {
+        &self.common
+    }
+}
+
+/// The capture's settings: the common sections and how much it keeps (`[retention]`,
+/// `FAULTLINE__RETENTION__MAX_SPANS`…).
 #[derive(Debug, Clone, serde::Deserialize)]
 struct CaptureSettings {
     #[serde(flatten)]
     common: faultline_kit::config::CommonSettings,
+    #[serde(default)]
+    retention: faultline_capture::store::Retention,
 }
 
 impl faultline_kit::app::ServiceSettings for CaptureSettings {
@@ -55,7 +71,7 @@ impl faultline_kit::app::ServiceSettings for CaptureSettings {
 pub async fn run(name: &str) -> anyhow::Result<()> {
     match name {
         TOXIPROXY => {
-            run_main(|s: CaptureSettings, stop| async move {
+            run_main(|s: ProxySettings, stop| async move {
                 let listener = faultline_kit::app::bind(&s.common).await?;
                 faultline_toxiproxy::server::serve(listener, async move { stop.cancelled().await })
                     .await
@@ -80,7 +96,7 @@ pub async fn run(name: &str) -> anyhow::Result<()> {
         "capture" => {
             run_main(|s: CaptureSettings, stop| async move {
                 let listener = faultline_kit::app::bind(&s.common).await?;
-                let store = faultline_capture::store::Store::default();
+                let store = faultline_capture::store::Store::new(s.retention);
                 Ok(faultline_capture::server::serve(listener, store, stop).await?)
             })
             .await

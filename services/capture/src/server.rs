@@ -63,13 +63,9 @@ async fn search(State(store): State<Store>, Query(params): Query<SearchParams>) 
         (Some(start), Some(end)) => Some((start * 1_000_000_000, end * 1_000_000_000)),
         _ => None,
     };
-    axum::Json(tempo::search(
-        &store.spans(),
-        &query,
-        params.limit.unwrap_or(20),
-        window,
-    ))
-    .into_response()
+    let limit = params.limit.unwrap_or(20);
+    axum::Json(store.with_spans(|spans| tempo::search(spans, &query, limit, window)))
+        .into_response()
 }
 
 async fn push_logs(State(store): State<Store>, headers: HeaderMap, body: Bytes) -> Response {
@@ -111,20 +107,15 @@ async fn query_range(State(store): State<Store>, Query(params): Query<RangeParam
         .and_then(loki::parse_time)
         .unwrap_or(i128::MAX);
     let forward = params.direction.as_deref() == Some("forward");
-    axum::Json(loki::query_range(
-        &store.lines(),
-        &query,
-        start,
-        end,
-        params.limit.unwrap_or(100),
-        forward,
-    ))
+    let limit = params.limit.unwrap_or(100);
+    axum::Json(
+        store.with_lines(|lines| loki::query_range(lines, &query, start, end, limit, forward)),
+    )
     .into_response()
 }
 
 async fn stats(State(store): State<Store>) -> Response {
-    let (spans, lines) = store.counts();
-    axum::Json(serde_json::json!({"spans": spans, "log_lines": lines})).into_response()
+    axum::Json(store.counts()).into_response()
 }
 
 /// Every route of the capture over `store`.

@@ -1,11 +1,11 @@
 //! What the capture keeps: spans (flattened from OTLP) and log lines (with their labels).
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, VecDeque},
     sync::{Arc, Mutex},
 };
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One span as received.
 #[derive(Debug, Clone, Serialize)]
@@ -44,10 +44,50 @@ pub struct StoredLine {
     pub line: String,
 }
 
+/// How much the capture keeps: the newest spans and log lines up to these counts. A run of the
+/// lab's size (a chaos scenario: a few thousand bookings, ~30 spans and ~30 lines each) fits
+/// many times over; a long benchmark or an `up` left running under load evicts its oldest
+/// items instead of growing without bound (about 1 KiB each: the defaults hold ~0.5 GiB).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Retention {
+    pub max_spans: usize,
+    pub max_lines: usize,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            max_spans: 250_000,
+            max_lines: 250_000,
+        }
+    }
+}
+
+/// What [`Store::counts`] reports: kept and evicted items.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub spans: usize,
+    pub log_lines: usize,
+    pub evicted_spans: u64,
+    pub evicted_log_lines: u64,
+}
+
 #[derive(Debug, Default)]
 struct Inner {
-    spans: Vec<StoredSpan>,
-    lines: Vec<StoredLine>,
+    retention: Retention,
+    spans: VecDeque<StoredSpan>,
+    lines: VecDeque<StoredLine>,
+    evicted_spans: u64,
+    evicted_lines: u64,
+}
+
+/// Appends `items` to `kept`, evicting the oldest beyond `max`; returns how many were evicted.
+fn push_bounded<T>(kept: &mut VecDeque<T>, items: Vec<T>, max: usize) -> u64 {
+    kept.extend(items);
+    let excess = kept.len().saturating_sub(max);
+    kept.drain(..excess);
+    excess as u64
 }
 
 /// The capture's memory, shared by the receivers and the query handlers.
@@ -57,18 +97,58 @@ pub struct Store {
 }
 
 impl Store {
+    /// An empty store keeping at most what `retention` allows.
+    pub fn new(retention: Retention) -> Self {
+        Self {
+            inner: Arc::new(Mutex::new(Inner {
+                retention,
+                ..Inner::default()
+            })),
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        // Held for a push or a copy, never across an await; a poisoned lock still holds whole
+        // Held for a push or a query, never across an await; a poisoned lock still holds whole
         // pushes only.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn add_spans(&self, spans: Vec<StoredSpan>) {
-        self.lock().spans.extend(spans);
+        let mut inner = self.lock();
+        let max = inner.retention.max_spans;
+        let evicted = push_bounded(&mut inner.spans, spans, max);
+        if evicted > 0 {
+            // Once at the first eviction, then every 100,000: a reader of the log learns the
+            // oldest traces are gone without a line per export.
+            if inner.evicted_spans / 100_000 != (inner.evicted_spans + evicted) / 100_000
+                || inner.evicted_spans == 0
+            {
+                tracing::warn!(
+                    max_spans = max,
+                    evicted = inner.evicted_spans + evicted,
+                    "span retention reached: evicting the oldest spans"
+                );
+            }
+            inner.evicted_spans += evicted;
+        }
     }
 
     pub fn add_lines(&self, lines: Vec<StoredLine>) {
-        self.lock().lines.extend(lines);
+        let mut inner = self.lock();
+        let max = inner.retention.max_lines;
+        let evicted = push_bounded(&mut inner.lines, lines, max);
+        if evicted > 0 {
+            if inner.evicted_lines / 100_000 != (inner.evicted_lines + evicted) / 100_000
+                || inner.evicted_lines == 0
+            {
+                tracing::warn!(
+                    max_lines = max,
+                    evicted = inner.evicted_lines + evicted,
+                    "log retention reached: evicting the oldest log lines"
+                );
+            }
+            inner.evicted_lines += evicted;
+        }
     }
 
     /// Every span of one trace, in arrival order.
@@ -82,18 +162,59 @@ impl Store {
             .collect()
     }
 
-    /// A copy of every span.
-    pub fn spans(&self) -> Vec<StoredSpan> {
-        self.lock().spans.clone()
+    /// Runs `query` over every kept span, oldest first, under the lock: a search reads in place
+    /// rather than copying the whole store.
+    pub fn with_spans<R>(&self, query: impl FnOnce(&[StoredSpan]) -> R) -> R {
+        query(self.lock().spans.make_contiguous())
     }
 
-    /// A copy of every log line.
-    pub fn lines(&self) -> Vec<StoredLine> {
-        self.lock().lines.clone()
+    /// Runs `query` over every kept log line, oldest first, under the lock.
+    pub fn with_lines<R>(&self, query: impl FnOnce(&[StoredLine]) -> R) -> R {
+        query(self.lock().lines.make_contiguous())
     }
 
-    pub fn counts(&self) -> (usize, usize) {
+    pub fn counts(&self) -> Counts {
         let inner = self.lock();
-        (inner.spans.len(), inner.lines.len())
+        Counts {
+            spans: inner.spans.len(),
+            log_lines: inner.lines.len(),
+            evicted_spans: inner.evicted_spans,
+            evicted_log_lines: inner.evicted_lines,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(n: i128) -> StoredLine {
+        StoredLine {
+            labels: BTreeMap::new(),
+            timestamp_ns: n,
+            line: n.to_string(),
+        }
+    }
+
+    #[test]
+    fn the_oldest_items_are_evicted_beyond_the_retention_and_counted() {
+        let store = Store::new(Retention {
+            max_spans: 10,
+            max_lines: 3,
+        });
+        store.add_lines((0..2).map(line).collect());
+        store.add_lines((2..5).map(line).collect());
+        let kept =
+            store.with_lines(|lines| lines.iter().map(|l| l.timestamp_ns).collect::<Vec<_>>());
+        assert_eq!(kept, vec![2, 3, 4], "the newest three, oldest first");
+        assert_eq!(
+            store.counts(),
+            Counts {
+                spans: 0,
+                log_lines: 3,
+                evicted_spans: 0,
+                evicted_log_lines: 2
+            }
+        );
     }
 }
