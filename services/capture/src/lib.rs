@@ -3,8 +3,8 @@
 //!
 //! It receives traces and logs exactly as the services send them to the real backends (OTLP/HTTP
 //! protobuf on `POST /v1/traces`; Loki's push API, protobuf+snappy or JSON, on
-//! `POST /loki/api/v1/push`), keeps them in memory for the run, and answers the subset of the
-//! query APIs the chaos checks use:
+//! `POST /loki/api/v1/push`), keeps the newest of them in memory (see [`store::Retention`]), and
+//! answers the subset of the query APIs the chaos checks use:
 //!
 //! - [`tempo`]: `GET /api/traces/{trace_id}` (OTLP JSON, Tempo's shape) and
 //!   `GET /api/search?q={TraceQL}` for span-attribute conditions joined by `&&`;

@@ -46,7 +46,12 @@ pub fn decode(body: &[u8]) -> Result<Vec<StoredSpan>, prost::DecodeError> {
             .resource
             .map(|r| attributes(&r.attributes))
             .unwrap_or_default();
-        let service_name = resource.get("service.name").cloned().unwrap_or_default();
+        let service_name: std::sync::Arc<str> = resource
+            .get("service.name")
+            .map(String::as_str)
+            .unwrap_or_default()
+            .into();
+        let resource = std::sync::Arc::new(resource);
         for scope_spans in resource_spans.scope_spans {
             for span in scope_spans.spans {
                 spans.push(StoredSpan {

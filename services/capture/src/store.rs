@@ -8,7 +8,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 /// One span as received.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct StoredSpan {
     pub trace_id: String,
     pub span_id: String,
@@ -18,8 +18,10 @@ pub struct StoredSpan {
     pub kind: i32,
     pub start_unix_nano: u64,
     pub end_unix_nano: u64,
-    pub service_name: String,
-    pub resource: BTreeMap<String, String>,
+    pub service_name: Arc<str>,
+    /// Shared by every span of one export's resource (a span's own copy made the store about
+    /// twice the size).
+    pub resource: Arc<BTreeMap<String, String>>,
     pub attributes: BTreeMap<String, String>,
     pub events: Vec<StoredEvent>,
     /// Trace id / span id pairs this span links to.
@@ -29,7 +31,7 @@ pub struct StoredSpan {
 }
 
 /// A span event.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct StoredEvent {
     pub name: String,
     pub time_unix_nano: u64,

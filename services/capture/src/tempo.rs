@@ -16,7 +16,10 @@ use crate::store::StoredSpan;
 pub fn trace_json(spans: &[StoredSpan]) -> Value {
     let mut by_service: BTreeMap<&str, Vec<&StoredSpan>> = BTreeMap::new();
     for span in spans {
-        by_service.entry(&span.service_name).or_default().push(span);
+        by_service
+            .entry(&*span.service_name)
+            .or_default()
+            .push(span);
     }
     let attributes = |map: &BTreeMap<String, String>| {
         map.iter()
@@ -172,7 +175,7 @@ pub fn search(
             let root = spans.iter().find(|s| s.parent_span_id.is_empty()).copied();
             Some(json!({
                 "traceID": trace_id,
-                "rootServiceName": root.map(|r| r.service_name.as_str()).unwrap_or("<root span not yet received>"),
+                "rootServiceName": root.map(|r| &*r.service_name).unwrap_or("<root span not yet received>"),
                 "rootTraceName": root.map(|r| r.name.as_str()).unwrap_or_default(),
                 "startTimeUnixNano": start.to_string(),
                 "durationMs": (end.saturating_sub(start)) / 1_000_000,
@@ -206,7 +209,9 @@ mod tests {
             start_unix_nano: 1,
             end_unix_nano: 2,
             service_name: "reservation".into(),
-            resource: [("service.name".to_owned(), "reservation".to_owned())].into(),
+            resource: std::sync::Arc::new(
+                [("service.name".to_owned(), "reservation".to_owned())].into(),
+            ),
             attributes: attrs
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
