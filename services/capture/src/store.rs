@@ -47,9 +47,10 @@ pub struct StoredLine {
 }
 
 /// How much the capture keeps: the newest spans and log lines up to these counts. A run of the
-/// lab's size (a chaos scenario: a few thousand bookings, ~30 spans and ~30 lines each) fits
-/// many times over; a long benchmark or an `up` left running under load evicts its oldest
-/// items instead of growing without bound (about 1 KiB each: the defaults hold ~0.5 GiB).
+/// lab's size fits several times over (the largest shipped scenario, `overload`, leaves about
+/// 30,000 spans: some 25 per settled booking, and 10 log lines); a long benchmark or an `up` left
+/// running under load evicts its oldest items instead of growing without bound (measured:
+/// 250,000 of each peaked at 0.9 GiB of RSS, so the defaults stay under half a GiB).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Retention {
@@ -60,8 +61,8 @@ pub struct Retention {
 impl Default for Retention {
     fn default() -> Self {
         Self {
-            max_spans: 250_000,
-            max_lines: 250_000,
+            max_spans: 100_000,
+            max_lines: 100_000,
         }
     }
 }
