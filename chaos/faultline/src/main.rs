@@ -147,6 +147,15 @@ struct RunArgs {
     /// A running stack (compose) described by a target file, instead of the embedded stack.
     #[arg(long)]
     target: Option<PathBuf>,
+    /// Run on this seed instead of the scenario file's (recorded in the run directory, so
+    /// `replay` reproduces it).
+    #[arg(long, conflicts_with = "seeds")]
+    seed: Option<u64>,
+    /// A seed sweep: `N` runs per scenario on its file's seed and the N−1 after it, or the seeds
+    /// `A..B` (B excluded) or `A..=B`; ends with a summary of passes, failures and unknowns per
+    /// scenario and the run directory of every run that did not pass.
+    #[arg(long, value_name = "N|A..B")]
+    seeds: Option<faultline::chaos::sweep::Seeds>,
     #[command(flatten)]
     common: RunCommon,
 }
@@ -255,7 +264,12 @@ async fn chaos_run(args: RunArgs) -> anyhow::Result<u8> {
             postgres: args.common.postgres.clone(),
         },
     };
-    run_scenarios(files, target, &args.common).await
+    let seeds = match (args.seed, args.seeds) {
+        (Some(seed), _) => faultline::chaos::sweep::Seeds::One(seed),
+        (None, Some(seeds)) => seeds,
+        (None, None) => faultline::chaos::sweep::Seeds::Own,
+    };
+    run_scenarios(files, target, &args.common, &seeds).await
 }
 
 /// `faultline replay <run dir>`: the recorded scenario (with its seed) against the same kind
@@ -286,7 +300,13 @@ async fn replay(run_dir: PathBuf, common: RunCommon) -> anyhow::Result<u8> {
         },
         Some(file) => run::TargetSpec::Remote(PathBuf::from(file)),
     };
-    let code = run_scenarios(vec![scenario], target, &common).await?;
+    let code = run_scenarios(
+        vec![scenario],
+        target,
+        &common,
+        &faultline::chaos::sweep::Seeds::Own,
+    )
+    .await?;
     Ok(code)
 }
 
@@ -295,48 +315,74 @@ async fn run_scenarios(
     files: Vec<PathBuf>,
     target: faultline::chaos::run::TargetSpec,
     common: &RunCommon,
+    seeds: &faultline::chaos::sweep::Seeds,
 ) -> anyhow::Result<u8> {
-    use faultline::chaos::{report, run};
+    use faultline::chaos::{report, run, scenario::Scenario, sweep};
     let mut summary = comfy_table::Table::new();
     summary
         .load_style(comfy_table::presets::UTF8_FULL_CONDENSED)
-        .set_header(["scenario", "verdict", "exit", "run directory"]);
+        .set_header(["scenario", "seed", "verdict", "exit", "run directory"]);
+    let mut sweep = sweep::Sweep::default();
     let mut codes = Vec::new();
     for file in files {
-        let options = run::RunOptions {
-            scenario: file.clone(),
-            runs_dir: common.runs.clone(),
-            target: target.clone(),
-            exe: std::env::current_exe()?,
-            progress: !common.quiet,
-            break_inbox_for_test: common.break_inbox_for_test,
-            load_scale: common.load_scale,
-        };
-        let outcome = run::run(&options).await;
-        let verdict = match (&outcome.results, &outcome.error) {
-            (Some(results), _) => {
-                println!("{}", report::table(results));
-                results.verdict.as_str().to_owned()
+        // A file that does not load runs once on its own seed and aborts with the reason.
+        let own = Scenario::load(&file).map(|s| s.seed);
+        let runs: Vec<Option<u64>> = match &own {
+            Ok(own) if *seeds != sweep::Seeds::Own => {
+                seeds.for_scenario(*own).into_iter().map(Some).collect()
             }
-            (None, Some(error)) => {
-                eprintln!("faultline: {} aborted: {error}", file.display());
-                "ABORTED".to_owned()
-            }
-            (None, None) => "ABORTED".to_owned(),
+            _ => vec![None],
         };
-        summary.add_row([
-            outcome.scenario.clone(),
-            verdict,
-            outcome.exit_code.to_string(),
-            outcome
-                .run_dir
-                .as_ref()
-                .map(|d| d.display().to_string())
-                .unwrap_or_default(),
-        ]);
-        codes.push(outcome.exit_code);
+        for seed in runs {
+            let options = run::RunOptions {
+                scenario: file.clone(),
+                runs_dir: common.runs.clone(),
+                target: target.clone(),
+                exe: std::env::current_exe()?,
+                progress: !common.quiet,
+                break_inbox_for_test: common.break_inbox_for_test,
+                load_scale: common.load_scale,
+                seed,
+            };
+            let outcome = run::run(&options).await;
+            let verdict = match (&outcome.results, &outcome.error) {
+                (Some(results), _) => {
+                    println!("{}", report::table(results));
+                    results.verdict.as_str().to_owned()
+                }
+                (None, Some(error)) => {
+                    eprintln!("faultline: {} aborted: {error}", file.display());
+                    "ABORTED".to_owned()
+                }
+                (None, None) => "ABORTED".to_owned(),
+            };
+            let seed = seed.or_else(|| own.as_ref().ok().copied());
+            summary.add_row([
+                outcome.scenario.clone(),
+                seed.map(|s| s.to_string()).unwrap_or_default(),
+                verdict,
+                outcome.exit_code.to_string(),
+                outcome
+                    .run_dir
+                    .as_ref()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default(),
+            ]);
+            sweep.record(
+                &outcome.scenario,
+                sweep::SweepRun {
+                    seed: seed.unwrap_or_default(),
+                    exit_code: outcome.exit_code,
+                    run_dir: outcome.run_dir.clone(),
+                },
+            );
+            codes.push(outcome.exit_code);
+        }
     }
     println!("{summary}");
+    if seeds.is_sweep() {
+        println!("Seed sweep:\n{}", sweep.table());
+    }
     Ok(run::worst_exit(codes))
 }
 

@@ -198,9 +198,71 @@ pub fn plan(scenario: &Scenario, seed: &Seed) -> anyhow::Result<Plan> {
         }
     }
     faults.sort_by_key(|f| f.at_ms);
+    meet_every_fault(&mut ops, &faults, !workload.phases.is_empty(), &mut rng)?;
     Ok(Plan {
         seed: scenario.seed,
         ops,
         faults,
     })
+}
+
+/// Bookings a network fault needs submitted early in its window: the first crosses the faulty
+/// link while the fault is on, the second still does if the first's step ran before it.
+pub const BOOKINGS_PER_FAULT: usize = 2;
+
+/// The part of a network fault's window in which [`BOOKINGS_PER_FAULT`] bookings are submitted:
+/// its first half, so that even a booking whose traffic reaches the link a step later (a charge
+/// follows the hold) crosses it while the fault is still on.
+pub fn meeting_window(fault: &Fault) -> Option<std::ops::Range<u64>> {
+    (fault.kind.link().is_some() && fault.for_ms > 0)
+        .then(|| fault.at_ms..fault.at_ms + (fault.for_ms / 2).max(1))
+}
+
+/// Shapes the workload around the faults so none is vacuous, whatever the seed: every network
+/// fault gets [`BOOKINGS_PER_FAULT`] bookings submitted in its [`meeting_window`]. Bookings
+/// already there are kept for it; a fault short of them takes bookings no other fault needs and
+/// moves them into its window (drawn from the seed, so replays agree). An open-loop workload
+/// keeps its fixed rates: a fault outside its phases is an error in the scenario.
+fn meet_every_fault(
+    ops: &mut [PlannedOp],
+    faults: &[Fault],
+    open_loop: bool,
+    rng: &mut StdRng,
+) -> anyhow::Result<()> {
+    let mut pinned = vec![false; ops.len()];
+    let mut short = Vec::new();
+    for (number, fault) in faults.iter().enumerate() {
+        let Some(window) = meeting_window(fault) else {
+            continue;
+        };
+        let mut found = 0;
+        for (index, op) in ops.iter().enumerate() {
+            if found < BOOKINGS_PER_FAULT && !pinned[index] && window.contains(&op.at_ms) {
+                pinned[index] = true;
+                found += 1;
+            }
+        }
+        if found < BOOKINGS_PER_FAULT {
+            short.push((number + 1, window, BOOKINGS_PER_FAULT - found));
+        }
+    }
+    for (number, window, missing) in short {
+        anyhow::ensure!(
+            !open_loop,
+            "fault {number} (from {} ms) lies outside the open-loop phases: no booking would cross its link",
+            window.start
+        );
+        for _ in 0..missing {
+            let free: Vec<usize> = (0..ops.len()).filter(|&i| !pinned[i]).collect();
+            anyhow::ensure!(
+                !free.is_empty(),
+                "too few bookings for the faults: each network fault needs {BOOKINGS_PER_FAULT} submitted in the first half of its window"
+            );
+            let index = free[rng.random_range(0..free.len())];
+            ops[index].at_ms = rng.random_range(window.clone());
+            pinned[index] = true;
+        }
+    }
+    ops.sort_by_key(|o| (o.at_ms, o.op));
+    Ok(())
 }

@@ -9,7 +9,8 @@
 //! - [`evidence`]: traces and logs from Tempo/Loki, Grafana's proxy or the capture;
 //! - [`checkers`]: one per invariant; verdicts pass / fail / unknown;
 //! - [`report`]: results.json, junit.xml, report.html and the verdict table;
-//! - [`run`]: one run from start to finish, with cleanup on every way out.
+//! - [`run`]: one run from start to finish, with cleanup on every way out;
+//! - [`sweep`]: which seeds a scenario runs on, and the summary of a seed sweep.
 
 pub mod checkers;
 pub mod client;
@@ -20,4 +21,5 @@ pub mod nemesis;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod sweep;
 pub mod target;

@@ -56,6 +56,9 @@ pub struct RunOptions {
     /// Multiplies the rates of open-loop workloads (`workload.phases`); see
     /// [`Scenario::scale_load`].
     pub load_scale: f64,
+    /// Runs the scenario on this seed instead of its file's (`--seed`, `--seeds`); the run
+    /// directory's `scenario.toml` records it, so `replay` needs no flag.
+    pub seed: Option<u64>,
 }
 
 /// How a run ended.
@@ -85,7 +88,10 @@ pub async fn run(options: &RunOptions) -> RunOutcome {
     };
     let scenario =
         match Scenario::load(&options.scenario).and_then(|s| s.scale_load(options.load_scale)) {
-            Ok(s) => s,
+            Ok(mut s) => {
+                s.seed = options.seed.unwrap_or(s.seed);
+                s
+            }
             Err(error) => return aborted(None, error),
         };
     let seed = scenario.catalogue();

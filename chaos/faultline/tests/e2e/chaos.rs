@@ -152,3 +152,56 @@ fn with_inbox_dedupe_broken_the_duplicates_scenario_fails_exactly_once_with_witn
         "witnesses name a booking and its trace: {check:#}"
     );
 }
+
+#[test]
+fn a_seed_sweep_runs_every_seed_summarises_them_and_each_run_replays_on_its_own_seed() {
+    let runs = tempfile::tempdir().expect("tempdir");
+    let output = faultline()
+        // The file says seed = 606: the sweep runs it and the seed after it.
+        .args(["run", "poison-message", "--seeds", "2", "--quiet", "--runs"])
+        .arg(runs.path())
+        .output()
+        .expect("faultline runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "the sweep did not pass:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let sweep = stdout
+        .split("Seed sweep:")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no sweep summary:\n{stdout}"));
+    let row = sweep
+        .lines()
+        .find(|l| l.contains("poison-message"))
+        .unwrap_or_else(|| panic!("no row for the scenario:\n{sweep}"));
+    let cells: Vec<&str> = row.split('┆').map(|c| c.trim_matches(['│', ' '])).collect();
+    assert_eq!(cells[1..6], ["2", "2", "0", "0", "0"], "{row}");
+
+    let mut dirs: Vec<_> = std::fs::read_dir(runs.path().join("poison-message"))
+        .expect("runs")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    dirs.sort();
+    assert_eq!(dirs.len(), 2, "{dirs:?}");
+    let seed_of = |dir: &Path| {
+        faultline::chaos::scenario::Scenario::load(&dir.join("scenario.toml"))
+            .expect("the run's scenario")
+            .seed
+    };
+    assert_eq!(
+        dirs.iter().map(|d| seed_of(d)).collect::<Vec<_>>(),
+        [606, 607]
+    );
+    let output = faultline()
+        .args(["replay", "--quiet", "--runs"])
+        .arg(runs.path())
+        .arg(&dirs[1])
+        .output()
+        .expect("faultline replays");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "replay failed:\n{stderr}");
+    assert!(stderr.contains("with seed 607: the same plan"), "{stderr}");
+}
