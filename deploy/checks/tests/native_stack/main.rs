@@ -123,17 +123,19 @@ async fn final_status(
 async fn settled_lines(store: &Store, trace_id: &str, services: &[&str]) -> Vec<StoredLine> {
     let started = Instant::now();
     loop {
-        let lines: Vec<StoredLine> = store
-            .lines()
-            .into_iter()
-            .filter(|l| l.line.contains(trace_id))
-            .collect();
+        let lines: Vec<StoredLine> = store.with_lines(|lines| {
+            lines
+                .iter()
+                .filter(|l| l.line.contains(trace_id))
+                .cloned()
+                .collect()
+        });
         let seen: BTreeSet<&str> = lines
             .iter()
             .filter_map(|l| l.labels.get("service").map(String::as_str))
             .collect();
         if services.iter().all(|s| seen.contains(s)) {
-            return store.lines();
+            return store.with_lines(<[StoredLine]>::to_vec);
         }
         assert!(
             started.elapsed() < Duration::from_secs(30),
@@ -422,7 +424,7 @@ async fn the_services_run_natively_with_their_compose_environment() {
     let started = Instant::now();
     loop {
         let spans = store.trace(&cancelled.trace_id);
-        let services: BTreeSet<&str> = spans.iter().map(|s| s.service_name.as_str()).collect();
+        let services: BTreeSet<&str> = spans.iter().map(|s| &*s.service_name).collect();
         let found = spans.iter().any(|span| traceql.matches(span));
         let complete = ["gateway", "reservation", "inventory", "payment"]
             .iter()

@@ -457,6 +457,11 @@ impl<H: Handler> Consumer<H> {
             messaging.event_type = delivered.event_type.as_deref().unwrap_or_default(),
             messaging.duplicate = Empty,
             messaging.batch.message_count = Empty,
+            // Whose `publish` span is this span's parent, and when it ran: the evidence that
+            // lets a checker re-attach this span when that process died before exporting it.
+            faultline.message.producer = delivered.headers.get(headers::PRODUCER).map(String::as_str).unwrap_or_default(),
+            faultline.message.published_ms = delivered.timestamp_ms.unwrap_or_default(),
+            faultline.message.publish_span = Empty,
             booking_id = Empty,
             saga_id = Empty,
             trace_id = Empty,
@@ -465,6 +470,10 @@ impl<H: Handler> Consumer<H> {
         let parent = crate::telemetry::extract(&delivered.headers);
         let producer_context = parent.span().span_context().clone();
         if producer_context.is_valid() {
+            span.record(
+                "faultline.message.publish_span",
+                producer_context.span_id().to_string(),
+            );
             let _ = span.set_parent(parent);
             span.add_link(producer_context);
         }

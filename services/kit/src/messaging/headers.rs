@@ -11,6 +11,10 @@ pub const MESSAGE_ID: &str = "message-id";
 pub const EVENT_TYPE: &str = "event-type";
 /// The contract's schema version.
 pub const SCHEMA_VERSION: &str = "schema-version";
+/// The instance id of the process whose relay published it. With the record's timestamp it is
+/// the evidence that a consumer span's parent (that process's `publish` span) was lost with the
+/// process when it was SIGKILLed before exporting it (see the chaos traces checker).
+pub const PRODUCER: &str = "producer";
 /// Set on dead-lettered messages: why the consumer refused it.
 pub const DEAD_LETTER_REASON: &str = "dead-letter-reason";
 /// Set on dead-lettered messages: `topic/partition/offset` it was read from.

@@ -247,6 +247,10 @@ impl Relay {
             // that wrote the row.
             let mut headers: BTreeMap<String, String> = message.headers.clone();
             headers.extend(crate::telemetry::trace_headers());
+            headers.insert(
+                headers::PRODUCER.to_owned(),
+                self.settings.instance_id.clone(),
+            );
             let result = self
                 .producer
                 .send(

@@ -30,18 +30,81 @@ pub fn required_services(status: &str) -> &'static [&'static str] {
     }
 }
 
-/// What is wrong with one booking's trace, if anything.
-pub fn judge(op: &Operation, spans: &[Span]) -> Vec<String> {
-    let mut problems = Vec::new();
+/// A service SIGKILLed during the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kill {
+    pub service: String,
+    /// On the history's clock (ms since the run started).
+    pub at_ms: u64,
+    /// The same instant in Unix ms (the clock Kafka record timestamps use).
+    pub at_unix_ms: u64,
+}
+
+/// How long before its SIGKILL a process's ended spans may still sit in its unexported batch:
+/// the batch span processor's export interval (5 s by default) plus the time an export takes.
+pub const UNEXPORTED_MS: u64 = 6_000;
+
+/// The kill that took a span's missing parent with it, if the evidence shows one: the span
+/// consumed a message whose `publish` span is exactly its missing parent
+/// (`faultline.message.publish_span`, read from the message's `traceparent`), published by the
+/// killed service's relay (`faultline.message.producer`) at most [`UNEXPORTED_MS`] before the
+/// kill (`faultline.message.published_ms`, the record's timestamp) — so the parent ended in the
+/// killed process's last, never exported, span batch. Anything else stays an orphan.
+pub fn parent_lost_with<'k>(span: &Span, kills: &'k [Kill]) -> Option<&'k Kill> {
+    let carried = span.attributes.get("faultline.message.publish_span")?;
+    if *carried != span.parent {
+        return None;
+    }
+    let producer = span.attributes.get("faultline.message.producer")?;
+    let published: u64 = span
+        .attributes
+        .get("faultline.message.published_ms")?
+        .parse()
+        .ok()?;
+    kills.iter().find(|kill| {
+        let same_process = *producer == kill.service
+            || producer
+                .strip_prefix(kill.service.as_str())
+                .is_some_and(|rest| rest.starts_with('-'));
+        same_process && published <= kill.at_unix_ms && published + UNEXPORTED_MS >= kill.at_unix_ms
+    })
+}
+
+/// One booking's trace, judged.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Judgement {
+    /// What is wrong with it; empty when it is one connected tree.
+    pub problems: Vec<String>,
+    /// Spans whose parent is missing because it was lost with a killed process (see
+    /// [`parent_lost_with`]): connected in fact, said so in the summary.
+    pub reattached: Vec<String>,
+}
+
+/// What is wrong with one booking's trace, if anything, given the run's kills.
+pub fn judge(op: &Operation, spans: &[Span], kills: &[Kill]) -> Judgement {
+    let mut judgement = Judgement::default();
+    let problems = &mut judgement.problems;
     if spans.is_empty() {
-        return vec!["no trace with the client's trace id".into()];
+        problems.push("no trace with the client's trace id".into());
+        return judgement;
     }
     let ids: BTreeSet<&str> = spans.iter().map(|s| s.span_id.as_str()).collect();
-    let detached: Vec<String> = spans
+    let mut detached = Vec::new();
+    for span in spans
         .iter()
         .filter(|s| !ids.contains(s.parent.as_str()) && s.parent != op.client_span_id)
-        .map(|s| format!("{}: {:?} (parent {:?})", s.service, s.name, s.parent))
-        .collect();
+    {
+        match parent_lost_with(span, kills) {
+            Some(kill) => judgement.reattached.push(format!(
+                "{}: {:?} (parent {:?} lost with {}'s SIGKILL at {} ms)",
+                span.service, span.name, span.parent, kill.service, kill.at_ms
+            )),
+            None => detached.push(format!(
+                "{}: {:?} (parent {:?})",
+                span.service, span.name, span.parent
+            )),
+        }
+    }
     if !detached.is_empty() {
         problems.push(format!(
             "{} span(s) not connected to the booking's tree: {}",
@@ -79,11 +142,11 @@ pub fn judge(op: &Operation, spans: &[Span]) -> Vec<String> {
             _ => {}
         }
     }
-    problems
+    judgement
 }
 
-/// Services SIGKILLed during the run, with when (history ms).
-fn kills(events: &[crate::chaos::history::Event]) -> Vec<(String, u64)> {
+/// Services SIGKILLed during the run; `started_unix_ms` is when the history's clock read 0.
+fn kills(events: &[crate::chaos::history::Event], started_unix_ms: u64) -> Vec<Kill> {
     events
         .iter()
         .filter_map(|e| match e {
@@ -93,7 +156,11 @@ fn kills(events: &[crate::chaos::history::Event]) -> Vec<(String, u64)> {
                 time_ms,
                 verified: true,
                 ..
-            } => Some((service.clone(), *time_ms)),
+            } => Some(Kill {
+                service: service.clone(),
+                at_ms: *time_ms,
+                at_unix_ms: started_unix_ms + *time_ms,
+            }),
             _ => None,
         })
         .collect()
@@ -105,7 +172,7 @@ fn kills(events: &[crate::chaos::history::Event]) -> Vec<(String, u64)> {
 fn excused_by_kill(
     op: &Operation,
     spans: &[Span],
-    kills: &[(String, u64)],
+    kills: &[Kill],
     problems: &[String],
 ) -> Option<String> {
     if problems.is_empty() || problems.len() > 1 || !problems[0].contains("with no spans from") {
@@ -120,8 +187,10 @@ fn excused_by_kill(
         .collect();
     let done = op.completed_ms.unwrap_or(u64::MAX);
     let all_killed = missing.iter().all(|service| {
-        kills.iter().any(|(killed, at)| {
-            killed == service && *at + 1_000 >= op.invoked_ms && *at <= done.saturating_add(3_000)
+        kills.iter().any(|kill| {
+            kill.service == *service
+                && kill.at_ms + 1_000 >= op.invoked_ms
+                && kill.at_ms <= done.saturating_add(3_000)
         })
     });
     (all_killed && !missing.is_empty()).then(|| missing.join(", "))
@@ -148,6 +217,7 @@ pub async fn check(input: &Input<'_>) -> CheckResult {
             Vec::new(),
         );
     }
+    let kills = kills(input.events, input.from_ms);
     // Poll until every trace is complete, or has stopped growing and the time is up.
     let started = Instant::now();
     let mut traces: BTreeMap<u32, Vec<Span>> = BTreeMap::new();
@@ -161,7 +231,7 @@ pub async fn check(input: &Input<'_>) -> CheckResult {
             match input.evidence.trace(&op.trace_id).await {
                 Ok(spans) => {
                     let grew = traces.get(&op.op).map(Vec::len) != Some(spans.len());
-                    if !grew && judge(op, &spans).is_empty() {
+                    if !grew && judge(op, &spans, &kills).problems.is_empty() {
                         stable.insert(op.op);
                     }
                     traces.insert(op.op, spans);
@@ -186,8 +256,8 @@ pub async fn check(input: &Input<'_>) -> CheckResult {
             Vec::new(),
         );
     }
-    let kills = kills(input.events);
     let mut witnesses = Vec::new();
+    let mut reattached = Vec::new();
     let mut spans_total = 0;
     let mut compensated = 0;
     let mut lost_to_kill = Vec::new();
@@ -197,7 +267,11 @@ pub async fn check(input: &Input<'_>) -> CheckResult {
         if spans.iter().any(|s| s.name == "saga compensate release") {
             compensated += 1;
         }
-        let problems = judge(op, spans);
+        let Judgement {
+            problems,
+            reattached: lost_parents,
+        } = judge(op, spans, &kills);
+        reattached.extend(lost_parents);
         if let Some(service) = excused_by_kill(op, spans, &kills, &problems) {
             lost_to_kill.push(format!("{} ({service})", op.trace_id));
             continue;
@@ -220,6 +294,15 @@ pub async fn check(input: &Input<'_>) -> CheckResult {
             lost_to_kill.join(", ")
         )
     };
+    let excused = if reattached.is_empty() {
+        excused
+    } else {
+        format!(
+            "{excused}; {} orphan(s) re-attached: {}",
+            reattached.len(),
+            reattached.join(", ")
+        )
+    };
     let (verdict, summary) = if bad == 0 {
         (
             Verdict::Pass,
@@ -238,4 +321,130 @@ pub async fn check(input: &Input<'_>) -> CheckResult {
         )
     };
     result(input, Invariant::Traces, verdict, summary, witnesses)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CLIENT: &str = "c1c1c1c1c1c1c1c1";
+
+    fn op() -> Operation {
+        Operation {
+            op: 1,
+            user: "alice".into(),
+            seat: "S1-001".into(),
+            intent: "fresh".into(),
+            trace_id: "t".repeat(32),
+            client_span_id: CLIENT.into(),
+            invoked_ms: 1_000,
+            completed_ms: Some(2_000),
+            settled_ms: Some(2_000),
+            outcome: None,
+            booking_id: Some("b1".into()),
+            status: Some("CONFIRMED".into()),
+            detail: String::new(),
+        }
+    }
+
+    fn span(service: &str, id: &str, parent: &str, attributes: &[(&str, &str)]) -> Span {
+        Span {
+            service: service.into(),
+            name: format!("{service} work"),
+            span_id: id.into(),
+            parent: parent.into(),
+            start_ns: 0,
+            attributes: attributes
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        }
+    }
+
+    /// A confirmed booking's trace in which inventory's spans died with it: reservation's
+    /// consumer span points at inventory's `publish` span, which never arrived.
+    fn trace_with_orphan(carried: &str, producer: &str, published_ms: &str) -> Vec<Span> {
+        vec![
+            span("gateway", "g1", CLIENT, &[]),
+            span("reservation", "r1", "g1", &[]),
+            span("inventory", "i1", "r1", &[]),
+            span("payment", "p1", "r1", &[]),
+            span("analytics", "a1", "r1", &[]),
+            span(
+                "reservation",
+                "r2",
+                "lost-publish",
+                &[
+                    ("faultline.message.publish_span", carried),
+                    ("faultline.message.producer", producer),
+                    ("faultline.message.published_ms", published_ms),
+                ],
+            ),
+        ]
+    }
+
+    fn inventory_killed_at(unix_ms: u64) -> Vec<Kill> {
+        vec![Kill {
+            service: "inventory".into(),
+            at_ms: 1_500,
+            at_unix_ms: unix_ms,
+        }]
+    }
+
+    #[test]
+    fn an_orphan_whose_parent_was_published_by_a_process_just_before_its_kill_is_reattached() {
+        let spans = trace_with_orphan("lost-publish", "inventory", "100000");
+        let judgement = judge(&op(), &spans, &inventory_killed_at(100_220));
+        assert_eq!(judgement.problems, Vec::<String>::new());
+        assert_eq!(judgement.reattached.len(), 1, "{judgement:?}");
+        assert!(
+            judgement.reattached[0].contains("lost with inventory's SIGKILL at 1500 ms"),
+            "{judgement:?}"
+        );
+    }
+
+    #[test]
+    fn an_orphan_the_kill_does_not_explain_still_fails() {
+        let cases = [
+            // No kill at all: a propagation bug.
+            (
+                trace_with_orphan("lost-publish", "inventory", "100000"),
+                vec![],
+            ),
+            // The message carried another parent than the one missing: broken propagation.
+            (
+                trace_with_orphan("another-span", "inventory", "100000"),
+                inventory_killed_at(100_220),
+            ),
+            // Published by a process that was not killed.
+            (
+                trace_with_orphan("lost-publish", "payment", "100000"),
+                inventory_killed_at(100_220),
+            ),
+            // Published after the kill (by the restarted process, which exports its spans).
+            (
+                trace_with_orphan("lost-publish", "inventory", "100300"),
+                inventory_killed_at(100_220),
+            ),
+            // Published long before the kill: that batch was exported.
+            (
+                trace_with_orphan("lost-publish", "inventory", "80000"),
+                inventory_killed_at(100_220),
+            ),
+        ];
+        for (spans, kills) in cases {
+            let judgement = judge(&op(), &spans, &kills);
+            assert!(judgement.reattached.is_empty(), "{judgement:?}");
+            assert_eq!(judgement.problems.len(), 1, "{judgement:?}");
+            assert!(
+                judgement.problems[0].contains("not connected to the booking's tree"),
+                "{judgement:?}"
+            );
+        }
+        // A span without the message evidence (not a consumer span) is never re-attached.
+        let mut spans = trace_with_orphan("lost-publish", "inventory", "100000");
+        spans[5].attributes.clear();
+        let judgement = judge(&op(), &spans, &inventory_killed_at(100_220));
+        assert!(!judgement.problems.is_empty(), "{judgement:?}");
+    }
 }
