@@ -76,27 +76,65 @@ pub struct Counts {
     pub evicted_log_lines: u64,
 }
 
-#[derive(Debug, Default)]
-struct Inner {
-    retention: Retention,
-    spans: VecDeque<StoredSpan>,
-    lines: VecDeque<StoredLine>,
-    evicted_spans: u64,
-    evicted_lines: u64,
+/// Items kept up to a maximum, the oldest evicted first, evictions counted.
+#[derive(Debug)]
+struct Bounded<T> {
+    items: VecDeque<T>,
+    max: usize,
+    evicted: u64,
+    /// What the items are, for the log line (`spans`, `log lines`).
+    what: &'static str,
 }
 
-/// Appends `items` to `kept`, evicting the oldest beyond `max`; returns how many were evicted.
-fn push_bounded<T>(kept: &mut VecDeque<T>, items: Vec<T>, max: usize) -> u64 {
-    kept.extend(items);
-    let excess = kept.len().saturating_sub(max);
-    kept.drain(..excess);
-    excess as u64
+impl<T> Bounded<T> {
+    fn new(max: usize, what: &'static str) -> Self {
+        Self {
+            items: VecDeque::new(),
+            max,
+            evicted: 0,
+            what,
+        }
+    }
+
+    /// Appends `new`, evicting the oldest beyond the maximum.
+    fn push(&mut self, new: Vec<T>) {
+        self.items.extend(new);
+        let excess = self.items.len().saturating_sub(self.max);
+        if excess == 0 {
+            return;
+        }
+        self.items.drain(..excess);
+        let before = self.evicted;
+        self.evicted += excess as u64;
+        // Once at the first eviction, then every 100,000: a reader of the log learns the oldest
+        // items are gone without a line per export.
+        if before == 0 || before / 100_000 != self.evicted / 100_000 {
+            tracing::warn!(
+                max = self.max,
+                evicted = self.evicted,
+                "retention reached: evicting the oldest {}",
+                self.what
+            );
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    spans: Bounded<StoredSpan>,
+    lines: Bounded<StoredLine>,
 }
 
 /// The capture's memory, shared by the receivers and the query handlers.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Store {
     inner: Arc<Mutex<Inner>>,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Self::new(Retention::default())
+    }
 }
 
 impl Store {
@@ -104,8 +142,8 @@ impl Store {
     pub fn new(retention: Retention) -> Self {
         Self {
             inner: Arc::new(Mutex::new(Inner {
-                retention,
-                ..Inner::default()
+                spans: Bounded::new(retention.max_spans, "spans"),
+                lines: Bounded::new(retention.max_lines, "log lines"),
             })),
         }
     }
@@ -117,41 +155,11 @@ impl Store {
     }
 
     pub fn add_spans(&self, spans: Vec<StoredSpan>) {
-        let mut inner = self.lock();
-        let max = inner.retention.max_spans;
-        let evicted = push_bounded(&mut inner.spans, spans, max);
-        if evicted > 0 {
-            // Once at the first eviction, then every 100,000: a reader of the log learns the
-            // oldest traces are gone without a line per export.
-            if inner.evicted_spans / 100_000 != (inner.evicted_spans + evicted) / 100_000
-                || inner.evicted_spans == 0
-            {
-                tracing::warn!(
-                    max_spans = max,
-                    evicted = inner.evicted_spans + evicted,
-                    "span retention reached: evicting the oldest spans"
-                );
-            }
-            inner.evicted_spans += evicted;
-        }
+        self.lock().spans.push(spans);
     }
 
     pub fn add_lines(&self, lines: Vec<StoredLine>) {
-        let mut inner = self.lock();
-        let max = inner.retention.max_lines;
-        let evicted = push_bounded(&mut inner.lines, lines, max);
-        if evicted > 0 {
-            if inner.evicted_lines / 100_000 != (inner.evicted_lines + evicted) / 100_000
-                || inner.evicted_lines == 0
-            {
-                tracing::warn!(
-                    max_lines = max,
-                    evicted = inner.evicted_lines + evicted,
-                    "log retention reached: evicting the oldest log lines"
-                );
-            }
-            inner.evicted_lines += evicted;
-        }
+        self.lock().lines.push(lines);
     }
 
     /// Every span of one trace, in arrival order.
@@ -159,6 +167,7 @@ impl Store {
         let trace_id = trace_id.to_ascii_lowercase();
         self.lock()
             .spans
+            .items
             .iter()
             .filter(|s| s.trace_id == trace_id)
             .cloned()
@@ -168,21 +177,21 @@ impl Store {
     /// Runs `query` over every kept span, oldest first, under the lock: a search reads in place
     /// rather than copying the whole store.
     pub fn with_spans<R>(&self, query: impl FnOnce(&[StoredSpan]) -> R) -> R {
-        query(self.lock().spans.make_contiguous())
+        query(self.lock().spans.items.make_contiguous())
     }
 
     /// Runs `query` over every kept log line, oldest first, under the lock.
     pub fn with_lines<R>(&self, query: impl FnOnce(&[StoredLine]) -> R) -> R {
-        query(self.lock().lines.make_contiguous())
+        query(self.lock().lines.items.make_contiguous())
     }
 
     pub fn counts(&self) -> Counts {
         let inner = self.lock();
         Counts {
-            spans: inner.spans.len(),
-            log_lines: inner.lines.len(),
-            evicted_spans: inner.evicted_spans,
-            evicted_log_lines: inner.evicted_lines,
+            spans: inner.spans.items.len(),
+            log_lines: inner.lines.items.len(),
+            evicted_spans: inner.spans.evicted,
+            evicted_log_lines: inner.lines.evicted,
         }
     }
 }

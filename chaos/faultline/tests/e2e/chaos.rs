@@ -14,6 +14,25 @@ fn faultline() -> Command {
     command
 }
 
+/// Runs `faultline` with `args` and `--runs <runs>`; asserts its exit code; returns stdout.
+fn run_expecting(code: i32, args: &[&str], runs: &Path) -> String {
+    let output = faultline()
+        .args(args)
+        .arg("--runs")
+        .arg(runs)
+        .output()
+        .expect("faultline runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "faultline {} exited otherwise:\n{stdout}\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
 fn results_of(runs: &Path, scenario: &str) -> (std::path::PathBuf, Value) {
     let dir = std::fs::read_dir(runs.join(scenario))
         .unwrap_or_else(|e| panic!("no runs of {scenario}: {e}"))
@@ -31,18 +50,11 @@ fn results_of(runs: &Path, scenario: &str) -> (std::path::PathBuf, Value) {
 #[test]
 fn every_shipped_scenario_passes_on_the_embedded_stack_and_replays_with_the_same_plan() {
     let runs = tempfile::tempdir().expect("tempdir");
-    let output = faultline()
-        // The open-loop `overload` scenario is sized for a release build; this is a debug one.
-        .args(["run", "--all", "--quiet", "--load-scale", "0.5", "--runs"])
-        .arg(runs.path())
-        .output()
-        .expect("faultline runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "faultline run --all did not pass:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+    // The open-loop `overload` scenario is sized for a release build; this is a debug one.
+    run_expecting(
+        0,
+        &["run", "--all", "--quiet", "--load-scale", "0.5"],
+        runs.path(),
     );
     let scenarios = faultline::chaos::run::scenario_files(Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -116,23 +128,16 @@ fn every_shipped_scenario_passes_on_the_embedded_stack_and_replays_with_the_same
 #[test]
 fn with_inbox_dedupe_broken_the_duplicates_scenario_fails_exactly_once_with_witnesses() {
     let runs = tempfile::tempdir().expect("tempdir");
-    let output = faultline()
-        .args([
+    // A broken inbox must make the run fail (exit 1).
+    run_expecting(
+        1,
+        &[
             "run",
             "broker-ack-loss-duplicates",
             "--quiet",
             "--break-inbox-for-test",
-            "--runs",
-        ])
-        .arg(runs.path())
-        .output()
-        .expect("faultline runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(
-        output.status.code(),
-        Some(1),
-        "a broken inbox must make the run fail (exit 1):\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+        ],
+        runs.path(),
     );
     let (_, results) = results_of(runs.path(), "broker-ack-loss-duplicates");
     let check = results["invariants"]
@@ -156,18 +161,11 @@ fn with_inbox_dedupe_broken_the_duplicates_scenario_fails_exactly_once_with_witn
 #[test]
 fn a_seed_sweep_runs_every_seed_summarises_them_and_each_run_replays_on_its_own_seed() {
     let runs = tempfile::tempdir().expect("tempdir");
-    let output = faultline()
-        // The file says seed = 606: the sweep runs it and the seed after it.
-        .args(["run", "poison-message", "--seeds", "2", "--quiet", "--runs"])
-        .arg(runs.path())
-        .output()
-        .expect("faultline runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "the sweep did not pass:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+    // The file says seed = 606: the sweep runs it and the seed after it.
+    let stdout = run_expecting(
+        0,
+        &["run", "poison-message", "--seeds", "2", "--quiet"],
+        runs.path(),
     );
     let sweep = stdout
         .split("Seed sweep:")
