@@ -39,6 +39,11 @@ pub struct PlannedOp {
     pub seat: String,
     /// What kind of booking the generator meant it to be: fresh, contended or unaffordable.
     pub intent: String,
+    /// The fault (its index in [`Plan::faults`]) this booking is sent to meet (see
+    /// [`meet_every_fault`]): the client submits it on time even when the workload's concurrency
+    /// is used up by bookings an earlier fault holds back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meets_fault: Option<usize>,
 }
 
 /// Everything a run will do.
@@ -139,6 +144,7 @@ pub fn plan(scenario: &Scenario, seed: &Seed) -> anyhow::Result<Plan> {
             user: user.to_owned(),
             seat,
             intent: intent.to_owned(),
+            meets_fault: None,
         });
     }
     ops.sort_by_key(|o| (o.at_ms, o.op));
@@ -221,8 +227,10 @@ pub fn meeting_window(fault: &Fault) -> Option<std::ops::Range<u64>> {
 /// Shapes the workload around the faults so none is vacuous, whatever the seed: every network
 /// fault gets [`BOOKINGS_PER_FAULT`] bookings submitted in its [`meeting_window`]. Bookings
 /// already there are kept for it; a fault short of them takes bookings no other fault needs and
-/// moves them into its window (drawn from the seed, so replays agree). An open-loop workload
-/// keeps its fixed rates: a fault outside its phases is an error in the scenario.
+/// moves them into its window (drawn from the seed, so replays agree). Each is marked
+/// [`PlannedOp::meets_fault`], so the client sends it on time whatever holds the others back.
+/// An open-loop workload keeps its fixed rates: a fault outside its phases is an error in the
+/// scenario.
 fn meet_every_fault(
     ops: &mut [PlannedOp],
     faults: &[Fault],
@@ -242,14 +250,20 @@ fn meet_every_fault(
                 found += 1;
             }
         }
+        for (index, op) in ops.iter_mut().enumerate() {
+            if pinned[index] && op.meets_fault.is_none() && window.contains(&op.at_ms) {
+                op.meets_fault = Some(number);
+            }
+        }
         if found < BOOKINGS_PER_FAULT {
-            short.push((number + 1, window, BOOKINGS_PER_FAULT - found));
+            short.push((number, window, BOOKINGS_PER_FAULT - found));
         }
     }
     for (number, window, missing) in short {
         anyhow::ensure!(
             !open_loop,
-            "fault {number} (from {} ms) lies outside the open-loop phases: no booking would cross its link",
+            "fault {} (from {} ms) lies outside the open-loop phases: no booking would cross its link",
+            number + 1,
             window.start
         );
         for _ in 0..missing {
@@ -260,6 +274,7 @@ fn meet_every_fault(
             );
             let index = free[rng.random_range(0..free.len())];
             ops[index].at_ms = rng.random_range(window.clone());
+            ops[index].meets_fault = Some(number);
             pinned[index] = true;
         }
     }

@@ -394,6 +394,7 @@ async fn preflight(
             user: "user-1".into(),
             seat,
             intent: "preflight".into(),
+            meets_fault: None,
         })
         .await;
     let started = Instant::now();
@@ -465,7 +466,8 @@ async fn preflight(
 /// The preflight booking's operation number (outside the plan's range).
 pub const PREFLIGHT_OP: u32 = 1_000_000;
 
-/// Runs the plan: every operation at its time (bounded concurrency) and every fault window.
+/// Runs the plan: every operation at its time (bounded concurrency, except for the bookings
+/// sent to meet a fault) and every fault window.
 async fn schedule(
     target: &Target,
     nemesis: &Arc<Nemesis>,
@@ -483,7 +485,12 @@ async fn schedule(
         let (client, permits) = (client.clone(), permits.clone());
         tasks.spawn(async move {
             tokio::time::sleep_until((started + Duration::from_millis(op.at_ms)).into()).await;
-            let _permit = permits.acquire_owned().await;
+            // A booking sent to meet a fault goes on time: waiting for a slot held by bookings
+            // an earlier fault stalled would miss its fault's window.
+            let _permit = match op.meets_fault {
+                Some(_) => None,
+                None => Some(permits.acquire_owned().await),
+            };
             client.invoke(&op).await;
         });
     }
