@@ -85,6 +85,22 @@ fn on_any_seed_every_network_fault_has_bookings_submitted_while_it_is_on() {
                 .unwrap_or_else(|e| panic!("{} seed {seed}: {e:#}", scenario.name));
             assert_eq!(plan.ops.len(), scenario.workload.bookings as usize);
             for (number, fault) in plan.faults.iter().enumerate() {
+                // The callers' breakers have closed again when the next fault on a link starts.
+                for earlier in &plan.faults[..number] {
+                    if earlier.kind.target() == fault.kind.target()
+                        && !earlier.kind.instant()
+                        && !fault.kind.instant()
+                    {
+                        assert!(
+                            fault.at_ms
+                                >= earlier.at_ms + earlier.for_ms + generator::SAME_TARGET_GAP_MS,
+                            "{} seed {seed}: fault {} starts too soon after an earlier one on {}",
+                            scenario.name,
+                            number + 1,
+                            fault.kind.target()
+                        );
+                    }
+                }
                 let Some(window) = generator::meeting_window(fault) else {
                     continue;
                 };
