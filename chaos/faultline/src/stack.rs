@@ -63,6 +63,9 @@ pub struct StackOptions {
     /// Whether the services export spans and log lines to the capture. Off, they export
     /// nothing (the bench measures what telemetry costs by running the same load both ways).
     pub telemetry: bool,
+    /// How much the capture keeps (a chaos run sizes it so that no span of its workload is
+    /// evicted before the checkers read it).
+    pub capture_retention: faultline_capture::store::Retention,
 }
 
 impl StackOptions {
@@ -80,6 +83,7 @@ impl StackOptions {
             env: Vec::new(),
             partitions: 4,
             telemetry: true,
+            capture_retention: faultline_capture::store::Retention::default(),
         }
     }
 }
@@ -358,7 +362,12 @@ impl Stack {
         gateway["rate_limit"] =
             json!({ "per_second": options.rate_limit.0, "burst": options.rate_limit.1 });
         configs.insert("gateway", gateway);
-        configs.insert("capture", common("capture"));
+        let mut capture = common("capture");
+        capture["retention"] = json!({
+            "max_spans": options.capture_retention.max_spans,
+            "max_lines": options.capture_retention.max_lines,
+        });
+        configs.insert("capture", capture);
 
         let capture_url = url("capture");
         let mut stack = Self {

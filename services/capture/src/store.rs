@@ -46,9 +46,9 @@ pub struct StoredLine {
     pub line: String,
 }
 
-/// How much the capture keeps: the newest spans and log lines up to these counts. A run of the
-/// lab's size fits several times over (the largest shipped scenario, `overload`, leaves about
-/// 30,000 spans: some 25 per settled booking, and 10 log lines); a long benchmark or an `up` left
+/// How much the capture keeps: the newest spans and log lines up to these counts (a booking
+/// leaves about 25 spans and 10 log lines). The chaos runner sizes it for its workload, so its
+/// checkers never read an evicted trace; with the defaults, a long benchmark or an `up` left
 /// running under load evicts its oldest items instead of growing without bound (peak RSS in
 /// find-max runs of ~20,000 bookings: 1.4–1.5 GiB unbounded, 0.9 GiB keeping 250,000 of each,
 /// 0.57 GiB with these defaults).

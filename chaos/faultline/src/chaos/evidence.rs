@@ -170,6 +170,21 @@ impl Evidence {
         }
     }
 
+    /// Spans the embedded capture evicted under its retention (`GET /stats`), if the trace
+    /// source is the capture; `None` for Tempo, which has no such endpoint.
+    pub async fn evicted_spans(&self) -> Option<u64> {
+        let response = self
+            .get(&format!("{}/stats", self.tempo))
+            .send()
+            .await
+            .ok()?;
+        if !response.status().is_success() {
+            return None;
+        }
+        let stats: Value = response.json().await.ok()?;
+        stats["evicted_spans"].as_u64()
+    }
+
     /// The spans of `trace_id`; empty when Tempo does not know it (yet).
     pub async fn trace(&self, trace_id: &str) -> anyhow::Result<Vec<Span>> {
         let response = self

@@ -164,6 +164,15 @@ async fn execute(
             stack_options.saga = serde_json::Value::Object(scenario.stack.saga.clone());
             stack_options.admission = serde_json::Value::Object(scenario.stack.admission.clone());
             stack_options.seed = seed.clone();
+            // Room for every span and line of the workload (about 25 spans and 10 lines per
+            // settled booking, a few per refused one), ten times over: the traces and logs
+            // checkers read them after the run, and an evicted span would read as a broken trace.
+            let per_booking = 250 * scenario.workload.bookings.max(1) as usize;
+            let defaults = faultline_capture::store::Retention::default();
+            stack_options.capture_retention = faultline_capture::store::Retention {
+                max_spans: defaults.max_spans.max(per_booking),
+                max_lines: defaults.max_lines.max(per_booking),
+            };
             if scenario.stack.load_seats.is_some() {
                 // Open-loop load: admission control, not the per-user rate limit, decides.
                 stack_options.rate_limit = (10_000, 10_000);

@@ -303,7 +303,16 @@ pub async fn check(input: &Input<'_>) -> CheckResult {
             reattached.join(", ")
         )
     };
-    let (verdict, summary) = if bad == 0 {
+    let evicted = input.evidence.evicted_spans().await.unwrap_or(0);
+    let (verdict, summary) = if bad > 0 && evicted > 0 {
+        (
+            Verdict::Unknown,
+            format!(
+                "{bad} of {} bookings' traces are incomplete, but the capture evicted {evicted} span(s) under its retention: not proven either way",
+                booked.len()
+            ),
+        )
+    } else if bad == 0 {
         (
             Verdict::Pass,
             format!(
