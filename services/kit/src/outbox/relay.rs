@@ -237,9 +237,16 @@ impl Relay {
             messaging.kafka.message.key = %message.key,
             messaging.event_type = message.headers.get(headers::EVENT_TYPE).map(String::as_str).unwrap_or_default(),
             outbox.lag_ms = tracing::field::Empty,
+            // The span that wrote the row (this span's parent) and when: the evidence that lets a
+            // checker re-attach this span when the process that wrote the row died before
+            // exporting that span.
+            faultline.outbox.writer_span = tracing::field::Empty,
+            faultline.outbox.created_ms = created_at,
         );
         let parent = crate::telemetry::extract(&crate::telemetry::MapCarrier(&message.headers));
-        if parent.span().span_context().is_valid() {
+        let writer = parent.span().span_context().clone();
+        if writer.is_valid() {
+            span.record("faultline.outbox.writer_span", writer.span_id().to_string());
             let _ = span.set_parent(parent);
         }
         async {

@@ -44,30 +44,41 @@ pub struct Kill {
 /// the batch span processor's export interval (5 s by default) plus the time an export takes.
 pub const UNEXPORTED_MS: u64 = 6_000;
 
-/// The kill that took a span's missing parent with it, if the evidence shows one: the span
-/// consumed a message whose `publish` span is exactly its missing parent
-/// (`faultline.message.publish_span`, read from the message's `traceparent`), published by the
-/// killed service's relay (`faultline.message.producer`) at most [`UNEXPORTED_MS`] before the
-/// kill (`faultline.message.published_ms`, the record's timestamp) — so the parent ended in the
-/// killed process's last, never exported, span batch. Anything else stays an orphan.
+/// The kill that took a span's missing parent with it, if the evidence shows one. Two ways a
+/// parent dies with a SIGKILLed process while its child lives on elsewhere:
+/// - a consumer span whose message's `publish` span is exactly its missing parent
+///   (`faultline.message.publish_span`, read from the message's `traceparent`), published by the
+///   killed service's relay (`faultline.message.producer`) at most [`UNEXPORTED_MS`] before the
+///   kill (`faultline.message.published_ms`, the record's timestamp);
+/// - a `publish` span of the restarted service whose missing parent is exactly the span that
+///   wrote its outbox row (`faultline.outbox.writer_span`), the row written
+///   (`faultline.outbox.created_ms`) at most [`UNEXPORTED_MS`] before that service's kill.
+///
+/// Either way the parent ended in the killed process's last, never exported, span batch.
+/// Anything else stays an orphan.
 pub fn parent_lost_with<'k>(span: &Span, kills: &'k [Kill]) -> Option<&'k Kill> {
-    let carried = span.attributes.get("faultline.message.publish_span")?;
-    if *carried != span.parent {
-        return None;
+    let attribute = |name: &str| span.attributes.get(name).map(String::as_str);
+    let millis = |name: &str| attribute(name).and_then(|v| v.parse::<u64>().ok());
+    let before_kill =
+        |at: u64, kill: &Kill| at <= kill.at_unix_ms && at + UNEXPORTED_MS >= kill.at_unix_ms;
+    if attribute("faultline.message.publish_span") == Some(span.parent.as_str()) {
+        let producer = attribute("faultline.message.producer")?;
+        let published = millis("faultline.message.published_ms")?;
+        return kills.iter().find(|kill| {
+            let same_process = producer == kill.service
+                || producer
+                    .strip_prefix(kill.service.as_str())
+                    .is_some_and(|rest| rest.starts_with('-'));
+            same_process && before_kill(published, kill)
+        });
     }
-    let producer = span.attributes.get("faultline.message.producer")?;
-    let published: u64 = span
-        .attributes
-        .get("faultline.message.published_ms")?
-        .parse()
-        .ok()?;
-    kills.iter().find(|kill| {
-        let same_process = *producer == kill.service
-            || producer
-                .strip_prefix(kill.service.as_str())
-                .is_some_and(|rest| rest.starts_with('-'));
-        same_process && published <= kill.at_unix_ms && published + UNEXPORTED_MS >= kill.at_unix_ms
-    })
+    if attribute("faultline.outbox.writer_span") == Some(span.parent.as_str()) {
+        let written = millis("faultline.outbox.created_ms")?;
+        return kills
+            .iter()
+            .find(|kill| kill.service == span.service && before_kill(written, kill));
+    }
+    None
 }
 
 /// One booking's trace, judged.
@@ -410,6 +421,44 @@ mod tests {
             judgement.reattached[0].contains("lost with inventory's SIGKILL at 1500 ms"),
             "{judgement:?}"
         );
+    }
+
+    /// inventory wrote an outbox row, was killed before exporting the span that wrote it, and its
+    /// restarted relay published the row: the publish span's parent is the lost writer.
+    #[test]
+    fn a_publish_span_whose_row_was_written_just_before_its_service_was_killed_is_reattached() {
+        let mut spans = trace_with_orphan("unused", "inventory", "0");
+        spans[5] = span(
+            "inventory",
+            "i2",
+            "lost-writer",
+            &[
+                ("faultline.outbox.writer_span", "lost-writer"),
+                ("faultline.outbox.created_ms", "100000"),
+            ],
+        );
+        let judgement = judge(&op(), &spans, &inventory_killed_at(100_220));
+        assert_eq!(judgement.problems, Vec::<String>::new());
+        assert_eq!(judgement.reattached.len(), 1, "{judgement:?}");
+        // The row written by another service, another writer, or after the kill: still a FAIL.
+        for (service, writer, created) in [
+            ("payment", "lost-writer", "100000"),
+            ("inventory", "someone-else", "100000"),
+            ("inventory", "lost-writer", "100500"),
+        ] {
+            spans[5] = span(
+                service,
+                "i2",
+                "lost-writer",
+                &[
+                    ("faultline.outbox.writer_span", writer),
+                    ("faultline.outbox.created_ms", created),
+                ],
+            );
+            let judgement = judge(&op(), &spans, &inventory_killed_at(100_220));
+            assert!(judgement.reattached.is_empty(), "{judgement:?}");
+            assert!(!judgement.problems.is_empty(), "{judgement:?}");
+        }
     }
 
     #[test]
