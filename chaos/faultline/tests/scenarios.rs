@@ -103,7 +103,11 @@ fn on_any_seed_every_network_fault_has_bookings_submitted_while_it_is_on() {
                 let meeting = plan
                     .ops
                     .iter()
-                    .filter(|op| window.contains(&op.at_ms) && op.meets_fault == Some(number))
+                    .filter(|op| {
+                        window.contains(&op.at_ms)
+                            && op.meets_fault == Some(number)
+                            && op.intent != "contended"
+                    })
                     .count();
                 assert!(
                     meeting >= generator::BOOKINGS_PER_FAULT,
