@@ -363,10 +363,7 @@ impl Stack {
             json!({ "per_second": options.rate_limit.0, "burst": options.rate_limit.1 });
         configs.insert("gateway", gateway);
         let mut capture = common("capture");
-        capture["retention"] = json!({
-            "max_spans": options.capture_retention.max_spans,
-            "max_lines": options.capture_retention.max_lines,
-        });
+        capture["retention"] = serde_json::to_value(options.capture_retention)?;
         configs.insert("capture", capture);
 
         let capture_url = url("capture");

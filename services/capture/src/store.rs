@@ -52,7 +52,7 @@ pub struct StoredLine {
 /// running under load evicts its oldest items instead of growing without bound (peak RSS in
 /// find-max runs of ~20,000 bookings: 1.4–1.5 GiB unbounded, 0.9 GiB keeping 250,000 of each,
 /// 0.57 GiB with these defaults).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Retention {
     pub max_spans: usize,
@@ -64,6 +64,16 @@ impl Default for Retention {
         Self {
             max_spans: 100_000,
             max_lines: 100_000,
+        }
+    }
+}
+
+impl Retention {
+    /// This retention, raised to keep at least `items` spans and `items` log lines.
+    pub fn at_least(self, items: usize) -> Self {
+        Self {
+            max_spans: self.max_spans.max(items),
+            max_lines: self.max_lines.max(items),
         }
     }
 }

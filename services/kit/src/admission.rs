@@ -100,17 +100,17 @@ pub struct Admission {
 
 impl Admission {
     pub fn new(in_flight: InFlight, settings: AdmissionSettings) -> Self {
-        let limit = if settings.max_in_flight > 0 {
-            settings.min_in_flight.clamp(1, settings.max_in_flight)
-        } else {
-            0
-        };
-        Self {
+        let admission = Self {
             in_flight,
             admitted: Arc::default(),
-            limit: Arc::new(AtomicI64::new(limit)),
+            limit: Arc::default(),
             settings,
-        }
+        };
+        // Before any throughput was measured: the floor.
+        admission
+            .limit
+            .store(admission.limit_for(0.0), Ordering::Relaxed);
+        admission
     }
 
     /// The limit in force now.

@@ -167,12 +167,8 @@ async fn execute(
             // Room for every span and line of the workload (about 25 spans and 10 lines per
             // settled booking, a few per refused one), ten times over: the traces and logs
             // checkers read them after the run, and an evicted span would read as a broken trace.
-            let per_booking = 250 * scenario.workload.bookings.max(1) as usize;
-            let defaults = faultline_capture::store::Retention::default();
-            stack_options.capture_retention = faultline_capture::store::Retention {
-                max_spans: defaults.max_spans.max(per_booking),
-                max_lines: defaults.max_lines.max(per_booking),
-            };
+            stack_options.capture_retention = faultline_capture::store::Retention::default()
+                .at_least(250 * scenario.workload.bookings as usize);
             if scenario.stack.load_seats.is_some() {
                 // Open-loop load: admission control, not the per-user rate limit, decides.
                 stack_options.rate_limit = (10_000, 10_000);

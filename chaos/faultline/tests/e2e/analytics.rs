@@ -65,18 +65,9 @@ async fn a_booking_event_delivered_three_times_is_counted_once() {
     );
 
     // Wait until analytics reports, from a measurement after the copies, that it is caught up.
-    let analytics = t.stack.endpoints().service("analytics").to_owned();
     let started = Instant::now();
     let summary = loop {
-        let summary: AnalyticsSummary = t
-            .http
-            .get(format!("{analytics}/stats/summary"))
-            .send()
-            .await
-            .expect("GET")
-            .json()
-            .await
-            .expect("json");
+        let summary: AnalyticsSummary = t.analytics_summary().await;
         if summary.freshness.messages_behind == Some(0)
             && summary.freshness.measured_at_ms > redelivered_at + 500
         {
@@ -94,6 +85,7 @@ async fn a_booking_event_delivered_three_times_is_counted_once() {
         (1, 1, 100),
         "{summary:?}"
     );
+    let analytics = t.stack.endpoints().service("analytics");
     let user: UserStats = t
         .http
         .get(format!("{analytics}/stats/users/user-7"))

@@ -68,6 +68,19 @@ impl TestStack {
             .expect("GET")
     }
 
+    /// Analytics' `GET /stats/summary`.
+    pub async fn analytics_summary<T: serde::de::DeserializeOwned>(&self) -> T {
+        let analytics = self.stack.endpoints().service("analytics");
+        self.http
+            .get(format!("{analytics}/stats/summary"))
+            .send()
+            .await
+            .expect("GET /stats/summary")
+            .json()
+            .await
+            .expect("summary json")
+    }
+
     /// Polls the booking (as its owner) until its saga finished.
     pub async fn terminal(&self, user: &str, booking_id: &str) -> BookingView {
         let started = Instant::now();

@@ -493,18 +493,9 @@ async fn after_sigterm_no_span_of_a_finished_booking_is_missing() {
     );
     // The saga's last hop (BookingConfirmed → analytics) may still be in flight when reservation
     // reports CONFIRMED: stop nothing before analytics has applied it, or its span never exists.
-    let analytics = t.stack.endpoints().service("analytics").to_owned();
     let counted = Instant::now();
     loop {
-        let summary: Value = t
-            .http
-            .get(format!("{analytics}/stats/summary"))
-            .send()
-            .await
-            .expect("GET /stats/summary")
-            .json()
-            .await
-            .expect("json");
+        let summary: Value = t.analytics_summary().await;
         if summary["confirmed"].as_i64() >= Some(1) {
             break;
         }

@@ -543,13 +543,7 @@ impl<H: Handler> Consumer<H> {
             .map(|(delivered, decoded)| {
                 let span = self.span_for(delivered);
                 span.record("messaging.batch.message_count", batch.len());
-                let correlation = self.handler.correlation(decoded);
-                if let Some(booking_id) = correlation.booking_id {
-                    span.record("booking_id", booking_id);
-                }
-                if let Some(saga_id) = correlation.saga_id {
-                    span.record("saga_id", saga_id);
-                }
+                self.record_correlation(&span, decoded);
                 span
             })
             .collect();
@@ -562,22 +556,7 @@ impl<H: Handler> Consumer<H> {
                     .zip(spans.iter().zip(receipts))
                 {
                     let _entered = span.enter();
-                    match receipt {
-                        Receipt::First => {
-                            if let Some(outbox) = &self.outbox {
-                                outbox.notify();
-                            }
-                            self.handler.after_commit(decoded);
-                        }
-                        Receipt::Duplicate => {
-                            span.record("messaging.duplicate", true);
-                            tracing::info!(
-                                messaging.duplicate = true,
-                                message_id = %delivered.message_id,
-                                "duplicate message skipped"
-                            );
-                        }
-                    }
+                    self.committed(span, decoded, delivered, receipt);
                     if let Err(error) = consumer.store_offset_from_message(message) {
                         tracing::warn!(%error, "offset store failed");
                     }
@@ -636,31 +615,13 @@ impl<H: Handler> Consumer<H> {
                     .await;
             }
         };
-        let correlation = self.handler.correlation(&decoded);
         let span = tracing::Span::current();
-        if let Some(booking_id) = correlation.booking_id {
-            span.record("booking_id", booking_id);
-        }
-        if let Some(saga_id) = correlation.saga_id {
-            span.record("saga_id", saga_id);
-        }
+        self.record_correlation(&span, &decoded);
         let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(5));
         loop {
             match self.apply(&decoded, delivered).await {
-                Ok(Receipt::First) => {
-                    if let Some(outbox) = &self.outbox {
-                        outbox.notify();
-                    }
-                    self.handler.after_commit(&decoded);
-                    return true;
-                }
-                Ok(Receipt::Duplicate) => {
-                    span.record("messaging.duplicate", true);
-                    tracing::info!(
-                        messaging.duplicate = true,
-                        message_id = %delivered.message_id,
-                        "duplicate message skipped"
-                    );
+                Ok(receipt) => {
+                    self.committed(&span, &decoded, delivered, receipt);
                     return true;
                 }
                 Err(HandleError::Poison(reason)) => {
@@ -676,6 +637,44 @@ impl<H: Handler> Consumer<H> {
                         _ = tokio::time::sleep(delay) => {}
                     }
                 }
+            }
+        }
+    }
+
+    /// Records the booking and saga a message is about on its span.
+    fn record_correlation(&self, span: &tracing::Span, decoded: &H::Message) {
+        let correlation = self.handler.correlation(decoded);
+        if let Some(booking_id) = correlation.booking_id {
+            span.record("booking_id", booking_id);
+        }
+        if let Some(saga_id) = correlation.saga_id {
+            span.record("saga_id", saga_id);
+        }
+    }
+
+    /// After the transaction that applied a message committed: a first delivery wakes the relay
+    /// and the handler's follow-up; a duplicate is marked and logged.
+    fn committed(
+        &self,
+        span: &tracing::Span,
+        decoded: &H::Message,
+        delivered: &Delivered,
+        receipt: Receipt,
+    ) {
+        match receipt {
+            Receipt::First => {
+                if let Some(outbox) = &self.outbox {
+                    outbox.notify();
+                }
+                self.handler.after_commit(decoded);
+            }
+            Receipt::Duplicate => {
+                span.record("messaging.duplicate", true);
+                tracing::info!(
+                    messaging.duplicate = true,
+                    message_id = %delivered.message_id,
+                    "duplicate message skipped"
+                );
             }
         }
     }

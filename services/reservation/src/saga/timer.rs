@@ -1,10 +1,10 @@
 //! The saga timer: runs sagas whose `due_at` has passed — hold deadlines, charge retries and
-//! deadlines, refund retries — and sagas a reply just made due.
+//! deadlines, refund retries — and sagas whose next step a reply just claimed for this instance.
 //!
 //! Deadlines live in the database, not in sleeping tasks, so a restarted service picks up
 //! exactly where the dead one stopped: the first scan finds every overdue saga. Concurrency is
 //! bounded (a semaphore), and a saga runs at most once at a time (the claim in
-//! [`super::store::claim_due`]).
+//! [`super::store::claim_due`], or the one the reply's transition made).
 
 use std::{sync::Arc, time::Duration};
 
