@@ -63,6 +63,31 @@ pub struct NewBooking<'a> {
 
 pub async fn create(tx: &mut Tx, new: &NewBooking<'_>) -> Result<(), sqlx::Error> {
     let now = now_ms();
+    let trace =
+        serde_json::to_string(&faultline_kit::telemetry::trace_headers()).unwrap_or_default();
+    if on_postgres(tx) {
+        // One round trip instead of three: every statement costs the server a wake-up and a
+        // proxy hop, and they are what bounds the rate on PostgreSQL (see ARCHITECTURE.md).
+        sqlx::query(
+            "WITH b AS (INSERT INTO bookings (id, saga_id, user_id, seat_id, status, created_at, updated_at) \
+               VALUES ($1, $2, $3, $4, 'PENDING', $5, $5) RETURNING id), \
+             s AS (INSERT INTO sagas (id, booking_id, state, version, attempts, due_at, step_deadline, trace_headers, created_at, updated_at) \
+               SELECT $2, b.id, 'HOLDING', 1, 0, $6, $6, $7, $5, $5 FROM b RETURNING id) \
+             INSERT INTO saga_log (id, saga_id, from_state, to_state, event, reason, at) \
+               SELECT $8, s.id, 'NEW', 'HOLDING', 'booking requested', NULL, $5 FROM s",
+        )
+        .bind(new.booking_id)
+        .bind(new.saga_id)
+        .bind(new.user_id)
+        .bind(new.seat_id)
+        .bind(now)
+        .bind(new.hold_deadline)
+        .bind(trace)
+        .bind(uuid::Uuid::now_v7().to_string())
+        .execute(&mut **tx)
+        .await?;
+        return Ok(());
+    }
     sqlx::query(
         "INSERT INTO bookings (id, saga_id, user_id, seat_id, status, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, 'PENDING', $5, $5)",
@@ -74,8 +99,6 @@ pub async fn create(tx: &mut Tx, new: &NewBooking<'_>) -> Result<(), sqlx::Error
     .bind(now)
     .execute(&mut **tx)
     .await?;
-    let trace =
-        serde_json::to_string(&faultline_kit::telemetry::trace_headers()).unwrap_or_default();
     sqlx::query(
         "INSERT INTO sagas (id, booking_id, state, version, attempts, due_at, step_deadline, trace_headers, created_at, updated_at) \
          VALUES ($1, $2, 'HOLDING', 1, 0, $3, $3, $4, $5, $5)",
@@ -96,6 +119,15 @@ pub async fn create(tx: &mut Tx, new: &NewBooking<'_>) -> Result<(), sqlx::Error
         None,
     )
     .await
+}
+
+/// Whether the transaction is on PostgreSQL, where one statement can write several tables
+/// (data-modifying `WITH`); SQLite runs the same writes as separate statements, which cost
+/// it no network hop.
+fn on_postgres(tx: &Tx) -> bool {
+    // `AnyConnection::backend_name` is sqlx's own name for the driver behind `Any`.
+    let conn: &sqlx::AnyConnection = tx;
+    conn.backend_name() == "PostgreSQL"
 }
 
 pub async fn load(tx: &mut Tx, saga_id: &str) -> Result<Option<Saga>, sqlx::Error> {
@@ -179,45 +211,79 @@ pub async fn transition(
         t.to
     );
     let now = now_ms();
-    let moved = sqlx::query(
-        "UPDATE sagas SET state = $1, version = version + 1, attempts = 0, due_at = $2, claimed_by = $8, step_deadline = $3, \
-         charge_maybe_sent = COALESCE($4, charge_maybe_sent), updated_at = $5 WHERE id = $6 AND state = $7",
-    )
-    .bind(t.to.as_str())
-    .bind(t.due_at)
-    .bind(t.step_deadline)
-    .bind(t.charge_maybe_sent.map(i64::from))
-    .bind(now)
-    .bind(saga_id)
-    .bind(t.from.as_str())
-    .bind(t.claimed_by)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    if moved == 0 {
-        return Ok(false);
+    if on_postgres(tx) {
+        // The saga, its booking and the log row in one round trip (see `create`). Each part
+        // runs only if the guarded saga update matched.
+        let moved: i64 = sqlx::query_scalar(
+            "WITH s AS (UPDATE sagas SET state = $1, version = version + 1, attempts = 0, due_at = $2, claimed_by = $8, \
+               step_deadline = $3, charge_maybe_sent = COALESCE($4, charge_maybe_sent), updated_at = $5 \
+               WHERE id = $6 AND state = $7 RETURNING id), \
+             b AS (UPDATE bookings SET status = $9, amount = COALESCE($10, amount), concert_id = COALESCE($11, concert_id), \
+               reason = COALESCE($12, reason), updated_at = $5 FROM s WHERE bookings.saga_id = s.id), \
+             l AS (INSERT INTO saga_log (id, saga_id, from_state, to_state, event, reason, at) \
+               SELECT $13, s.id, $7, $1, $14, $12, $5 FROM s) \
+             SELECT COUNT(*) FROM s",
+        )
+        .bind(t.to.as_str())
+        .bind(t.due_at)
+        .bind(t.step_deadline)
+        .bind(t.charge_maybe_sent.map(i64::from))
+        .bind(now)
+        .bind(saga_id)
+        .bind(t.from.as_str())
+        .bind(t.claimed_by)
+        .bind(t.to.booking_status())
+        .bind(t.amount)
+        .bind(t.concert_id.as_deref())
+        .bind(t.reason.as_deref())
+        .bind(uuid::Uuid::now_v7().to_string())
+        .bind(t.event)
+        .fetch_one(&mut **tx)
+        .await?;
+        if moved == 0 {
+            return Ok(false);
+        }
+    } else {
+        let moved = sqlx::query(
+            "UPDATE sagas SET state = $1, version = version + 1, attempts = 0, due_at = $2, claimed_by = $8, step_deadline = $3, \
+             charge_maybe_sent = COALESCE($4, charge_maybe_sent), updated_at = $5 WHERE id = $6 AND state = $7",
+        )
+        .bind(t.to.as_str())
+        .bind(t.due_at)
+        .bind(t.step_deadline)
+        .bind(t.charge_maybe_sent.map(i64::from))
+        .bind(now)
+        .bind(saga_id)
+        .bind(t.from.as_str())
+        .bind(t.claimed_by)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        if moved == 0 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE bookings SET status = $1, amount = COALESCE($2, amount), concert_id = COALESCE($3, concert_id), \
+             reason = COALESCE($4, reason), updated_at = $5 WHERE saga_id = $6",
+        )
+        .bind(t.to.booking_status())
+        .bind(t.amount)
+        .bind(t.concert_id.as_deref())
+        .bind(t.reason.as_deref())
+        .bind(now)
+        .bind(saga_id)
+        .execute(&mut **tx)
+        .await?;
+        log(
+            tx,
+            saga_id,
+            t.from.as_str(),
+            t.to,
+            t.event,
+            t.reason.as_deref(),
+        )
+        .await?;
     }
-    sqlx::query(
-        "UPDATE bookings SET status = $1, amount = COALESCE($2, amount), concert_id = COALESCE($3, concert_id), \
-         reason = COALESCE($4, reason), updated_at = $5 WHERE saga_id = $6",
-    )
-    .bind(t.to.booking_status())
-    .bind(t.amount)
-    .bind(t.concert_id.as_deref())
-    .bind(t.reason.as_deref())
-    .bind(now)
-    .bind(saga_id)
-    .execute(&mut **tx)
-    .await?;
-    log(
-        tx,
-        saga_id,
-        t.from.as_str(),
-        t.to,
-        t.event,
-        t.reason.as_deref(),
-    )
-    .await?;
     if t.to.is_terminal() {
         tracing::Span::current().record("saga.outcome", t.to.as_str());
         tracing::info!(
