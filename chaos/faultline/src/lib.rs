@@ -9,7 +9,7 @@
 //! - [`demo`]: the mixed workload, live progress and the outcome table.
 //! - [`measure`]: the launcher's process tree, each process's role, CPU time and memory, from
 //!   `/proc`.
-//! - [`chaos`]: the chaos runner (`faultline run`, `run --all`, `replay`).
+//! - [`chaos`]: the chaos runner (`faultline run`, `run --all`, `replay`, `replay --shrink`).
 //! - [`bench`]: the load generator (`faultline bench`): open-loop bookings at a fixed rate or a
 //!   climb to the highest sustained one; latencies, per-process CPU and memory, backlogs.
 //!

@@ -1,5 +1,6 @@
 //! `faultline`: start the embedded system (`up`), run the demo workload against it (`demo`),
-//! run chaos scenarios (`run`, `run --all`, `replay`), measure it under load (`bench`).
+//! run chaos scenarios (`run`, `run --all`, `replay`, `replay --shrink`), measure it under load
+//! (`bench`).
 
 use std::{path::PathBuf, time::Duration};
 
@@ -116,10 +117,27 @@ enum Command {
     /// Run chaos scenarios and judge every invariant. Exit code: 0 pass, 1 violated, 2 unknown,
     /// 3 aborted (the worst over all scenarios run).
     Run(RunArgs),
-    /// Run a recorded run's scenario again with the same seed (and the same kind of target).
+    /// Run a recorded run's scenario again with the same seed (and the same kind of target). With
+    /// --shrink, search a failing run for a smaller plan that still fails and write it as a
+    /// scenario file (exit 1 when written).
     Replay {
         /// A run directory (`runs/<scenario>/<timestamp>`).
         run_dir: PathBuf,
+        /// Search for a smaller plan (fewer bookings, fewer and shorter faults) that fails the
+        /// same invariants, running each candidate; write it as a scenario file with an explicit
+        /// plan.
+        #[arg(long)]
+        shrink: bool,
+        /// --shrink: run at most this many candidates (each a full run, 10–30 s).
+        #[arg(
+            long,
+            default_value_t = faultline::chaos::shrink::DEFAULT_MAX_ATTEMPTS,
+            requires = "shrink"
+        )]
+        max_attempts: u32,
+        /// --shrink: write the scenario file here instead of RUN_DIR/shrunk.toml.
+        #[arg(long, value_name = "FILE", requires = "shrink")]
+        out: Option<PathBuf>,
         #[command(flatten)]
         common: RunCommon,
     },
@@ -215,7 +233,16 @@ fn main() -> std::process::ExitCode {
                 .await
                 .map(|passed| if passed { 0 } else { 1 }),
             Command::Run(args) => chaos_run(args).await,
-            Command::Replay { run_dir, common } => replay(run_dir, common).await,
+            Command::Replay {
+                run_dir,
+                shrink: true,
+                max_attempts,
+                out,
+                common,
+            } => shrink(run_dir, max_attempts, out, common).await,
+            Command::Replay {
+                run_dir, common, ..
+            } => replay(run_dir, common).await,
             Command::ScenarioSchema => print_schema().map(|()| 0),
         }
     });
@@ -274,10 +301,12 @@ async fn chaos_run(args: RunArgs) -> anyhow::Result<u8> {
 
 /// `faultline replay <run dir>`: the recorded scenario (with its seed) against the same kind
 /// of target; says whether the plan came out identical.
-async fn replay(run_dir: PathBuf, common: RunCommon) -> anyhow::Result<u8> {
+async fn replay(run_dir: PathBuf, mut common: RunCommon) -> anyhow::Result<u8> {
     use faultline::chaos::run;
     init_logging();
     let (scenario, recorded) = run::replay_source(&run_dir)?;
+    // A run of the deliberately broken build replays broken.
+    common.break_inbox_for_test |= run::recorded_broken_inbox(&recorded);
     let parsed = faultline::chaos::scenario::Scenario::load(&scenario)?;
     let plan = faultline::chaos::generator::plan(&parsed, &parsed.catalogue())?;
     let recorded_plan: faultline::chaos::generator::Plan =
@@ -288,18 +317,18 @@ async fn replay(run_dir: PathBuf, common: RunCommon) -> anyhow::Result<u8> {
         parsed.seed
     );
     eprintln!(
-        "faultline: replaying {} with seed {}: the same plan ({} operations, {} faults)",
+        "faultline: replaying {} with seed {}: the same plan ({} operations, {} faults){}",
         parsed.name,
         parsed.seed,
         plan.ops.len(),
-        plan.faults.len()
+        plan.faults.len(),
+        if common.break_inbox_for_test {
+            " on the broken-inbox build"
+        } else {
+            ""
+        }
     );
-    let target = match recorded.get("target").and_then(|t| t.as_str()) {
-        Some("embedded") | None => run::TargetSpec::Embedded {
-            postgres: common.postgres.clone(),
-        },
-        Some(file) => run::TargetSpec::Remote(PathBuf::from(file)),
-    };
+    let target = run::recorded_target(&recorded, common.postgres.clone());
     let code = run_scenarios(
         vec![scenario],
         target,
@@ -308,6 +337,88 @@ async fn replay(run_dir: PathBuf, common: RunCommon) -> anyhow::Result<u8> {
     )
     .await?;
     Ok(code)
+}
+
+/// `faultline replay --shrink <run dir>`: a smaller plan that still fails, written as a scenario
+/// file; one line per attempt. Exit 1 (violated) once written; an error if the run did not fail.
+#[allow(clippy::print_stdout)]
+async fn shrink(
+    run_dir: PathBuf,
+    max_attempts: u32,
+    out: Option<PathBuf>,
+    common: RunCommon,
+) -> anyhow::Result<u8> {
+    use std::io::Write as _;
+
+    use faultline::chaos::{report, shrink};
+    init_logging();
+    let options = shrink::ShrinkOptions {
+        run_dir,
+        runs_dir: common.runs.clone(),
+        postgres: common.postgres.clone(),
+        exe: std::env::current_exe()?,
+        // One line per attempt is the progress; a bar per run would interleave with it.
+        progress: false,
+        break_inbox_for_test: common.break_inbox_for_test,
+        max_attempts,
+        out,
+    };
+    eprintln!(
+        "faultline: shrinking {} (at most {max_attempts} attempts, each a full run)",
+        options.run_dir.display()
+    );
+    let shrunk = shrink::shrink(&options, |progress| match progress {
+        shrink::Progress::Trying {
+            number,
+            max,
+            step,
+            size,
+        } => {
+            print!("attempt {number}/{max}: {step} → {size} … ");
+            let _ = std::io::stdout().flush();
+        }
+        shrink::Progress::Tried {
+            still_fails,
+            outcome,
+            run_dir,
+        } => {
+            let kept = if still_fails { "kept" } else { "rejected" };
+            match run_dir {
+                Some(dir) => println!("{outcome}: {kept} ({})", dir.display()),
+                None => println!("{outcome}: {kept}"),
+            }
+        }
+    })
+    .await?;
+    let invariants: Vec<&str> = shrunk.invariants.iter().map(|i| i.name()).collect();
+    println!(
+        "shrunk from {} to {} in {} attempts{}; it fails {}",
+        shrunk.original,
+        shrunk.shrunk,
+        shrunk.attempts,
+        if shrunk.interrupted {
+            " (interrupted)"
+        } else {
+            ""
+        },
+        invariants.join(", ")
+    );
+    let flag = if shrunk.broken_inbox {
+        " --break-inbox-for-test"
+    } else {
+        ""
+    };
+    println!(
+        "scenario written to {}  (run it: faultline run {}{flag})",
+        shrunk.file.display(),
+        shrunk.file.display()
+    );
+    println!(
+        "failing run: {}  (faultline replay {})",
+        shrunk.failing_run.display(),
+        shrunk.failing_run.display()
+    );
+    Ok(report::EXIT_VIOLATED)
 }
 
 #[allow(clippy::print_stdout)]

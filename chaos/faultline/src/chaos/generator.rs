@@ -1,15 +1,17 @@
 //! The generator: turns a scenario and its seed into a concrete plan — which user books which
 //! seat when, and which fault starts when. Same scenario + same seed = same plan (the seeded
-//! `StdRng` is pinned by Cargo.lock), which is what `faultline replay` relies on.
+//! `StdRng` is pinned by Cargo.lock), which is what `faultline replay` relies on. A scenario
+//! with an explicit `plan` (as `replay --shrink` writes) draws nothing: its plan is used as is.
 //!
 //! What is *not* drawn from the seed: trace ids and idempotency keys. They name one run's
 //! operations and must never collide with an earlier run's in Tempo, Loki or the idempotency
 //! store of a long-running stack.
 
 use rand::{RngExt as _, SeedableRng as _, rngs::StdRng, seq::SliceRandom as _};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::scenario::{Fault, FaultKind, RatePhase, Scenario};
+use super::scenario::{ExplicitPlan, Fault, FaultKind, RatePhase, Scenario};
 use crate::seed::Seed;
 
 /// Kinds a random nemesis may draw.
@@ -29,13 +31,16 @@ const RANDOM_LINKS: [&str; 2] = ["reservation-payment", "gateway-reservation"];
 const RANDOM_KILLS: [&str; 3] = ["inventory", "payment", "analytics"];
 
 /// One booking the client will submit.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct PlannedOp {
     /// Operation number (the Jepsen "process" is the op itself: each op is one client).
     pub op: u32,
     /// When to submit, in ms from the start of the workload.
     pub at_ms: u64,
+    /// The booking user (a user of the seeded catalogue).
     pub user: String,
+    /// The seat to book (a seat of the seeded catalogue).
     pub seat: String,
     /// What kind of booking the generator meant it to be: fresh, contended or unaffordable.
     pub intent: String,
@@ -65,7 +70,6 @@ impl Plan {
     }
 }
 
-/// Builds the plan for `scenario` against the seeded catalogue `seed`.
 /// When open-loop operation `op` is due: phases run one after the other, each submitting at its
 /// own fixed rate.
 fn phase_time_ms(phases: &[RatePhase], op: u32) -> u64 {
@@ -81,7 +85,12 @@ fn phase_time_ms(phases: &[RatePhase], op: u32) -> u64 {
     start_ms
 }
 
+/// Builds the plan for `scenario` against the seeded catalogue `seed` (a scenario's explicit
+/// `plan`, when it has one, is taken as written).
 pub fn plan(scenario: &Scenario, seed: &Seed) -> anyhow::Result<Plan> {
+    if let Some(explicit) = &scenario.plan {
+        return written_plan(scenario.seed, explicit, seed);
+    }
     let mut rng = StdRng::seed_from_u64(scenario.seed);
     let workload = &scenario.workload;
 
@@ -209,6 +218,40 @@ pub fn plan(scenario: &Scenario, seed: &Seed) -> anyhow::Result<Plan> {
         seed: scenario.seed,
         ops,
         faults,
+    })
+}
+
+/// A scenario's explicit plan, as written (bookings in time order), once every user and seat it
+/// names is in the catalogue.
+fn written_plan(number: u64, explicit: &ExplicitPlan, seed: &Seed) -> anyhow::Result<Plan> {
+    let users: std::collections::BTreeSet<&str> =
+        seed.users.iter().map(|u| u.user_id.as_str()).collect();
+    let seats: std::collections::BTreeSet<String> = seed
+        .concerts
+        .iter()
+        .flat_map(|c| c.schedules.iter())
+        .flat_map(Seed::seat_ids)
+        .collect();
+    for op in &explicit.ops {
+        anyhow::ensure!(
+            users.contains(op.user.as_str()),
+            "plan.ops: op {} books as {:?}, who is not in the seeded catalogue",
+            op.op,
+            op.user
+        );
+        anyhow::ensure!(
+            seats.contains(&op.seat),
+            "plan.ops: op {} books seat {:?}, which is not in the seeded catalogue",
+            op.op,
+            op.seat
+        );
+    }
+    let mut ops = explicit.ops.clone();
+    ops.sort_by_key(|o| (o.at_ms, o.op));
+    Ok(Plan {
+        seed: number,
+        ops,
+        faults: explicit.faults()?,
     })
 }
 

@@ -10,7 +10,8 @@
 //! - [`checkers`]: one per invariant; verdicts pass / fail / unknown;
 //! - [`report`]: results.json, junit.xml, report.html and the verdict table;
 //! - [`run`]: one run from start to finish, with cleanup on every way out;
-//! - [`sweep`]: which seeds a scenario runs on, and the summary of a seed sweep.
+//! - [`sweep`]: which seeds a scenario runs on, and the summary of a seed sweep;
+//! - [`shrink`]: `replay --shrink` — a smaller plan that still fails, as a scenario file.
 
 pub mod checkers;
 pub mod client;
@@ -21,5 +22,6 @@ pub mod nemesis;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod shrink;
 pub mod sweep;
 pub mod target;

@@ -142,6 +142,8 @@ async fn execute(
             "scenario_file": options.scenario,
             "target": target_name,
             "postgres": matches!(&options.target, TargetSpec::Embedded { postgres: Some(_) }),
+            // A deliberately broken build: `replay` (and `replay --shrink`) run it broken again.
+            "break_inbox_for_test": options.break_inbox_for_test,
         }))?,
     )?;
 
@@ -637,4 +639,24 @@ pub fn replay_source(
     let run: BTreeMap<String, serde_json::Value> =
         serde_json::from_slice(&std::fs::read(run_dir.join("run.json"))?)?;
     Ok((scenario, run))
+}
+
+/// The target a recorded run ran against (from its `run.json`): the embedded stack (on
+/// `postgres` when given) or the same target file.
+pub fn recorded_target(
+    recorded: &BTreeMap<String, serde_json::Value>,
+    postgres: Option<String>,
+) -> TargetSpec {
+    match recorded.get("target").and_then(|t| t.as_str()) {
+        Some("embedded") | None => TargetSpec::Embedded { postgres },
+        Some(file) => TargetSpec::Remote(PathBuf::from(file)),
+    }
+}
+
+/// Whether a recorded run ran the deliberately broken build (`--break-inbox-for-test`).
+pub fn recorded_broken_inbox(recorded: &BTreeMap<String, serde_json::Value>) -> bool {
+    recorded
+        .get("break_inbox_for_test")
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false)
 }

@@ -10,6 +10,8 @@ use anyhow::Context as _;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::generator::PlannedOp;
+
 /// One scenario file.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -33,6 +35,24 @@ pub struct Scenario {
     /// A seeded random fault schedule, expanded by the generator and added to `nemesis`.
     #[serde(default)]
     pub random_nemesis: Option<RandomNemesis>,
+    /// An explicit plan: the bookings and faults exactly as they run, instead of the generator's
+    /// (what `faultline replay --shrink` writes). Excludes `nemesis`, `random_nemesis` and
+    /// `workload.phases`; `workload.bookings` must equal its number of bookings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<ExplicitPlan>,
+}
+
+/// A plan written out: the seed still names the run, but draws nothing. Bookings are submitted
+/// at their `at_ms` and faults start at theirs, unchanged: the generator neither spaces the
+/// faults nor moves bookings into their windows.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ExplicitPlan {
+    /// The bookings; `op` numbers are unique and `meets_fault` indexes `faults`.
+    pub ops: Vec<PlannedOp>,
+    /// The fault timeline, written like `[[nemesis]]` entries, in order.
+    #[serde(default)]
+    pub faults: Vec<FaultSpec>,
 }
 
 /// Users added for `stack.load_seats`.
@@ -383,7 +403,6 @@ pub struct RandomNemesis {
 }
 
 impl Scenario {
-    /// Parses and validates a scenario file; errors name the file, the line and what is wrong.
     /// The same scenario with its open-loop rates (`workload.phases`) multiplied by `factor`, and
     /// `bookings` recounted; a workload without phases is unchanged.
     pub fn scale_load(mut self, factor: f64) -> anyhow::Result<Self> {
@@ -425,6 +444,7 @@ impl Scenario {
         seed
     }
 
+    /// Parses and validates a scenario file; errors name the file, the line and what is wrong.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading scenario {}", path.display()))?;
@@ -483,6 +503,9 @@ impl Scenario {
             "workload.contended + workload.unaffordable must not exceed 1"
         );
         self.faults()?;
+        if let Some(plan) = &self.plan {
+            self.validate_plan(plan)?;
+        }
         if let Some(random) = &self.random_nemesis {
             anyhow::ensure!(!random.kinds.is_empty(), "random_nemesis.kinds is empty");
             for kind in &random.kinds {
@@ -503,6 +526,43 @@ impl Scenario {
 }
 
 impl Scenario {
+    /// What an explicit plan must satisfy beyond its types (users and seats are checked against
+    /// the catalogue by the generator).
+    fn validate_plan(&self, plan: &ExplicitPlan) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.nemesis.is_empty() && self.random_nemesis.is_none(),
+            "plan: an explicit plan holds its faults in plan.faults; drop nemesis and random_nemesis"
+        );
+        anyhow::ensure!(
+            self.workload.phases.is_empty(),
+            "plan: an explicit plan does not go with open-loop workload.phases"
+        );
+        anyhow::ensure!(
+            self.workload.bookings as usize == plan.ops.len(),
+            "workload.bookings ({}) must equal the plan's bookings ({})",
+            self.workload.bookings,
+            plan.ops.len()
+        );
+        let mut numbers = std::collections::BTreeSet::new();
+        for op in &plan.ops {
+            anyhow::ensure!(
+                numbers.insert(op.op),
+                "plan.ops: op {} appears twice",
+                op.op
+            );
+            if let Some(fault) = op.meets_fault {
+                anyhow::ensure!(
+                    fault < plan.faults.len(),
+                    "plan.ops: op {} meets fault {fault}, but the plan has {} fault(s)",
+                    op.op,
+                    plan.faults.len()
+                );
+            }
+        }
+        plan.faults()?;
+        Ok(())
+    }
+
     /// The written timeline as faults, in file order.
     pub fn faults(&self) -> anyhow::Result<Vec<Fault>> {
         self.nemesis
@@ -516,7 +576,58 @@ impl Scenario {
     }
 }
 
+impl ExplicitPlan {
+    /// The plan's faults, in order.
+    pub fn faults(&self) -> anyhow::Result<Vec<Fault>> {
+        self.faults
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| {
+                spec.to_fault()
+                    .with_context(|| format!("plan.faults[{i}] (fault = {:?})", spec.fault))
+            })
+            .collect()
+    }
+}
+
 impl FaultSpec {
+    /// The entry that describes `fault` (the inverse of [`FaultSpec::to_fault`]).
+    pub fn from_fault(fault: &Fault) -> Self {
+        let mut spec = FaultSpec {
+            fault: fault.kind.name().to_owned(),
+            at_ms: fault.at_ms,
+            for_ms: fault.for_ms,
+            link: fault.kind.link().map(str::to_owned),
+            service: None,
+            topic: None,
+            count: None,
+            latency_ms: None,
+            jitter_ms: None,
+            timeout_ms: None,
+        };
+        match &fault.kind {
+            FaultKind::Latency {
+                latency_ms,
+                jitter_ms,
+                ..
+            } => {
+                spec.latency_ms = Some(*latency_ms);
+                spec.jitter_ms = Some(*jitter_ms);
+            }
+            FaultKind::ResetPeer { timeout_ms, .. } => spec.timeout_ms = Some(*timeout_ms),
+            FaultKind::Kill { service } => spec.service = Some(service.clone()),
+            FaultKind::Republish { topic, count } | FaultKind::Poison { topic, count } => {
+                spec.topic = Some(topic.clone());
+                spec.count = Some(*count);
+            }
+            FaultKind::Blackhole { .. }
+            | FaultKind::Refuse { .. }
+            | FaultKind::LostAcks { .. }
+            | FaultKind::CutConsumers { .. } => {}
+        }
+        spec
+    }
+
     /// The fault this entry describes, or what it lacks.
     pub fn to_fault(&self) -> anyhow::Result<Fault> {
         let link = || {

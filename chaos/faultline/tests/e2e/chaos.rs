@@ -203,3 +203,70 @@ fn a_seed_sweep_runs_every_seed_summarises_them_and_each_run_replays_on_its_own_
     assert_eq!(output.status.code(), Some(0), "replay failed:\n{stderr}");
     assert!(stderr.contains("with seed 607: the same plan"), "{stderr}");
 }
+
+#[test]
+fn replay_shrink_turns_the_broken_inbox_failure_into_a_handful_of_bookings_that_still_fails() {
+    let runs = tempfile::tempdir().expect("tempdir");
+    run_expecting(
+        1,
+        &[
+            "run",
+            "broker-ack-loss-duplicates",
+            "--quiet",
+            "--break-inbox-for-test",
+        ],
+        runs.path(),
+    );
+    let (dir, _) = results_of(runs.path(), "broker-ack-loss-duplicates");
+    // No --break-inbox-for-test: the run directory says the run used the broken build.
+    let dir_arg = dir.to_str().expect("a UTF-8 path");
+    let stdout = run_expecting(
+        1,
+        &[
+            "replay",
+            "--shrink",
+            dir_arg,
+            "--max-attempts",
+            "8",
+            "--quiet",
+        ],
+        runs.path(),
+    );
+    let attempts = stdout.lines().filter(|l| l.starts_with("attempt ")).count();
+    assert!(
+        (1..=8).contains(&attempts),
+        "one line per attempt:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("shrunk from 24 bookings and 2 faults"),
+        "{stdout}"
+    );
+
+    let file = dir.join("shrunk.toml");
+    let shrunk = faultline::chaos::scenario::Scenario::load(&file)
+        .unwrap_or_else(|e| panic!("the written scenario loads: {e:#}\n{stdout}"));
+    let plan = shrunk.plan.as_ref().expect("an explicit plan");
+    assert!(
+        (1..=6).contains(&plan.ops.len()),
+        "a handful of bookings: {}\n{stdout}",
+        plan.ops.len()
+    );
+    assert!(plan.faults.len() <= 2, "{stdout}");
+
+    // The written file fails again, on the same invariant, when run as any scenario is.
+    let file_arg = file.to_str().expect("a UTF-8 path");
+    run_expecting(
+        1,
+        &["run", file_arg, "--quiet", "--break-inbox-for-test"],
+        runs.path(),
+    );
+    let (_, results) = results_of(runs.path(), "broker-ack-loss-duplicates-shrunk");
+    let exactly_once = results["invariants"]
+        .as_array()
+        .expect("invariants")
+        .iter()
+        .find(|c| c["invariant"] == "exactly-once")
+        .expect("an exactly-once verdict")
+        .clone();
+    assert_eq!(exactly_once["verdict"], "fail", "{exactly_once:#}");
+}

@@ -19,7 +19,7 @@ pub mod logs;
 pub mod recovery;
 pub mod traces;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{
     evidence::Evidence,
@@ -29,7 +29,7 @@ use super::{
 };
 
 /// A checker's judgement.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     Pass,
