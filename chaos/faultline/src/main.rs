@@ -38,6 +38,18 @@ impl StackArgs {
 }
 
 #[derive(clap::Args)]
+struct DemoArgs {
+    #[command(flatten)]
+    stack: StackArgs,
+    /// The fast mixed workload (no faults) with an outcome table, instead of the tour.
+    #[arg(long)]
+    quick: bool,
+    /// No progress lines.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(clap::Args)]
 struct UpArgs {
     #[command(flatten)]
     stack: StackArgs,
@@ -111,9 +123,11 @@ struct BenchArgs {
 enum Command {
     /// Start the broker and the five services; print the endpoints and a token; stop on Ctrl-C.
     Up(UpArgs),
-    /// Start the system, drive a mixed booking workload, print the outcome, stop. Exits 0 only
-    /// if invariants 1–3 hold.
-    Demo(StackArgs),
+    /// Start the system and play the tour: five narrated acts (bookings that succeed, payment
+    /// slowed down, payment partitioned, duplicate deliveries, a service killed), each with
+    /// bookings worth opening and its invariant verdicts. Exits 0 only if every invariant held.
+    /// With --quick: the fast mixed workload and its outcome table instead.
+    Demo(DemoArgs),
     /// Run chaos scenarios and judge every invariant. Exit code: 0 pass, 1 violated, 2 unknown,
     /// 3 aborted (the worst over all scenarios run).
     Run(RunArgs),
@@ -229,9 +243,19 @@ fn main() -> std::process::ExitCode {
                 Err(error) => Err(error),
             },
             Command::Bench(args) => bench(args).await,
-            Command::Demo(args) => demo(args.options(".faultline/demo"))
+            Command::Demo(args) if args.quick => demo(args.stack.options(".faultline/demo"))
                 .await
                 .map(|passed| if passed { 0 } else { 1 }),
+            Command::Demo(args) => {
+                init_logging();
+                let run_dir = args
+                    .stack
+                    .run_dir
+                    .unwrap_or_else(faultline::demo::tour::default_run_dir);
+                faultline::demo::tour::play(&run_dir, args.stack.postgres, !args.quiet)
+                    .await
+                    .map(|passed| if passed { 0 } else { 1 })
+            }
             Command::Run(args) => chaos_run(args).await,
             Command::Replay {
                 run_dir,
@@ -535,6 +559,9 @@ async fn up(options: StackOptions) -> anyhow::Result<()> {
             "  telemetry   {capture}  (capture: Tempo /api/traces, /api/search; Loki /loki/api/v1/query_range)"
         );
     }
+    if let Some(viewer) = endpoints.telemetry.get("viewer") {
+        println!("  viewer      {viewer}  (traces and their log lines in a browser)");
+    }
     println!("  database    {}", endpoints.database);
     println!(
         "  endpoints   {}",
@@ -564,6 +591,9 @@ async fn up(options: StackOptions) -> anyhow::Result<()> {
         "  curl -s {}/me/bookings -H \"authorization: Bearer $TOKEN\"",
         endpoints.gateway_url
     );
+    if let Some(viewer) = endpoints.telemetry.get("viewer") {
+        println!("  open {viewer} — the booking's trace, its spans and log lines");
+    }
     println!();
     println!("Ctrl-C (or SIGTERM) stops everything.");
     let mut reported = std::collections::BTreeSet::new();

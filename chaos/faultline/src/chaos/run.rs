@@ -38,6 +38,14 @@ pub enum TargetSpec {
     Embedded { postgres: Option<String> },
     /// A running stack described by a target file (compose).
     Remote(PathBuf),
+    /// A stack the caller started and keeps (the demo's tour runs its acts one after another on
+    /// one stack): the run neither starts nor stops it, and plans its bookings on `catalogue`
+    /// — the part of the stack's seed that is this run's alone — instead of the scenario's.
+    /// Scenario `[stack]` settings cannot apply to a running stack and are refused.
+    Shared {
+        target: Arc<Target>,
+        catalogue: Seed,
+    },
 }
 
 /// How to run one scenario.
@@ -70,6 +78,11 @@ pub struct RunOutcome {
     pub exit_code: u8,
     /// Why the run was aborted (exit code 3).
     pub error: Option<String>,
+    /// Every operation as the history tells it (empty when aborted): who booked what, its trace
+    /// id, booking id and outcome — what a caller picks bookings worth opening from.
+    pub operations: Vec<history::Operation>,
+    /// The plan that ran (`None` when none could be made).
+    pub plan: Option<Plan>,
 }
 
 /// Runs one scenario; never panics, always cleans up.
@@ -85,6 +98,8 @@ pub async fn run(options: &RunOptions) -> RunOutcome {
         results: None,
         exit_code: EXIT_ABORTED,
         error: Some(format!("{error:#}")),
+        operations: Vec::new(),
+        plan: None,
     };
     let scenario =
         match Scenario::load(&options.scenario).and_then(|s| s.scale_load(options.load_scale)) {
@@ -94,7 +109,15 @@ pub async fn run(options: &RunOptions) -> RunOutcome {
             }
             Err(error) => return aborted(None, error),
         };
-    let seed = scenario.catalogue();
+    let seed = match &options.target {
+        TargetSpec::Shared { catalogue, .. } => {
+            if let Err(error) = scenario.stack.ensure_default() {
+                return aborted(None, error);
+            }
+            catalogue.clone()
+        }
+        _ => scenario.catalogue(),
+    };
     let plan = match generator::plan(&scenario, &seed) {
         Ok(plan) => plan,
         Err(error) => return aborted(None, error),
@@ -104,12 +127,14 @@ pub async fn run(options: &RunOptions) -> RunOutcome {
         .join(&scenario.name)
         .join(history::unix_ms().to_string());
     match execute(options, &scenario, &plan, &seed, &run_dir).await {
-        Ok(results) => RunOutcome {
+        Ok((results, operations)) => RunOutcome {
             scenario: scenario.name.clone(),
             run_dir: Some(run_dir),
             exit_code: results.exit_code,
             results: Some(results),
             error: None,
+            operations,
+            plan: Some(plan),
         },
         Err(error) => {
             let _ = std::fs::write(run_dir.join("aborted.txt"), format!("{error:#}\n"));
@@ -124,7 +149,7 @@ async fn execute(
     plan: &Plan,
     seed: &Seed,
     run_dir: &Path,
-) -> anyhow::Result<Results> {
+) -> anyhow::Result<(Results, Vec<history::Operation>)> {
     std::fs::create_dir_all(run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
     std::fs::write(
         run_dir.join("scenario.toml"),
@@ -135,6 +160,7 @@ async fn execute(
     let target_name = match &options.target {
         TargetSpec::Embedded { .. } => "embedded".to_owned(),
         TargetSpec::Remote(file) => file.display().to_string(),
+        TargetSpec::Shared { target, .. } => target.kind().to_owned(),
     };
     std::fs::write(
         run_dir.join("run.json"),
@@ -159,43 +185,16 @@ async fn execute(
     progress.enable_steady_tick(Duration::from_millis(200));
     progress.set_message("starting the stack");
 
-    let target = Arc::new(match &options.target {
+    let target = match &options.target {
         TargetSpec::Embedded { postgres } => {
-            let mut stack_options = StackOptions::new(run_dir.join("stack"));
-            stack_options.postgres = postgres.clone();
-            stack_options.saga = serde_json::Value::Object(scenario.stack.saga.clone());
-            stack_options.admission = serde_json::Value::Object(scenario.stack.admission.clone());
-            stack_options.seed = seed.clone();
-            // Room for every span and line of the workload (about 25 spans and 10 lines per
-            // settled booking, a few per refused one), ten times over: the traces and logs
-            // checkers read them after the run, and an evicted span would read as a broken trace.
-            stack_options.capture_retention = faultline_capture::store::Retention::default()
-                .at_least(250 * scenario.workload.bookings as usize);
-            if scenario.stack.load_seats.is_some() {
-                // Open-loop load: admission control, not the per-user rate limit, decides.
-                stack_options.rate_limit = (10_000, 10_000);
-            }
-            let mut kafka = serde_json::Map::new();
-            if let Some(idempotent) = scenario.stack.idempotent_producer {
-                kafka.insert("idempotent_producer".into(), idempotent.into());
-            }
-            if let Some(session) = scenario.stack.session_timeout_ms {
-                kafka.insert("session_timeout_ms".into(), session.into());
-            }
-            if !scenario.stack.kafka.is_empty() {
-                kafka.insert("extra".into(), serde_json::to_value(&scenario.stack.kafka)?);
-            }
-            stack_options.kafka = serde_json::Value::Object(kafka);
-            if options.break_inbox_for_test {
-                stack_options.env.push((
-                    faultline_kit::messaging::consumer::DISABLE_DEDUPE_FOR_TEST.into(),
-                    "1".into(),
-                ));
-            }
-            Target::embedded(Stack::start(&options.exe, stack_options).await?)
+            let stack_options = embedded_options(options, scenario, seed, run_dir, postgres)?;
+            Arc::new(Target::embedded(
+                Stack::start(&options.exe, stack_options).await?,
+            ))
         }
-        TargetSpec::Remote(file) => Target::remote(file)?,
-    });
+        TargetSpec::Remote(file) => Arc::new(Target::remote(file)?),
+        TargetSpec::Shared { target, .. } => target.clone(),
+    };
     let nemesis = Arc::new(Nemesis::new(target.clone(), history.clone())?);
     let client = Client::new(
         &target.endpoints.gateway_url,
@@ -252,7 +251,7 @@ async fn execute(
     nemesis.cleanup().await;
     if let Err(error) = outcome {
         progress.abandon_with_message(format!("aborted: {error:#}"));
-        target.stop().await;
+        stop_unless_shared(options, &target).await;
         return Err(error);
     }
 
@@ -312,8 +311,58 @@ async fn execute(
     };
     report::write(run_dir, &results, scenario, &ops)?;
     progress.finish_with_message(results.verdict.as_str());
-    target.stop().await;
-    Ok(results)
+    stop_unless_shared(options, &target).await;
+    Ok((results, ops))
+}
+
+/// Stops the stack the run started; a shared one is its owner's to stop.
+async fn stop_unless_shared(options: &RunOptions, target: &Target) {
+    if !matches!(options.target, TargetSpec::Shared { .. }) {
+        target.stop().await;
+    }
+}
+
+/// The embedded stack a scenario asks for: its `[stack]` settings, its catalogue, room in the
+/// capture for its whole workload.
+fn embedded_options(
+    options: &RunOptions,
+    scenario: &Scenario,
+    seed: &Seed,
+    run_dir: &Path,
+    postgres: &Option<String>,
+) -> anyhow::Result<StackOptions> {
+    let mut stack_options = StackOptions::new(run_dir.join("stack"));
+    stack_options.postgres = postgres.clone();
+    stack_options.saga = serde_json::Value::Object(scenario.stack.saga.clone());
+    stack_options.admission = serde_json::Value::Object(scenario.stack.admission.clone());
+    stack_options.seed = seed.clone();
+    // Room for every span and line of the workload (about 25 spans and 10 lines per
+    // settled booking, a few per refused one), ten times over: the traces and logs
+    // checkers read them after the run, and an evicted span would read as a broken trace.
+    stack_options.capture_retention = faultline_capture::store::Retention::default()
+        .at_least(250 * scenario.workload.bookings as usize);
+    if scenario.stack.load_seats.is_some() {
+        // Open-loop load: admission control, not the per-user rate limit, decides.
+        stack_options.rate_limit = (10_000, 10_000);
+    }
+    let mut kafka = serde_json::Map::new();
+    if let Some(idempotent) = scenario.stack.idempotent_producer {
+        kafka.insert("idempotent_producer".into(), idempotent.into());
+    }
+    if let Some(session) = scenario.stack.session_timeout_ms {
+        kafka.insert("session_timeout_ms".into(), session.into());
+    }
+    if !scenario.stack.kafka.is_empty() {
+        kafka.insert("extra".into(), serde_json::to_value(&scenario.stack.kafka)?);
+    }
+    stack_options.kafka = serde_json::Value::Object(kafka);
+    if options.break_inbox_for_test {
+        stack_options.env.push((
+            faultline_kit::messaging::consumer::DISABLE_DEDUPE_FOR_TEST.into(),
+            "1".into(),
+        ));
+    }
+    Ok(stack_options)
 }
 
 /// Proves that every link of the stack goes through its proxy: each proxy's byte counters grow

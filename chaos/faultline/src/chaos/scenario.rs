@@ -147,6 +147,18 @@ pub struct StackKnobs {
     pub admission: serde_json::Map<String, serde_json::Value>,
 }
 
+impl StackKnobs {
+    /// Refuses any setting: a run on a stack that is already running (`TargetSpec::Shared`)
+    /// cannot apply them, and silently ignoring them would test something else.
+    pub fn ensure_default(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            *self == Self::default(),
+            "[stack] settings need a stack of the run's own; this run shares one that is already running"
+        );
+        Ok(())
+    }
+}
+
 /// The client operations.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]

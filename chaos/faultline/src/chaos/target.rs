@@ -78,6 +78,14 @@ impl Target {
         }
     }
 
+    /// `embedded` or `remote`, as run.json records a target.
+    pub fn kind(&self) -> &'static str {
+        match self.backend {
+            Backend::Embedded(_) => "embedded",
+            Backend::Remote => "remote",
+        }
+    }
+
     pub fn toxiproxy_url(&self) -> anyhow::Result<&str> {
         self.endpoints
             .toxiproxy_url

@@ -3,6 +3,7 @@
 
 mod analytics;
 mod chaos;
+mod demo;
 mod gateway;
 mod helpers;
 mod lifecycle;

@@ -1,0 +1,516 @@
+//! The tour (`faultline demo`): five acts on one running stack, each a chaos scenario run by the
+//! chaos runner itself — the same plan generator, nemesis and Toxiproxy API, the same checkers —
+//! so the demo has no second fault path.
+//!
+//! Each act is announced (its scenario's description is the narration), runs with a progress
+//! line, and is summed up: what happened to its bookings, which faults met traffic, one or two
+//! bookings worth opening with links to their trace and logs (the capture's viewer on the
+//! embedded stack, built by the runner's own link builder), and the invariant verdicts of what
+//! it just did. The acts' scenario files are `chaos/scenarios/tour/*.toml` (compiled in).
+//!
+//! One stack for all acts means one set of settings: the tour's stack has a 6 s charge deadline
+//! (act 3's partition outlasts it, act 2's slowness does not), a 20 s hold deadline (act 5's
+//! restart fits in it), and producers without idempotence and with a 1.5 s request timeout (act
+//! 4's lost acknowledgements then turn into real duplicates). Each act books on a concert of its
+//! own ([`catalogue`]), so no act finds its seats taken by an earlier one; the points invariant
+//! holds over the whole tour, every act judging the wallets of all of them.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+
+use crate::{
+    chaos::{
+        evidence::Evidence,
+        history::Operation,
+        report,
+        run::{self, RunOptions, RunOutcome, TargetSpec},
+        target::Target,
+    },
+    seed::{Seed, SeedConcert, SeedSchedule, SeedUser},
+    stack::{Stack, StackOptions},
+};
+
+/// What makes a booking worth opening after an act.
+#[derive(Debug, Clone, Copy)]
+pub struct Pick {
+    /// The booking's final status.
+    pub status: &'static str,
+    /// Only a booking that met a fault: the plan sent it to meet one, or it was submitted while
+    /// one was on.
+    pub met_fault: bool,
+    /// What the reader will see when they open it.
+    pub why: &'static str,
+}
+
+/// A decision the services log when the act's story happens, counted in the act's window: the
+/// summary says what the system did, from its own words.
+#[derive(Debug, Clone, Copy)]
+pub struct Sign {
+    pub service: &'static str,
+    /// A substring of the log message.
+    pub message: &'static str,
+    /// What the count means.
+    pub label: &'static str,
+}
+
+const RETRIED: Sign = Sign {
+    service: "reservation",
+    message: "payment call got no decision; retrying with the same key",
+    label: "payment calls without a decision, retried with the same idempotency key",
+};
+const BREAKER: Sign = Sign {
+    service: "reservation",
+    message: "circuit breaker state changed",
+    label: "circuit breaker state changes",
+};
+const REFUNDED: Sign = Sign {
+    service: "reservation",
+    message: "refund done",
+    label: "refunds (compensation, first step)",
+};
+const RELEASED: Sign = Sign {
+    service: "reservation",
+    message: "releasing the seat",
+    label: "seats released (compensation, last step)",
+};
+const SKIPPED: [Sign; 3] = [
+    Sign {
+        service: "inventory",
+        message: "duplicate message skipped",
+        label: "duplicates skipped by inventory's inbox",
+    },
+    Sign {
+        service: "reservation",
+        message: "duplicate message skipped",
+        label: "duplicates skipped by reservation's inbox",
+    },
+    Sign {
+        service: "analytics",
+        message: "duplicate message skipped",
+        label: "duplicates skipped by analytics' inbox",
+    },
+];
+
+/// One act of the tour.
+#[derive(Debug)]
+pub struct Act {
+    pub title: &'static str,
+    /// The act's scenario (TOML).
+    pub scenario: &'static str,
+    /// The bookings to point at, in order of preference (one per entry, when there is one).
+    pub picks: &'static [Pick],
+    /// What the logs should show of the act's story.
+    pub signs: &'static [Sign],
+}
+
+/// The five acts, in order.
+pub const ACTS: [Act; 5] = [
+    Act {
+        title: "Bookings that simply succeed",
+        scenario: include_str!("../../../scenarios/tour/1-bookings.toml"),
+        picks: &[
+            Pick {
+                status: "CONFIRMED",
+                met_fault: false,
+                why: "held, charged, sold, confirmed: one trace across four services",
+            },
+            Pick {
+                status: "CANCELLED",
+                met_fault: false,
+                why: "payment declined: the seat is released (compensation)",
+            },
+        ],
+        signs: &[RELEASED],
+    },
+    Act {
+        title: "Payment slowed down",
+        scenario: include_str!("../../../scenarios/tour/2-payment-slow.toml"),
+        picks: &[Pick {
+            status: "CONFIRMED",
+            met_fault: true,
+            why: "charges that timed out, retried with the same key, then went through",
+        }],
+        signs: &[RETRIED, BREAKER],
+    },
+    Act {
+        title: "Payment partitioned",
+        scenario: include_str!("../../../scenarios/tour/3-payment-partition.toml"),
+        picks: &[Pick {
+            status: "CANCELLED",
+            met_fault: true,
+            why: "an unknown charge past its deadline: refund, then release",
+        }],
+        signs: &[RETRIED, BREAKER, REFUNDED, RELEASED],
+    },
+    Act {
+        title: "Duplicate deliveries",
+        scenario: include_str!("../../../scenarios/tour/4-duplicates.toml"),
+        picks: &[Pick {
+            status: "CONFIRMED",
+            met_fault: true,
+            why: "its messages crossed the broker while acknowledgements were lost",
+        }],
+        signs: &SKIPPED,
+    },
+    Act {
+        title: "A service killed and restarted",
+        scenario: include_str!("../../../scenarios/tour/5-kill.toml"),
+        picks: &[Pick {
+            status: "CONFIRMED",
+            met_fault: true,
+            why: "in flight when inventory died; finished after the restart",
+        }],
+        signs: &SKIPPED,
+    },
+];
+
+/// Seats per act's concert.
+const SEATS_PER_ACT: u32 = 40;
+/// What a seat costs: more than the two poor users have.
+const PRICE: i64 = 150;
+
+/// The tour's catalogue: eight users who can afford anything, two who cannot afford a seat, and
+/// one concert per act (`act-N-1-001` …).
+pub fn catalogue() -> Seed {
+    let users = (1..=10)
+        .map(|i| SeedUser {
+            user_id: format!("user-{i}"),
+            points: if i <= 8 { 100_000 } else { 120 },
+        })
+        .collect();
+    let concerts = (1..=ACTS.len())
+        .map(|n| SeedConcert {
+            id: format!("concert-act-{n}"),
+            title: format!("Act {n}: {}", ACTS[n - 1].title),
+            schedules: vec![SeedSchedule {
+                id: format!("act-{n}-1"),
+                starts_at: format!("2027-05-{n:02}T20:00:00Z"),
+                seats: SEATS_PER_ACT,
+                price: PRICE,
+            }],
+        })
+        .collect();
+    Seed { users, concerts }
+}
+
+/// What act `number` (from 1) may book: every user, only its own concert.
+pub fn act_catalogue(seed: &Seed, number: usize) -> Seed {
+    Seed {
+        users: seed.users.clone(),
+        concerts: seed.concerts[number - 1..number].to_vec(),
+    }
+}
+
+/// The tour's stack: the catalogue and the settings every act can live with (module docs).
+pub fn stack_options(run_dir: &Path, postgres: Option<String>) -> StackOptions {
+    let mut options = StackOptions::new(run_dir.join("stack"));
+    options.postgres = postgres;
+    options.seed = catalogue();
+    options.saga = serde_json::json!({ "charge_deadline_ms": 6_000, "hold_timeout_ms": 20_000 });
+    options.kafka = serde_json::json!({
+        "idempotent_producer": false,
+        "extra": { "request.timeout.ms": "1500", "retry.backoff.ms": "100" },
+    });
+    options
+}
+
+/// How one act went.
+#[derive(Debug)]
+pub struct ActReport {
+    pub title: &'static str,
+    pub outcome: RunOutcome,
+    pub elapsed: Duration,
+}
+
+impl ActReport {
+    pub fn passed(&self) -> bool {
+        self.outcome.exit_code == report::EXIT_PASS
+    }
+}
+
+/// Starts the stack, plays every act on it, stops it. True if every invariant of every act held.
+#[allow(clippy::print_stdout)]
+pub async fn play(
+    run_dir: &Path,
+    postgres: Option<String>,
+    show_progress: bool,
+) -> anyhow::Result<bool> {
+    let exe = std::env::current_exe()?;
+    // Each demo's acts and run directories replace the previous demo's.
+    for old in ["acts", "runs"] {
+        let _ = std::fs::remove_dir_all(run_dir.join(old));
+    }
+    println!(
+        "Starting the system ({}) in {} …",
+        if postgres.is_some() {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        },
+        run_dir.display()
+    );
+    let started = Instant::now();
+    let stack = Stack::start(&exe, stack_options(run_dir, postgres)).await?;
+    println!(
+        "Started in {:.1} s. Five acts follow, each on this same running system.\n",
+        started.elapsed().as_secs_f64()
+    );
+    let target = Arc::new(Target::embedded(stack));
+    let evidence = Evidence::new(&target.endpoints.telemetry, target.grafana_auth.as_deref())?;
+    let tour_started = Instant::now();
+    let played = play_acts(run_dir, &exe, &target, &evidence, show_progress).await;
+    let tour = tour_started.elapsed();
+    target.stop().await;
+    let acts = played?;
+    println!("{}", summary_table(&acts));
+    let passed = acts.iter().all(ActReport::passed);
+    println!(
+        "The tour took {:.0} s after start-up. {}",
+        tour.as_secs_f64(),
+        if passed {
+            "Every invariant held in every act."
+        } else {
+            "Invariants were violated or could not be judged: see the acts above."
+        }
+    );
+    Ok(passed)
+}
+
+#[allow(clippy::print_stdout)]
+async fn play_acts(
+    run_dir: &Path,
+    exe: &Path,
+    target: &Arc<Target>,
+    evidence: &Evidence,
+    show_progress: bool,
+) -> anyhow::Result<Vec<ActReport>> {
+    let acts_dir = run_dir.join("acts");
+    std::fs::create_dir_all(&acts_dir)
+        .with_context(|| format!("creating {}", acts_dir.display()))?;
+    let seed = catalogue();
+    let mut reports = Vec::new();
+    for (index, act) in ACTS.iter().enumerate() {
+        let number = index + 1;
+        let scenario = crate::chaos::scenario::Scenario::parse(act.scenario)
+            .with_context(|| format!("act {number}'s scenario"))?;
+        println!("━━ Act {number} of {}: {} ━━", ACTS.len(), act.title);
+        println!("{}\n", scenario.description);
+        let file = acts_dir.join(format!("{}.toml", scenario.name));
+        std::fs::write(&file, act.scenario)?;
+        let started = Instant::now();
+        let outcome = run::run(&RunOptions {
+            scenario: file,
+            runs_dir: run_dir.join("runs"),
+            target: TargetSpec::Shared {
+                target: target.clone(),
+                catalogue: act_catalogue(&seed, number),
+            },
+            exe: exe.to_path_buf(),
+            progress: show_progress,
+            break_inbox_for_test: false,
+            load_scale: 1.0,
+            seed: None,
+        })
+        .await;
+        let report = ActReport {
+            title: act.title,
+            outcome,
+            elapsed: started.elapsed(),
+        };
+        println!("{}", act_summary(act, &report, evidence).await);
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
+/// What an act did, the bookings worth opening, and its verdicts.
+async fn act_summary(act: &Act, report: &ActReport, evidence: &Evidence) -> String {
+    let outcome = &report.outcome;
+    let Some(results) = &outcome.results else {
+        return format!(
+            "The act could not be played: {}\n",
+            outcome.error.as_deref().unwrap_or("unknown error")
+        );
+    };
+    let o = &results.operations;
+    let mut text = format!(
+        "In {:.0} s: {} bookings — {} confirmed, {} cancelled, {} rejected{}.\n",
+        report.elapsed.as_secs_f64(),
+        o.invoked,
+        o.confirmed,
+        o.cancelled,
+        o.rejected,
+        if o.info + o.fail > 0 {
+            format!(", {} without a final answer", o.info + o.fail)
+        } else {
+            String::new()
+        }
+    );
+    for fault in &results.faults {
+        let met = match fault.fired {
+            Some(true) => "met traffic",
+            Some(false) => "met NO traffic",
+            None => "traffic not measured",
+        };
+        text.push_str(&format!(
+            "Fault: {} on {} for {} ms ({met}).\n",
+            fault.kind,
+            fault.target,
+            fault.stop_ms.unwrap_or(fault.start_ms) - fault.start_ms
+        ));
+    }
+    let from = results.started_at_unix_ms;
+    let to = from + results.duration_ms;
+    for sign in act.signs {
+        let query = format!("{{service=\"{}\"}} |= \"{}\"", sign.service, sign.message);
+        match evidence.logs(&query, from, to).await {
+            Ok(lines) if sign.message == BREAKER.message && !lines.is_empty() => {
+                let states: Vec<&str> = lines
+                    .iter()
+                    .filter_map(|l| l["circuit.state"].as_str())
+                    .collect();
+                text.push_str(&format!(
+                    "Logs: {} {} (closed → {}).\n",
+                    lines.len(),
+                    sign.label,
+                    states.join(" → ")
+                ));
+            }
+            Ok(lines) => {
+                text.push_str(&format!("Logs: {} {}.\n", lines.len(), sign.label));
+            }
+            Err(error) => text.push_str(&format!("Logs: {} unknown ({error:#}).\n", sign.label)),
+        }
+    }
+    let picked = worth_opening(act, outcome);
+    if !picked.is_empty() {
+        text.push_str("Worth opening:\n");
+    }
+    for (pick, op) in picked {
+        text.push_str(&format!(
+            "  booking {} ({}) — {}\n    trace: {}\n    logs:  {}\n",
+            op.booking_id.as_deref().unwrap_or("-"),
+            pick.status,
+            pick.why,
+            evidence.trace_link(&op.trace_id),
+            evidence.logs_link(&op.trace_id)
+        ));
+    }
+    text.push_str(&report::table(results));
+    if let Some(dir) = &outcome.run_dir {
+        text.push_str(&format!("\nReport: {}\n", dir.join("report.html").display()));
+    }
+    text
+}
+
+/// One booking per pick of the act, when the run has one: the first with the wanted status (and,
+/// if asked, sent to meet a fault), never the same booking twice.
+pub fn worth_opening<'a>(act: &Act, outcome: &'a RunOutcome) -> Vec<(Pick, &'a Operation)> {
+    let sent_to_meet: std::collections::BTreeSet<u32> = outcome
+        .plan
+        .iter()
+        .flat_map(|plan| plan.ops.iter())
+        .filter(|op| op.meets_fault.is_some())
+        .map(|op| op.op)
+        .collect();
+    let windows: Vec<(u64, u64)> = outcome
+        .results
+        .iter()
+        .flat_map(|r| r.faults.iter())
+        .map(|f| (f.start_ms, f.stop_ms.unwrap_or(f.start_ms)))
+        .collect();
+    let met = |op: &Operation| {
+        sent_to_meet.contains(&op.op)
+            || windows
+                .iter()
+                .any(|(start, stop)| (*start..=*stop).contains(&op.invoked_ms))
+    };
+    let mut picked: Vec<(Pick, &Operation)> = Vec::new();
+    for pick in act.picks {
+        let found = outcome.operations.iter().find(|op| {
+            op.status.as_deref() == Some(pick.status)
+                && op.booking_id.is_some()
+                && (!pick.met_fault || met(op))
+                && !picked.iter().any(|(_, p)| p.op == op.op)
+        });
+        if let Some(op) = found {
+            picked.push((*pick, op));
+        }
+    }
+    picked
+}
+
+fn summary_table(acts: &[ActReport]) -> String {
+    let mut table = Table::new();
+    table
+        .load_style(UTF8_FULL_CONDENSED)
+        .set_header(["act", "verdict", "bookings", "time"]);
+    for (index, act) in acts.iter().enumerate() {
+        let (verdict, bookings) = match &act.outcome.results {
+            Some(results) => (
+                results.verdict.as_str().to_owned(),
+                results.operations.invoked.to_string(),
+            ),
+            None => ("aborted".to_owned(), "-".to_owned()),
+        };
+        table.add_row([
+            format!("{}. {}", index + 1, act.title),
+            verdict,
+            bookings,
+            format!("{:.0} s", act.elapsed.as_secs_f64()),
+        ]);
+    }
+    table.to_string()
+}
+
+/// Where `demo` keeps its files by default.
+pub fn default_run_dir() -> PathBuf {
+    PathBuf::from(".faultline/demo")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chaos::{generator, scenario::Scenario};
+
+    #[test]
+    fn every_act_parses_plans_on_its_own_concert_and_needs_no_stack_settings() {
+        let seed = catalogue();
+        for (index, act) in ACTS.iter().enumerate() {
+            let scenario = Scenario::parse(act.scenario)
+                .unwrap_or_else(|e| panic!("act {}: {e:#}", index + 1));
+            scenario.stack.ensure_default().expect("no [stack] settings");
+            assert!(scenario.name.starts_with(&format!("tour-{}-", index + 1)));
+            let own = act_catalogue(&seed, index + 1);
+            let plan = generator::plan(&scenario, &own).expect("a plan");
+            let prefix = format!("act-{}-1-", index + 1);
+            assert!(
+                plan.ops.iter().all(|op| op.seat.starts_with(&prefix)),
+                "act {} books outside its concert",
+                index + 1
+            );
+            assert!(
+                plan.ops.len() < SEATS_PER_ACT as usize,
+                "a seat is left for the preflight booking"
+            );
+        }
+    }
+
+    #[test]
+    fn poor_users_cannot_afford_a_seat_and_rich_ones_can_afford_every_act() {
+        let seed = catalogue();
+        let bookings: u32 = ACTS
+            .iter()
+            .map(|a| Scenario::parse(a.scenario).expect("act").workload.bookings)
+            .sum();
+        assert!(seed.users.iter().any(|u| u.points < PRICE));
+        let rich: Vec<_> = seed.users.iter().filter(|u| u.points >= PRICE).collect();
+        assert!(rich.iter().all(|u| u.points >= i64::from(bookings) * PRICE));
+    }
+}
