@@ -15,7 +15,8 @@ pub struct Endpoints {
     pub services: BTreeMap<String, String>,
     /// The Toxiproxy API, once the embedded proxy exists (`null` until then).
     pub toxiproxy_url: Option<String>,
-    /// Telemetry capture URLs (Tempo and Loki query APIs), once they exist.
+    /// Telemetry URLs: `tempo` and `loki` (query APIs), and `grafana` on compose or `viewer`
+    /// (the capture's pages for people, `<capture>/ui/`) on the embedded stack.
     pub telemetry: BTreeMap<String, String>,
     /// `sqlite` or `postgres`.
     pub database: String,

@@ -382,6 +382,10 @@ impl Stack {
                 telemetry: [
                     ("tempo".to_owned(), capture_url.clone()),
                     ("loki".to_owned(), capture_url.clone()),
+                    (
+                        "viewer".to_owned(),
+                        format!("{capture_url}{}", faultline_capture::ui::HOME),
+                    ),
                 ]
                 .into(),
                 database: if options.postgres.is_some() {

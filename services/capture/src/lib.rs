@@ -10,12 +10,17 @@
 //!   `GET /api/search?q={TraceQL}` for span-attribute conditions joined by `&&`;
 //! - [`loki`]: `GET /loki/api/v1/query_range` for a stream selector with line filters.
 //!
+//! It also serves a viewer for people, [`ui`]: `/ui/` (search), `/ui/trace/<trace_id>` (a
+//! waterfall with the trace's log lines), `/ui/logs`.
+//!
 //! - [`store`]: the captured spans and log lines.
 //! - [`otlp`]: decoding OTLP trace exports.
 //! - [`server`]: the router, `/ready`, `/health`.
+//! - [`ui`]: the viewer's server-rendered pages.
 
 pub mod loki;
 pub mod otlp;
 pub mod server;
 pub mod store;
 pub mod tempo;
+pub mod ui;

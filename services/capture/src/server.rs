@@ -1,4 +1,4 @@
-//! The capture's HTTP server: receivers, query endpoints, readiness.
+//! The capture's HTTP server: receivers, query endpoints, the viewer's pages, readiness.
 
 use axum::{
     Router,
@@ -12,7 +12,7 @@ use faultline_kit::shutdown::CancellationToken;
 use serde::Deserialize;
 use tokio::net::TcpListener;
 
-use crate::{loki, otlp, store::Store, tempo};
+use crate::{loki, otlp, store::Store, tempo, ui};
 
 fn bad_request(message: String) -> Response {
     (StatusCode::BAD_REQUEST, message).into_response()
@@ -129,6 +129,7 @@ pub fn router(store: Store) -> Router {
         .route("/stats", get(stats))
         .route("/ready", get(|| async { "ready" }))
         .route("/health", get(|| async { "ok" }))
+        .merge(ui::router())
         .layer(DefaultBodyLimit::max(32 * 1024 * 1024))
         .with_state(store)
 }

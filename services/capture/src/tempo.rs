@@ -135,6 +135,18 @@ impl Query {
         Ok(Self { conditions })
     }
 
+    /// The spanset `{ .<attribute> = "<value>" }` (span attribute, else resource attribute),
+    /// built without parsing, so the value may hold any character (the viewer's form fields).
+    pub fn attribute_equals(attribute: &str, value: &str) -> Self {
+        Self {
+            conditions: vec![Condition {
+                field: Field::Either(attribute.to_owned()),
+                equal: true,
+                value: value.to_owned(),
+            }],
+        }
+    }
+
     /// Whether `span` meets every condition.
     pub fn matches(&self, span: &StoredSpan) -> bool {
         self.conditions.iter().all(|c| {

@@ -1,7 +1,8 @@
 //! Reading traces and logs back: from Tempo and Loki directly, through Grafana's datasource
 //! proxy when a Grafana URL is given (`/api/datasources/proxy/uid/<uid>/…`), or from the
-//! embedded capture, which answers the same subset of both APIs. Also the links into Grafana
-//! Explore that every failing or unknown verdict carries.
+//! embedded capture, which answers the same subset of both APIs. Also the one place the links
+//! every witness carries are built: Grafana Explore when there is a Grafana (compose), the
+//! capture's viewer (`<viewer>/trace/<trace_id>`) on the embedded stack.
 
 use std::collections::BTreeMap;
 
@@ -19,6 +20,8 @@ pub struct Evidence {
     tempo: String,
     loki: String,
     grafana: Option<String>,
+    /// The capture's viewer (`…/ui`), when the telemetry is the embedded capture's.
+    viewer: Option<String>,
     grafana_auth: Option<(String, String)>,
 }
 
@@ -156,6 +159,9 @@ impl Evidence {
             tempo,
             loki,
             grafana,
+            viewer: telemetry
+                .get("viewer")
+                .map(|v| v.trim_end_matches('/').to_owned()),
             grafana_auth,
         })
     }
@@ -231,30 +237,34 @@ impl Evidence {
         Ok(lines)
     }
 
-    /// A link to the trace: Grafana Explore when there is a Grafana, else the trace's JSON.
+    /// A link to the trace: Grafana Explore when there is a Grafana, else the capture's viewer
+    /// (its trace page), else the trace's JSON.
     pub fn trace_link(&self, trace_id: &str) -> String {
-        match &self.grafana {
-            Some(grafana) => explore_link(
+        match (&self.grafana, &self.viewer) {
+            (Some(grafana), _) => explore_link(
                 grafana,
                 TEMPO_UID,
                 "tempo",
                 &serde_json::json!({ "queryType": "traceql", "query": trace_id }),
             ),
-            None => format!("{}/api/traces/{trace_id}", self.tempo),
+            (None, Some(viewer)) => format!("{viewer}/trace/{trace_id}"),
+            (None, None) => format!("{}/api/traces/{trace_id}", self.tempo),
         }
     }
 
-    /// A link to the trace's log lines.
+    /// A link to the trace's log lines: Grafana Explore on Loki, else the log section of the
+    /// viewer's trace page, else the Loki query.
     pub fn logs_link(&self, trace_id: &str) -> String {
         let query = format!("{{service=~\".+\"}} |= \"{trace_id}\"");
-        match &self.grafana {
-            Some(grafana) => explore_link(
+        match (&self.grafana, &self.viewer) {
+            (Some(grafana), _) => explore_link(
                 grafana,
                 LOKI_UID,
                 "loki",
                 &serde_json::json!({ "expr": query, "queryType": "range" }),
             ),
-            None => {
+            (None, Some(viewer)) => format!("{viewer}/trace/{trace_id}#logs"),
+            (None, None) => {
                 let base = format!("{}/loki/api/v1/query_range", self.loki);
                 match reqwest::Url::parse(&base) {
                     Ok(mut url) => {
@@ -319,6 +329,44 @@ fn explore_link(grafana: &str, uid: &str, kind: &str, query: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn evidence(telemetry: &[(&str, &str)]) -> Evidence {
+        let telemetry = telemetry
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Evidence::new(&telemetry, None).expect("evidence")
+    }
+
+    #[test]
+    fn witnesses_link_to_the_viewer_on_the_embedded_stack_and_to_explore_with_grafana() {
+        const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+        let capture = "http://127.0.0.1:4000";
+        let embedded = evidence(&[
+            ("tempo", capture),
+            ("loki", capture),
+            ("viewer", "http://127.0.0.1:4000/ui/"),
+        ]);
+        assert_eq!(
+            embedded.trace_link(TRACE),
+            format!("{capture}/ui/trace/{TRACE}")
+        );
+        assert_eq!(
+            embedded.logs_link(TRACE),
+            format!("{capture}/ui/trace/{TRACE}#logs")
+        );
+        let compose = evidence(&[("grafana", "http://localhost:3000")]);
+        assert!(
+            compose
+                .trace_link(TRACE)
+                .starts_with("http://localhost:3000/explore?")
+        );
+        let bare_tempo = evidence(&[("tempo", "http://t:3200"), ("loki", "http://l:3100")]);
+        assert_eq!(
+            bare_tempo.trace_link(TRACE),
+            format!("http://t:3200/api/traces/{TRACE}")
+        );
+    }
 
     #[test]
     fn hex_and_base64_ids_read_the_same() {

@@ -146,6 +146,9 @@ pub fn table(results: &Results) -> String {
                 witness.trace_id.as_deref().unwrap_or("-"),
                 witness.detail
             ));
+            if let Some(link) = &witness.trace_link {
+                evidence.push_str(&format!("\n  {link}"));
+            }
         }
         table.add_row([
             format!("{}. {}", check.number, check.invariant.name()),
@@ -364,10 +367,18 @@ fn html(results: &Results, scenario: &Scenario, ops: &[Operation]) -> String {
 <body><h1>{name}: {verdict}</h1><p>{description}</p>
 <p>seed {seed} · target {target} · {duration} ms · exit code {exit} · files: <a href="results.json">results.json</a>, <a href="history.jsonl">history.jsonl</a>, <a href="junit.xml">junit.xml</a>, <a href="scenario.toml">scenario.toml</a></p>
 <h2>Timeline</h2><p>Fault windows (red: in effect; grey: not applied or met no traffic) and bookings from submission to outcome (green confirmed, orange cancelled, blue rejected, black unknown). Hover for details.</p>{svg}
-<h2>Verdicts</h2><table><tr><th>invariant</th><th>expected</th><th>verdict</th><th>evidence and witnesses</th></tr>{verdicts}</table>
+<h2>Verdicts</h2>{links_note}<table><tr><th>invariant</th><th>expected</th><th>verdict</th><th>evidence and witnesses</th></tr>{verdicts}</table>
 <h2>Faults</h2><table><tr><th>#</th><th>fault</th><th>start ms</th><th>stop ms</th><th>effect</th><th>detail</th></tr>{faults}</table>
 </body></html>"#,
         name = esc(&results.scenario),
+        links_note = if results.target == "embedded" {
+            "<p>Each witness links to its trace and log lines in the capture's viewer, which \
+             lives as long as the stack it belongs to: this run's embedded stack stopped with the \
+             run. To keep the links open, run against a running <code>faultline up</code> with \
+             <code>--target &lt;its run dir&gt;/endpoints.json</code>.</p>"
+        } else {
+            ""
+        },
         verdict = results.verdict.as_str(),
         description = esc(&scenario.description),
         seed = results.seed,
@@ -375,4 +386,47 @@ fn html(results: &Results, scenario: &Scenario, ops: &[Operation]) -> String {
         duration = results.duration_ms,
         exit = results.exit_code,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chaos::{checkers::Witness, scenario::Invariant};
+
+    #[test]
+    fn each_witness_links_to_its_trace_in_the_table_and_the_html() {
+        const VIEWER: &str = "http://127.0.0.1:4000/ui/trace/4bf92f3577b34da6a3ce929d0e0e4736";
+        let results = Results {
+            scenario: "payment-latency".into(),
+            seed: 1,
+            target: "embedded".into(),
+            started_at_unix_ms: 0,
+            duration_ms: 10,
+            verdict: Verdict::Fail,
+            exit_code: EXIT_VIOLATED,
+            operations: OpCounts::default(),
+            invariants: vec![CheckResult {
+                invariant: Invariant::Logs,
+                number: Invariant::Logs.number(),
+                title: Invariant::Logs.title(),
+                expected: true,
+                verdict: Verdict::Fail,
+                summary: "a line without its trace id".into(),
+                witnesses: vec![Witness {
+                    booking_id: Some("b-1".into()),
+                    trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
+                    detail: "no trace id".into(),
+                    trace_link: Some(VIEWER.into()),
+                    logs_link: Some(format!("{VIEWER}#logs")),
+                }],
+            }],
+            faults: vec![],
+        };
+        assert!(table(&results).contains(VIEWER), "{}", table(&results));
+        let scenario = Scenario::parse(include_str!("../../../scenarios/payment-latency.toml"))
+            .expect("a shipped scenario");
+        let page = html(&results, &scenario, &[]);
+        assert!(page.contains(&format!("<a href=\"{VIEWER}\">trace</a>")));
+        assert!(page.contains(&format!("<a href=\"{VIEWER}#logs\">logs</a>")));
+    }
 }

@@ -404,7 +404,10 @@ async fn act_summary(act: &Act, report: &ActReport, evidence: &Evidence) -> Stri
     }
     text.push_str(&report::table(results));
     if let Some(dir) = &outcome.run_dir {
-        text.push_str(&format!("\nReport: {}\n", dir.join("report.html").display()));
+        text.push_str(&format!(
+            "\nReport: {}\n",
+            dir.join("report.html").display()
+        ));
     }
     text
 }
@@ -485,7 +488,10 @@ mod tests {
         for (index, act) in ACTS.iter().enumerate() {
             let scenario = Scenario::parse(act.scenario)
                 .unwrap_or_else(|e| panic!("act {}: {e:#}", index + 1));
-            scenario.stack.ensure_default().expect("no [stack] settings");
+            scenario
+                .stack
+                .ensure_default()
+                .expect("no [stack] settings");
             assert!(scenario.name.starts_with(&format!("tour-{}-", index + 1)));
             let own = act_catalogue(&seed, index + 1);
             let plan = generator::plan(&scenario, &own).expect("a plan");

@@ -25,7 +25,10 @@ fn the_tour_plays_five_acts_on_one_stack_and_every_invariant_holds() {
             "act {number} missing:\n{stdout}"
         );
     }
-    assert!(stdout.contains("Every invariant held in every act."), "{stdout}");
+    assert!(
+        stdout.contains("Every invariant held in every act."),
+        "{stdout}"
+    );
     // Each act names at least one booking worth opening, with its trace and logs.
     assert_eq!(
         stdout.matches("Worth opening:").count(),

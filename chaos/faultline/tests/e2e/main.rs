@@ -9,3 +9,4 @@ mod helpers;
 mod lifecycle;
 mod load;
 mod telemetry;
+mod viewer;

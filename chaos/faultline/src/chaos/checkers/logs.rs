@@ -173,7 +173,8 @@ async fn skipped_before(input: &Input<'_>, service: &str, trace: &str) -> bool {
     let from = input.to_ms.saturating_sub(3_600_000);
     match input.evidence.logs(&query, from, input.to_ms + 1_000).await {
         Ok(lines) => lines.iter().any(|l| {
-            l["trace_id"].as_str() == Some(trace) && message(l).contains("duplicate message skipped")
+            l["trace_id"].as_str() == Some(trace)
+                && message(l).contains("duplicate message skipped")
         }),
         Err(_) => false,
     }
