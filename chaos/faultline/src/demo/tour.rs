@@ -266,20 +266,36 @@ pub async fn play(
     let tour_started = Instant::now();
     let played = play_acts(run_dir, &exe, &target, &evidence, show_progress).await;
     let tour = tour_started.elapsed();
+    let passed = played.map(|acts| {
+        println!("{}", summary_table(&acts));
+        let passed = acts.iter().all(ActReport::passed);
+        println!(
+            "The tour took {:.0} s after start-up. {}",
+            tour.as_secs_f64(),
+            if passed {
+                "Every invariant held in every act."
+            } else {
+                "Invariants were violated or could not be judged: see the acts above."
+            }
+        );
+        passed
+    });
+    if passed.is_ok() && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        // The links above point into this stack's capture: a person at a terminal gets to open
+        // them before it goes (a script or a test does not wait).
+        println!(
+            "\nThe system stays up so the links above work{}. Press Ctrl-C to stop it.",
+            target
+                .endpoints
+                .telemetry
+                .get("viewer")
+                .map(|v| format!(" (every trace: {v})"))
+                .unwrap_or_default()
+        );
+        let _ = tokio::signal::ctrl_c().await;
+    }
     target.stop().await;
-    let acts = played?;
-    println!("{}", summary_table(&acts));
-    let passed = acts.iter().all(ActReport::passed);
-    println!(
-        "The tour took {:.0} s after start-up. {}",
-        tour.as_secs_f64(),
-        if passed {
-            "Every invariant held in every act."
-        } else {
-            "Invariants were violated or could not be judged: see the acts above."
-        }
-    );
-    Ok(passed)
+    passed
 }
 
 #[allow(clippy::print_stdout)]
