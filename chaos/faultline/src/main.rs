@@ -1,6 +1,6 @@
 //! `faultline`: start the embedded system (`up`), run the demo workload against it (`demo`),
 //! run chaos scenarios (`run`, `run --all`, `replay`, `replay --shrink`), measure it under load
-//! (`bench`).
+//! (`bench`), judge a running stack's invariants 1–3 (`check`).
 
 use std::{path::PathBuf, time::Duration};
 
@@ -161,6 +161,17 @@ enum Command {
     /// percentiles, per-process CPU and memory, backlogs and invariants 1–3 (also to
     /// bench.json). Exits 0 only if the invariants hold.
     Bench(BenchArgs),
+    /// Judge invariants 1–3 of a running stack (the `endpoints.json` of `faultline up`): wait up
+    /// to --settle seconds for every saga to finish, then check seats, points and leftovers from
+    /// the services' admin endpoints. Exit code: 0 hold, 1 violated.
+    Check {
+        /// The running stack's `endpoints.json`.
+        #[arg(long)]
+        target: PathBuf,
+        /// Seconds to wait for sagas in flight to finish before judging.
+        #[arg(long, default_value_t = 60)]
+        settle: u64,
+    },
     /// Run one service in this process (how `up` starts its children).
     #[command(hide = true)]
     Service { name: String },
@@ -268,6 +279,7 @@ fn main() -> std::process::ExitCode {
                 run_dir, common, ..
             } => replay(run_dir, common).await,
             Command::ScenarioSchema => print_schema().map(|()| 0),
+            Command::Check { target, settle } => check(&target, Duration::from_secs(settle)).await,
         }
     });
     match result {
@@ -276,6 +288,62 @@ fn main() -> std::process::ExitCode {
             eprintln!("faultline: {error:#}");
             std::process::ExitCode::from(3)
         }
+    }
+}
+
+/// `faultline check`: invariants 1–3 of a running stack, once its sagas have settled. The
+/// initial points are the ones payment reports it was seeded with (a running stack's seed file
+/// is not at hand); the judge is the one `demo --quick` and `bench` use.
+#[allow(clippy::print_stdout)]
+async fn check(target: &std::path::Path, settle: Duration) -> anyhow::Result<u8> {
+    use faultline_harness::invariants::{self, ServiceUrls};
+    let endpoints: faultline::endpoints::Endpoints =
+        serde_json::from_slice(&std::fs::read(target)?)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", target.display()))?;
+    let urls = ServiceUrls {
+        reservation: endpoints.service("reservation"),
+        inventory: endpoints.service("inventory"),
+        payment: endpoints.service("payment"),
+    };
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let deadline = std::time::Instant::now() + settle;
+    let snapshot = loop {
+        let snapshot = invariants::snapshot(&http, urls).await?;
+        let settled = snapshot.reservation.pending == 0
+            && snapshot.inventory.held == 0
+            && snapshot.reservation.outbox_unpublished == 0;
+        if settled || std::time::Instant::now() >= deadline {
+            break snapshot;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let violations = invariants::check(&snapshot, snapshot.payment.initial_total);
+    println!(
+        "bookings {} (confirmed {}, cancelled {}, rejected {}, pending {}); seats sold {}, held {}; \
+         points {} of {} in wallets",
+        snapshot.bookings.len(),
+        snapshot.reservation.confirmed,
+        snapshot.reservation.cancelled,
+        snapshot.reservation.rejected,
+        snapshot.reservation.pending,
+        snapshot.inventory.sold,
+        snapshot.inventory.held,
+        snapshot.payment.balance_total,
+        snapshot.payment.initial_total,
+    );
+    for violation in &violations {
+        println!(
+            "invariant {} violated: {}",
+            violation.invariant, violation.detail
+        );
+    }
+    if violations.is_empty() {
+        println!("invariants 1-3 hold");
+        Ok(0)
+    } else {
+        Ok(1)
     }
 }
 

@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CreateBookingRequest {
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9_-]{1,64}$"))]
     pub user_id: String,
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9._-]{1,64}$"))]
     pub seat_id: String,
 }
 
@@ -57,7 +59,9 @@ pub struct ReservationSummary {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChargeRequest {
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9_-]{1,64}$"))]
     pub user_id: String,
+    #[cfg_attr(feature = "openapi", schema(pattern = r"\S"))]
     pub booking_id: String,
     pub saga_id: String,
     pub amount: i64,
@@ -80,7 +84,9 @@ pub struct ChargeResponse {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RefundRequest {
+    #[cfg_attr(feature = "openapi", schema(pattern = r"\S"))]
     pub charge_key: String,
+    #[cfg_attr(feature = "openapi", schema(pattern = r"\S"))]
     pub booking_id: String,
     pub saga_id: String,
 }
@@ -198,6 +204,7 @@ pub struct SagaLogEntry {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BookSeatRequest {
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9._-]{1,64}$"))]
     pub seat_id: String,
 }
 

@@ -1,9 +1,11 @@
 //! Bearer tokens and the per-user rate limit.
 //!
 //! Tokens are JWTs signed with HMAC-SHA256 (the `jsonwebtoken` crate): `sub` is the user id,
-//! `exp` the expiry. [`AuthUser`] is the extractor every protected handler takes: no token, a
-//! malformed, forged or expired one → 401 with `WWW-Authenticate: Bearer`; over the user's rate
-//! → 429 with `Retry-After`.
+//! `exp` the expiry, `nbf` (optional) when it starts to count. [`AuthUser`] is the extractor
+//! every protected handler takes: no token, another scheme, a malformed, oversized, forged
+//! (`alg: none`, another key), expired or not-yet-valid one, or one whose subject is not a user
+//! ([`crate::users`]) → 401 with `WWW-Authenticate: Bearer`; over the user's rate → 429 with
+//! `Retry-After`. [`Protected`] documents those answers for every handler that takes it.
 
 use std::{num::NonZeroU32, sync::Arc, time::Duration};
 
@@ -21,9 +23,13 @@ use crate::{configuration::RateLimitSettings, routes::AppState};
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
     sub: String,
+    #[serde(default)]
     iat: u64,
     exp: u64,
 }
+
+/// The longest token looked at.
+const MAX_TOKEN_BYTES: usize = 4096;
 
 /// Mints and verifies tokens with one secret.
 #[derive(Clone)]
@@ -53,6 +59,7 @@ impl Tokens {
     pub fn new(secret: &[u8], ttl: Duration) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
+        validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "sub"]);
         Self {
             encoding: EncodingKey::from_secret(secret),
@@ -77,8 +84,25 @@ impl Tokens {
         )?)
     }
 
+    /// Any claims signed with this key (HS256): for tests that need tokens `mint` never makes
+    /// (expired, not yet valid, without a subject).
+    pub fn sign_claims(&self, claims: &serde_json::Value) -> anyhow::Result<String> {
+        Ok(jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            claims,
+            &self.encoding,
+        )?)
+    }
+
     /// The user a token was minted for, or why it is refused.
     pub fn verify(&self, token: &str) -> Result<String, String> {
+        // Ours are ~200 bytes; a huge one is refused before any decoding work.
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(format!(
+                "the token is {} bytes, more than {MAX_TOKEN_BYTES}",
+                token.len()
+            ));
+        }
         jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map(|data| data.claims.sub)
             .map_err(|e| e.to_string())
@@ -112,7 +136,7 @@ impl RateLimiter {
     }
 }
 
-fn unauthorized(detail: impl Into<String>) -> ApiError {
+pub(crate) fn unauthorized(detail: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, detail)
         .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
 }
@@ -134,8 +158,11 @@ impl FromRequestParts<AppState> for AuthUser {
             .ok_or_else(|| unauthorized("a bearer token is required"))?
             .to_str()
             .map_err(|_| unauthorized("the Authorization header is not ASCII"))?;
+        // The scheme is case-insensitive (RFC 9110 §11.1).
         let token = value
-            .strip_prefix("Bearer ")
+            .get(..7)
+            .filter(|scheme| scheme.eq_ignore_ascii_case("bearer "))
+            .map(|_| &value[7..])
             .ok_or_else(|| unauthorized("the Authorization header must be `Bearer <token>`"))?;
         let user = state.tokens.verify(token.trim()).map_err(|reason| {
             tracing::info!(auth.refused = true, %reason, "token refused");
@@ -155,7 +182,31 @@ impl FromRequestParts<AppState> for AuthUser {
             )
             .with_header(header::RETRY_AFTER, HeaderValue::from(seconds)));
         }
+        state.users.check(&user, &state.upstreams.payment).await?;
         Ok(AuthUser(user))
+    }
+}
+
+/// The answers [`AuthUser`] and the upstream calls behind every protected handler add to its own,
+/// for its `#[utoipa::path(responses(…))]` (bodies and headers are filled in by the kit).
+pub struct Protected;
+
+impl utoipa::IntoResponses for Protected {
+    fn responses() -> std::collections::BTreeMap<
+        String,
+        utoipa::openapi::RefOr<utoipa::openapi::response::Response>,
+    > {
+        use utoipa::openapi::{RefOr, response::Response};
+        [
+            (401, "No bearer token, or a bad, expired or not yet valid one, or its subject is not a user"),
+            (429, "Over the user's rate limit; see Retry-After"),
+            (502, "A service behind the gateway is unreachable"),
+            (503, "A service behind the gateway is unavailable (circuit open, saturated, overloaded); see Retry-After"),
+            (504, "A service behind the gateway did not answer in time"),
+        ]
+        .into_iter()
+        .map(|(status, description)| (status.to_string(), RefOr::T(Response::new(description))))
+        .collect()
     }
 }
 
@@ -188,6 +239,26 @@ mod tests {
         let token = tokens.mint("user-1").expect("mint");
         std::thread::sleep(Duration::from_millis(1100));
         assert!(tokens.verify(&token).is_err());
+    }
+
+    #[test]
+    fn a_token_not_valid_yet_is_refused() {
+        let tokens = Tokens::new(b"secret", Duration::from_secs(60));
+        let claims =
+            serde_json::json!({"sub": "user-1", "exp": now_secs() + 600, "nbf": now_secs() + 300});
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &tokens.encoding)
+            .expect("encode");
+        let reason = tokens.verify(&token).expect_err("not valid yet");
+        assert!(reason.contains("Immature"), "{reason}");
+    }
+
+    #[test]
+    fn an_oversized_token_is_refused_before_decoding() {
+        let tokens = Tokens::new(b"secret", Duration::from_secs(60));
+        let reason = tokens
+            .verify(&"a".repeat(100 * 1024))
+            .expect_err("too long");
+        assert!(reason.contains("more than 4096"), "{reason}");
     }
 
     #[test]

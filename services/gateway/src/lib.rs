@@ -4,9 +4,11 @@
 //! - [`startup`]: [`startup::Application::build`], used by `main` and the tests alike.
 //! - [`auth`]: HMAC-signed bearer tokens (JWT, HS256) and the authenticated-user extractor,
 //!   which also applies the per-user rate limit.
+//! - [`users`]: the user directory — a token's subject must be a user (a wallet at payment).
 //! - [`upstream`]: calls to reservation, inventory and payment through the kit's resilient
 //!   client; an open circuit is a fast 503 with `Retry-After`.
-//! - [`routes`]: bookings (idempotent create, status), `/me`, browsing, the OpenAPI document.
+//! - [`routes`]: bookings (idempotent create, status), `/me`, browsing, the OpenAPI document
+//!   (served and checked by the kit's `openapi` module, like every service's).
 //!
 //! Writes go to reservation only; inventory and payment are read for browsing and the wallet.
 
@@ -15,3 +17,4 @@ pub mod configuration;
 pub mod routes;
 pub mod startup;
 pub mod upstream;
+pub mod users;

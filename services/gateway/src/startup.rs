@@ -28,6 +28,7 @@ impl Application {
             rate_limiter: RateLimiter::new(&settings.rate_limit),
             upstreams: Upstreams::new(&settings.upstream)?,
             readiness: Readiness::new(),
+            users: crate::users::Users::default(),
         };
         let listener = faultline_kit::app::bind(&settings.common).await?;
         Ok(Self {

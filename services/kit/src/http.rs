@@ -206,65 +206,6 @@ pub fn router_layers(router: Router, body_limit_bytes: usize) -> Router {
         )
 }
 
-/// `GET /health` (alive: 200 when the database answers), `GET /ready` (200 when every
-/// registered component is ready, else 503 with the components' states) and `GET /admin/inbox`
-/// (what the consumers received: [`crate::inbox::report`]) and `GET /admin/load` (consumer lag,
-/// unpublished outbox rows, in-flight work: [`crate::readiness::Load`]). Every service merges
-/// them.
-pub fn health_routes(
-    db: Option<crate::storage::Db>,
-    readiness: crate::readiness::Readiness,
-) -> Router {
-    type HealthState = (Option<crate::storage::Db>, crate::readiness::Readiness);
-    async fn health(
-        axum::extract::State((db, _)): axum::extract::State<HealthState>,
-    ) -> Result<&'static str, ApiError> {
-        if let Some(db) = db {
-            sqlx::query("SELECT 1").execute(db.pool()).await?;
-        }
-        Ok("ok")
-    }
-    async fn ready(
-        axum::extract::State((_, readiness)): axum::extract::State<HealthState>,
-    ) -> Response {
-        let (ready, components) = readiness.snapshot();
-        let status = if ready {
-            StatusCode::OK
-        } else {
-            StatusCode::SERVICE_UNAVAILABLE
-        };
-        (status, axum::Json(components)).into_response()
-    }
-    async fn inbox(
-        axum::extract::State((db, _)): axum::extract::State<HealthState>,
-    ) -> Result<axum::Json<faultline_contracts::http::InboxReport>, ApiError> {
-        match db {
-            Some(db) => Ok(axum::Json(crate::inbox::report(&db).await?)),
-            None => Ok(axum::Json(Default::default())),
-        }
-    }
-    async fn load(
-        axum::extract::State((db, readiness)): axum::extract::State<HealthState>,
-    ) -> Result<axum::Json<faultline_contracts::http::LoadReport>, ApiError> {
-        let (consumer_lag, in_flight) = readiness.load().snapshot();
-        let outbox_unpublished = match db {
-            Some(db) => Some(crate::outbox::unpublished(db.pool()).await?),
-            None => None,
-        };
-        Ok(axum::Json(faultline_contracts::http::LoadReport {
-            consumer_lag,
-            outbox_unpublished,
-            in_flight,
-        }))
-    }
-    Router::new()
-        .route("/health", axum::routing::get(health))
-        .route("/ready", axum::routing::get(ready))
-        .route("/admin/inbox", axum::routing::get(inbox))
-        .route("/admin/load", axum::routing::get(load))
-        .with_state((db, readiness))
-}
-
 /// Serves `router` on `listener` until `shutdown` is cancelled, then drains in-flight requests.
 pub async fn serve(
     listener: TcpListener,

@@ -11,6 +11,10 @@
 //! - [`telemetry`]: the tracing subscriber and W3C trace-context propagation (HTTP and Kafka).
 //! - [`http`]: the server stack every service runs (request spans continuing the caller's trace,
 //!   body limit, problem+json errors) and the traced HTTP client.
+//! - [`health`]: `/health`, `/ready` and the `/admin/*` reports every service serves.
+//! - [`openapi`]: each service's OpenAPI document (problem+json errors, their headers, the
+//!   stack's own statuses), `/openapi.json`, and the conformance layer that reports any answer
+//!   the document does not list.
 //! - [`messaging`]: Kafka through rdkafka — headers, producer (acks=all), the consumer loop that
 //!   commits only after the local transaction, dead-lettering of poison messages, topic set-up.
 //! - [`outbox`]: writing messages in the business transaction, and the relay that publishes
@@ -30,11 +34,13 @@
 pub mod admission;
 pub mod app;
 pub mod config;
+pub mod health;
 pub mod http;
 pub mod idempotency;
 pub mod inbox;
 pub mod janitor;
 pub mod messaging;
+pub mod openapi;
 pub mod outbox;
 pub mod readiness;
 pub mod resilience;

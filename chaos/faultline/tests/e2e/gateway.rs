@@ -224,7 +224,7 @@ async fn bad_input_and_too_many_requests_get_clear_answers() {
     problem(limited, 429).await;
     assert_eq!(t.get_as("user-5", "/me/wallet").await.status(), 200);
 
-    // The OpenAPI document describes exactly the routes served.
+    // The OpenAPI document describes exactly the routes served (the kit's included).
     let doc: serde_json::Value = t
         .http
         .get(t.gateway("/openapi.json"))
@@ -244,11 +244,16 @@ async fn bad_input_and_too_many_requests_get_clear_answers() {
     assert_eq!(
         paths,
         [
+            "/admin/contract",
+            "/admin/inbox",
+            "/admin/load",
             "/bookings",
             "/bookings/{booking_id}",
             "/concerts",
+            "/health",
             "/me/bookings",
             "/me/wallet",
+            "/ready",
             "/schedules/{schedule_id}/seats"
         ]
     );

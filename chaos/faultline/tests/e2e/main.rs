@@ -6,6 +6,7 @@ mod chaos;
 mod demo;
 mod gateway;
 mod helpers;
+mod hostile;
 mod lifecycle;
 mod load;
 mod telemetry;

@@ -21,6 +21,9 @@ async fn freshness(state: &AppState) -> Result<Freshness, sqlx::Error> {
     })
 }
 
+/// Bookings by outcome, revenue and events applied, with freshness.
+#[utoipa::path(get, path = "/stats/summary", tag = "stats",
+    responses((status = 200, description = "The totals", body = AnalyticsSummary)))]
 #[tracing::instrument(name = "analytics summary", skip_all)]
 pub async fn summary(State(state): State<AppState>) -> Result<Json<AnalyticsSummary>, ApiError> {
     let totals = sqlx::query(
@@ -48,6 +51,13 @@ pub async fn summary(State(state): State<AppState>) -> Result<Json<AnalyticsSumm
     }))
 }
 
+/// One user's counters.
+#[utoipa::path(get, path = "/stats/users/{user_id}", tag = "stats",
+    params(("user_id" = String, Path)),
+    responses(
+        (status = 200, description = "The user's counters", body = UserStats),
+        (status = 404, description = "No booking of this user recorded"),
+    ))]
 #[tracing::instrument(name = "user stats", skip(state))]
 pub async fn user(
     State(state): State<AppState>,
@@ -69,6 +79,9 @@ pub async fn user(
     }))
 }
 
+/// Counters and revenue per concert.
+#[utoipa::path(get, path = "/stats/concerts", tag = "stats",
+    responses((status = 200, description = "Per concert", body = Vec<ConcertStats>)))]
 #[tracing::instrument(name = "concert stats", skip_all)]
 pub async fn concerts(State(state): State<AppState>) -> Result<Json<Vec<ConcertStats>>, ApiError> {
     let rows = sqlx::query(

@@ -16,7 +16,7 @@ use faultline_kit::{
 use tracing::field::Empty;
 
 use super::AppState;
-use crate::auth::AuthUser;
+use crate::auth::{AuthUser, Protected};
 
 /// Books a seat for the authenticated user. The saga runs asynchronously: poll `status_url`.
 ///
@@ -28,16 +28,15 @@ use crate::auth::AuthUser;
     path = "/bookings",
     tag = "bookings",
     request_body = BookSeatRequest,
-    params(("Idempotency-Key" = String, Header, description = "1 to 128 visible ASCII characters, unique per booking attempt")),
+    params(("Idempotency-Key" = String, Header, pattern = r"^[!-~]{1,128}$", description = "1 to 128 visible ASCII characters, unique per booking attempt")),
     responses(
-        (status = 202, description = "Booking accepted; the saga is running", body = BookingAccepted),
+        (status = 202, description = "Booking accepted; the saga is running", body = BookingAccepted,
+         headers(("Location" = String, description = "The booking's status URL"))),
         (status = 400, description = "Malformed JSON or a missing or bad Idempotency-Key", body = Problem),
-        (status = 401, description = "No or bad bearer token", body = Problem),
         (status = 409, description = "A request with this key is still being processed", body = Problem),
         (status = 413, description = "Body too large", body = Problem),
         (status = 422, description = "Invalid seat id, or the key was used with another body", body = Problem),
-        (status = 429, description = "Rate limit exceeded; see Retry-After", body = Problem),
-        (status = 503, description = "Reservation unavailable; see Retry-After", body = Problem),
+        Protected,
     )
 )]
 #[tracing::instrument(name = "book seat", skip_all, fields(user_id = Empty, booking_id = Empty, saga_id = Empty, idempotency.key = Empty))]
@@ -84,8 +83,8 @@ pub async fn create(
     params(("booking_id" = String, Path, description = "The id from the 202 answer")),
     responses(
         (status = 200, description = "The booking and its saga state", body = BookingView),
-        (status = 401, description = "No or bad bearer token", body = Problem),
         (status = 404, description = "No such booking of this user", body = Problem),
+        Protected,
     )
 )]
 #[tracing::instrument(name = "get booking", skip_all, fields(user_id = Empty, booking_id = %booking_id, saga_id = Empty))]

@@ -9,7 +9,7 @@ use faultline_kit::http::ApiError;
 use tracing::field::Empty;
 
 use super::AppState;
-use crate::auth::AuthUser;
+use crate::auth::{AuthUser, Protected};
 
 /// Concerts with their schedules.
 #[utoipa::path(
@@ -18,7 +18,7 @@ use crate::auth::AuthUser;
     tag = "catalogue",
     responses(
         (status = 200, description = "The catalogue", body = Vec<ConcertView>),
-        (status = 401, description = "No or bad bearer token", body = Problem),
+        Protected,
     )
 )]
 #[tracing::instrument(name = "concerts", skip_all, fields(user_id = Empty))]
@@ -42,8 +42,8 @@ pub async fn concerts(
     params(("schedule_id" = String, Path, description = "A schedule id from /concerts")),
     responses(
         (status = 200, description = "The seats", body = Vec<SeatView>),
-        (status = 401, description = "No or bad bearer token", body = Problem),
         (status = 404, description = "No such schedule", body = Problem),
+        Protected,
     )
 )]
 #[tracing::instrument(name = "seats", skip_all, fields(user_id = Empty, schedule_id = %schedule_id))]

@@ -6,7 +6,7 @@ use faultline_kit::http::ApiError;
 use tracing::field::Empty;
 
 use super::AppState;
-use crate::auth::AuthUser;
+use crate::auth::{AuthUser, Protected};
 
 /// The authenticated user's bookings, newest first.
 #[utoipa::path(
@@ -15,7 +15,7 @@ use crate::auth::AuthUser;
     tag = "me",
     responses(
         (status = 200, description = "The user's bookings", body = Vec<BookingView>),
-        (status = 401, description = "No or bad bearer token", body = Problem),
+        Protected,
     )
 )]
 #[tracing::instrument(name = "my bookings", skip_all, fields(user_id = Empty))]
@@ -35,8 +35,8 @@ pub async fn bookings(State(state): State<AppState>, user: AuthUser) -> Result<R
     tag = "me",
     responses(
         (status = 200, description = "The user's wallet", body = WalletView),
-        (status = 401, description = "No or bad bearer token", body = Problem),
         (status = 404, description = "The user has no wallet", body = Problem),
+        Protected,
     )
 )]
 #[tracing::instrument(name = "my wallet", skip_all, fields(user_id = Empty))]

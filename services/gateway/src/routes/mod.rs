@@ -1,11 +1,12 @@
 //! The gateway's public routes, one file per resource, registered through utoipa-axum so the
-//! OpenAPI document at `/openapi.json` is generated from the same handlers and cannot drift.
+//! OpenAPI document at `/openapi.json` is generated from the same handlers and cannot drift
+//! (the kit completes it, serves it and checks every answer against it).
 
 pub mod bookings;
 pub mod catalogue;
 pub mod me;
 
-use axum::{Json, Router, routing::get};
+use axum::Router;
 use utoipa::{
     Modify, OpenApi,
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
@@ -24,6 +25,7 @@ pub struct AppState {
     pub rate_limiter: RateLimiter,
     pub upstreams: Upstreams,
     pub readiness: faultline_kit::readiness::Readiness,
+    pub users: crate::users::Users,
 }
 
 #[derive(OpenApi)]
@@ -63,24 +65,16 @@ fn is_path_segment(id: &str) -> bool {
         && id != ".."
 }
 
-/// The API routes and the OpenAPI document describing exactly them.
-pub fn api(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
-    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+/// Everything the gateway serves: the API, the kit's routes, `/openapi.json`.
+pub fn router(state: AppState) -> Router {
+    let readiness = state.readiness.clone();
+    let api = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(bookings::create))
         .routes(routes!(bookings::one))
         .routes(routes!(me::bookings))
         .routes(routes!(me::wallet))
         .routes(routes!(catalogue::concerts))
         .routes(routes!(catalogue::seats))
-        .with_state(state.clone())
-        .split_for_parts();
-    (router, openapi)
-}
-
-/// Everything the gateway serves: the API, `/openapi.json`, `/health`, `/ready`.
-pub fn router(state: AppState) -> Router {
-    let readiness = state.readiness.clone();
-    let (api, openapi) = api(state);
-    api.route("/openapi.json", get(move || async move { Json(openapi) }))
-        .merge(faultline_kit::http::health_routes(None, readiness))
+        .with_state(state);
+    faultline_kit::openapi::serve(api, (None, readiness))
 }

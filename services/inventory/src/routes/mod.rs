@@ -1,11 +1,14 @@
-//! Inventory's HTTP endpoints, one file per resource.
+//! Inventory's HTTP endpoints, one file per resource, registered through utoipa-axum so its
+//! `/openapi.json` is generated from the same handlers (completed and checked by the kit's
+//! `openapi` module).
 
 pub mod admin;
 pub mod concerts;
 pub mod seats;
 
-use axum::{Router, routing::get};
+use axum::Router;
 use faultline_kit::storage::Db;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Shared state of every handler.
 #[derive(Debug, Clone)]
@@ -14,16 +17,17 @@ pub struct AppState {
     pub db: Db,
 }
 
+/// Everything inventory serves: its API, the kit's routes, `/openapi.json`.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/concerts", get(concerts::list))
-        .route("/schedules/{schedule_id}/seats", get(seats::of_schedule))
-        .route("/seats/{seat_id}", get(seats::one))
-        .route("/admin/summary", get(admin::summary))
-        .route("/admin/seats", get(admin::seats))
-        .with_state(state.clone())
-        .merge(faultline_kit::http::health_routes(
-            Some(state.db.clone()),
-            state.readiness.clone(),
-        ))
+    let api = OpenApiRouter::with_openapi(faultline_kit::openapi::document(
+        "Faultline inventory",
+        "Concerts, schedules and seats (internal: read by the gateway and the checkers).",
+    ))
+    .routes(routes!(concerts::list))
+    .routes(routes!(seats::of_schedule))
+    .routes(routes!(seats::one))
+    .routes(routes!(admin::summary))
+    .routes(routes!(admin::seats))
+    .with_state(state.clone());
+    faultline_kit::openapi::serve(api, (Some(state.db.clone()), state.readiness.clone()))
 }

@@ -7,6 +7,13 @@ use faultline_kit::http::{ApiError, Json};
 use super::AppState;
 use crate::{domain::SeatId, store};
 
+/// A schedule's seats with their status.
+#[utoipa::path(get, path = "/schedules/{schedule_id}/seats", tag = "catalogue",
+    params(("schedule_id" = String, Path)),
+    responses(
+        (status = 200, description = "The seats", body = Vec<SeatView>),
+        (status = 404, description = "No such schedule"),
+    ))]
 #[tracing::instrument(name = "seats of schedule", skip(state))]
 pub async fn of_schedule(
     State(state): State<AppState>,
@@ -20,6 +27,14 @@ pub async fn of_schedule(
     ))
 }
 
+/// One seat with its status.
+#[utoipa::path(get, path = "/seats/{seat_id}", tag = "catalogue",
+    params(("seat_id" = String, Path, pattern = r"^[A-Za-z0-9._-]{1,64}$")),
+    responses(
+        (status = 200, description = "The seat", body = SeatView),
+        (status = 400, description = "Not a seat id"),
+        (status = 404, description = "No such seat"),
+    ))]
 #[tracing::instrument(name = "get seat", skip(state))]
 pub async fn one(
     State(state): State<AppState>,

@@ -32,18 +32,24 @@ pub fn key_from_headers(headers: &HeaderMap) -> Result<IdempotencyKey, ApiError>
 pub fn replay(saved: &SavedResponse) -> Response {
     let status = StatusCode::from_u16(saved.status).unwrap_or(StatusCode::OK);
     let mut response = (status, saved.body.clone()).into_response();
-    let content_type = if status.is_success() || status == StatusCode::PAYMENT_REQUIRED {
-        "application/json"
-    } else {
-        "application/problem+json"
-    };
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type(status)),
+    );
     response
         .headers_mut()
         .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
     response
+}
+
+/// The media type of a stored answer: JSON for a success and for 402 (a declined charge is an
+/// outcome with a body of its own), problem+json for every other error.
+pub fn content_type(status: StatusCode) -> &'static str {
+    if status.is_success() || status == StatusCode::PAYMENT_REQUIRED {
+        "application/json"
+    } else {
+        "application/problem+json"
+    }
 }
 
 /// What [`IdempotencyStore::execute`] came to.

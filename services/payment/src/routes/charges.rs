@@ -23,6 +23,23 @@ use crate::{
 
 const SCOPE: &str = "charges";
 
+/// Takes `amount` points from the user's wallet for a booking, once per `Idempotency-Key`.
+#[utoipa::path(
+    post,
+    path = "/charges",
+    tag = "payments",
+    request_body = ChargeRequest,
+    params(("Idempotency-Key" = String, Header, pattern = r"^[!-~]{1,128}$",
+            description = "1 to 128 visible ASCII characters; one charge per key")),
+    responses(
+        (status = 201, description = "Charged", body = ChargeResponse),
+        (status = 400, description = "Malformed JSON or a missing or malformed Idempotency-Key"),
+        (status = 402, description = "Declined: not enough points", body = ChargeResponse),
+        (status = 404, description = "No wallet for this user"),
+        (status = 409, description = "A request with this key is still being processed"),
+        (status = 422, description = "A bad user id, amount or booking id, or the key was used with another body"),
+    )
+)]
 #[tracing::instrument(
     name = "charge points",
     skip_all,

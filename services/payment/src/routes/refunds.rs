@@ -18,6 +18,21 @@ use crate::ledger::{self, RefundOutcome};
 
 const SCOPE: &str = "refunds";
 
+/// Gives back what was charged under `charge_key` (at most once), once per `Idempotency-Key`.
+#[utoipa::path(
+    post,
+    path = "/refunds",
+    tag = "payments",
+    request_body = RefundRequest,
+    params(("Idempotency-Key" = String, Header, pattern = r"^[!-~]{1,128}$",
+            description = "1 to 128 visible ASCII characters; one refund per key")),
+    responses(
+        (status = 200, description = "`refunded`, `already_refunded` or `nothing_to_refund`", body = RefundResponse),
+        (status = 400, description = "Malformed JSON or a missing or malformed Idempotency-Key"),
+        (status = 409, description = "A request with this key is still being processed"),
+        (status = 422, description = "An empty charge key or booking id, or the key was used with another body"),
+    )
+)]
 #[tracing::instrument(
     name = "refund points",
     skip_all,

@@ -8,17 +8,25 @@ use faultline_kit::http::{ApiError, Json};
 use super::AppState;
 use crate::saga::store;
 
+/// Bookings by status, and outbox rows not yet published.
+#[utoipa::path(get, path = "/admin/summary", tag = "admin",
+    responses((status = 200, description = "The summary", body = ReservationSummary)))]
 #[tracing::instrument(name = "reservation summary", skip_all)]
 pub async fn summary(State(state): State<AppState>) -> Result<Json<ReservationSummary>, ApiError> {
     Ok(Json(store::summary(state.orchestrator.db()).await?))
 }
 
 /// `?updated_since=<Unix ms>` limits the answer to bookings changed since then.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct BookingsQuery {
+    /// Unix milliseconds.
     updated_since: Option<i64>,
 }
 
+/// Every booking (what the invariant checkers read).
+#[utoipa::path(get, path = "/admin/bookings", tag = "admin", params(BookingsQuery),
+    responses((status = 200, description = "The bookings", body = Vec<BookingView>)))]
 #[tracing::instrument(name = "all bookings", skip_all)]
 pub async fn bookings(
     State(state): State<AppState>,
@@ -29,6 +37,13 @@ pub async fn bookings(
     ))
 }
 
+/// A saga's transitions, oldest first.
+#[utoipa::path(get, path = "/admin/sagas/{saga_id}/log", tag = "admin",
+    params(("saga_id" = String, Path)),
+    responses(
+        (status = 200, description = "The transitions", body = Vec<SagaLogEntry>),
+        (status = 404, description = "No such saga"),
+    ))]
 #[tracing::instrument(name = "saga log", skip(state))]
 pub async fn saga_log(
     State(state): State<AppState>,

@@ -26,6 +26,22 @@ use crate::{
 /// Starts a booking saga. With an `Idempotency-Key` (the gateway always sends one) the request
 /// is idempotent per user: the key's claim, the booking and its HoldSeat commit together, a
 /// repeat replays the 202, a repeat while the first runs gets 409, another body with the key 422.
+#[utoipa::path(
+    post,
+    path = "/bookings",
+    tag = "bookings",
+    request_body = CreateBookingRequest,
+    params(("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,128}$",
+            description = "Optional here (the gateway always sends one): 1 to 128 visible ASCII characters, per user")),
+    responses(
+        (status = 202, description = "Booking accepted; the saga is running", body = BookingAccepted,
+         headers(("Location" = String, description = "The booking's status URL"))),
+        (status = 400, description = "Malformed JSON or a malformed Idempotency-Key"),
+        (status = 409, description = "A request with this key is still being processed"),
+        (status = 422, description = "A bad user or seat id, or the key was used with another body"),
+        (status = 503, description = "Too many bookings in flight (admission control)"),
+    )
+)]
 #[tracing::instrument(name = "create booking", skip_all, fields(booking_id = Empty, saga_id = Empty, user_id = Empty, seat_id = Empty, idempotency.key = Empty))]
 pub async fn create(
     State(state): State<AppState>,
@@ -99,6 +115,17 @@ fn accepted(body: &BookingAccepted) -> Response {
     response
 }
 
+/// A booking and its saga state.
+#[utoipa::path(
+    get,
+    path = "/bookings/{booking_id}",
+    tag = "bookings",
+    params(("booking_id" = String, Path, description = "The id from the 202 answer")),
+    responses(
+        (status = 200, description = "The booking", body = BookingView),
+        (status = 404, description = "No such booking"),
+    )
+)]
 #[tracing::instrument(name = "get booking", skip(state), fields(saga_id = Empty))]
 pub async fn one(
     State(state): State<AppState>,
@@ -111,6 +138,17 @@ pub async fn one(
     Ok(Json(booking))
 }
 
+/// A user's bookings, newest first.
+#[utoipa::path(
+    get,
+    path = "/users/{user_id}/bookings",
+    tag = "bookings",
+    params(("user_id" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$")),
+    responses(
+        (status = 200, description = "The user's bookings", body = Vec<BookingView>),
+        (status = 400, description = "Not a user id"),
+    )
+)]
 #[tracing::instrument(name = "bookings of user", skip(state))]
 pub async fn of_user(
     State(state): State<AppState>,

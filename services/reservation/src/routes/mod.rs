@@ -1,12 +1,12 @@
-//! Reservation's HTTP endpoints, one file per resource.
+//! Reservation's HTTP endpoints, one file per resource, registered through utoipa-axum so its
+//! `/openapi.json` is generated from the same handlers (completed and checked by the kit's
+//! `openapi` module).
 
 pub mod admin;
 pub mod bookings;
 
-use axum::{
-    Router,
-    routing::{get, post},
-};
+use axum::Router;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::saga::Orchestrator;
 
@@ -20,17 +20,24 @@ pub struct AppState {
     pub admission: faultline_kit::admission::Admission,
 }
 
+/// Everything reservation serves: its API, the kit's routes, `/openapi.json`.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/bookings", post(bookings::create))
-        .route("/bookings/{booking_id}", get(bookings::one))
-        .route("/users/{user_id}/bookings", get(bookings::of_user))
-        .route("/admin/summary", get(admin::summary))
-        .route("/admin/bookings", get(admin::bookings))
-        .route("/admin/sagas/{saga_id}/log", get(admin::saga_log))
-        .with_state(state.clone())
-        .merge(faultline_kit::http::health_routes(
+    let api = OpenApiRouter::with_openapi(faultline_kit::openapi::document(
+        "Faultline reservation",
+        "Bookings and the booking saga (internal: called by the gateway and the checkers).",
+    ))
+    .routes(routes!(bookings::create))
+    .routes(routes!(bookings::one))
+    .routes(routes!(bookings::of_user))
+    .routes(routes!(admin::summary))
+    .routes(routes!(admin::bookings))
+    .routes(routes!(admin::saga_log))
+    .with_state(state.clone());
+    faultline_kit::openapi::serve(
+        api,
+        (
             Some(state.orchestrator.db().clone()),
             state.readiness.clone(),
-        ))
+        ),
+    )
 }
