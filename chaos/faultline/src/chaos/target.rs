@@ -21,6 +21,9 @@ use tokio::sync::Mutex as AsyncMutex;
 
 use crate::{endpoints::Endpoints, stack::Stack};
 
+/// How long a republish fault waits for its copies to reach their consumer.
+const REDELIVERY_LIMIT: Duration = Duration::from_secs(30);
+
 /// Where the system runs.
 pub enum Backend {
     /// Started (and stopped) by the runner: process faults are SIGKILL and restart.
@@ -154,11 +157,69 @@ impl Target {
                     .unwrap_or_default(),
             );
         }
+        let missing = self.await_redelivery(&ids, REDELIVERY_LIMIT).await;
+        let arrived = if missing.is_empty() {
+            "; each delivered to its consumer again".to_owned()
+        } else {
+            format!(
+                "; not delivered again within {} s: {}",
+                REDELIVERY_LIMIT.as_secs(),
+                missing.join(", ")
+            )
+        };
         Ok(format!(
-            "{topic}: published again {} message(s): {}",
+            "{topic}: published again {} message(s): {}{arrived}",
             ids.len(),
             ids.join(", ")
         ))
+    }
+
+    /// Waits until every message of `ids` has reached a consumer a second time (its inbox lists
+    /// the message as repeated), or `limit` passes; returns the ids still not seen again. A
+    /// republished message only proves deduplication once the consumer has received it, and a
+    /// consumer still catching up (after a cut link, a rebalance, a busy machine) can take a
+    /// while: without this wait the run could settle — nothing pending anywhere — and be judged
+    /// before the copies arrive, leaving exactly-once with nothing to prove.
+    async fn await_redelivery(&self, ids: &[String], limit: Duration) -> Vec<String> {
+        let started = std::time::Instant::now();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .ok();
+        loop {
+            let mut seen = BTreeSet::new();
+            for service in crate::chaos::checkers::exactly_once::CONSUMERS {
+                let url = format!("{}/admin/inbox", self.service(service));
+                let Some(http) = &http else { break };
+                let Ok(response) = http.get(url).send().await else {
+                    continue;
+                };
+                let Ok(report) = response
+                    .json::<faultline_contracts::http::InboxReport>()
+                    .await
+                else {
+                    continue;
+                };
+                for consumer in report.consumers {
+                    seen.extend(
+                        consumer
+                            .repeated
+                            .into_iter()
+                            .filter(|e| e.deliveries > 1)
+                            .map(|e| e.message_id),
+                    );
+                }
+            }
+            let missing: Vec<String> = ids
+                .iter()
+                .filter(|id| !seen.contains(*id))
+                .cloned()
+                .collect();
+            if missing.is_empty() || started.elapsed() >= limit {
+                return missing;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
     }
 
     /// Publishes `count` undecodable messages to `topic` and waits until every one of them is
