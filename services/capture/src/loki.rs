@@ -211,7 +211,8 @@ pub fn parse_time(value: &str) -> Option<i128> {
     if let Ok(n) = value.parse::<i128>() {
         // Loki treats small integers as seconds.
         return Some(if n < 10_000_000_000 {
-            n * 1_000_000_000
+            // Saturating: a hugely negative "time" is before everything, not an overflow.
+            n.saturating_mul(1_000_000_000)
         } else {
             n
         });

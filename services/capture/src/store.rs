@@ -79,7 +79,7 @@ impl Retention {
 }
 
 /// What [`Store::counts`] reports: kept and evicted items.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Counts {
     pub spans: usize,
     pub log_lines: usize,

@@ -103,6 +103,45 @@ fn decode_body<M: Message>(envelope: Envelope<serde_json::Value>) -> Result<M, C
     Ok(message)
 }
 
+/// Checks a `schema-version` header against the version in the payload's envelope. A message
+/// whose header claims one version while its body is another is refused, as an `event-type`
+/// header that disagrees with the body is: a consumer must never apply a body under a version
+/// its producer did not mean. (A message without the header is judged by its body alone.)
+pub fn check_version_header(header_value: &str, payload: &[u8]) -> Result<(), ContractError> {
+    /// Only the envelope's version; serde skips the rest.
+    #[derive(Deserialize)]
+    struct Versioned {
+        version: u32,
+    }
+    let body: Versioned =
+        serde_json::from_slice(payload).map_err(|e| ContractError::Malformed(e.to_string()))?;
+    if header_value.trim().parse::<u32>() == Ok(body.version) {
+        Ok(())
+    } else {
+        Err(ContractError::HeaderMismatch {
+            header: "schema-version",
+            header_value: header_value.to_owned(),
+            body_value: body.version.to_string(),
+        })
+    }
+}
+
+/// The largest price or amount a message may carry: far above any real price, and small enough
+/// that millions of them still add up within an `i64` (analytics sums them; an overflow there
+/// would fail the consumer's transaction on every retry and stall its partition).
+pub const MAX_POINTS: i64 = 1_000_000_000_000;
+
+/// A price or amount: 0 to [`MAX_POINTS`].
+fn points(field: &str, value: i64) -> Result<(), String> {
+    if value < 0 {
+        Err(format!("{field} must not be negative, got {value}"))
+    } else if value > MAX_POINTS {
+        Err(format!("{field} must not exceed {MAX_POINTS}, got {value}"))
+    } else {
+        Ok(())
+    }
+}
+
 fn require(field: &str, value: &str) -> Result<(), String> {
     if value.trim().is_empty() {
         Err(format!("{field} must not be empty"))
@@ -244,11 +283,7 @@ message!(
     topics::INVENTORY_EVENTS,
     key = seat_id,
     required = [booking_id, saga_id, seat_id, concert_id],
-    check = |m: &SeatHeld| if m.price < 0 {
-        Err(format!("price must not be negative, got {}", m.price))
-    } else {
-        Ok(())
-    }
+    check = |m: &SeatHeld| points("price", m.price)
 );
 
 /// The seat could not be held (taken, unknown, or the booking was already released).
@@ -341,11 +376,7 @@ message!(
     topics::BOOKING_EVENTS,
     key = booking_id,
     required = [booking_id, user_id, seat_id, concert_id],
-    check = |m: &BookingConfirmed| if m.amount < 0 {
-        Err(format!("amount must not be negative, got {}", m.amount))
-    } else {
-        Ok(())
-    }
+    check = |m: &BookingConfirmed| points("amount", m.amount)
 );
 
 /// The booking was cancelled after compensation; nothing is charged and the seat is free.
@@ -451,6 +482,41 @@ mod tests {
         };
         let err = InventoryEvent::decode(None, &encode(&held)).unwrap_err();
         assert!(matches!(err, ContractError::Violation { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn an_amount_beyond_max_points_violates_the_contract() {
+        let confirmed = BookingConfirmed {
+            booking_id: "b".into(),
+            user_id: "u".into(),
+            seat_id: "x".into(),
+            concert_id: "c".into(),
+            amount: i64::MAX,
+        };
+        let err = BookingEvent::decode(None, &encode(&confirmed)).unwrap_err();
+        assert!(
+            matches!(&err, ContractError::Violation { reason, .. } if reason.contains("must not exceed")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn a_schema_version_header_must_match_the_body() {
+        let bytes = encode(&hold());
+        assert_eq!(check_version_header("1", &bytes), Ok(()));
+        for claimed in ["2", "", "one", "-1"] {
+            let err = check_version_header(claimed, &bytes).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    ContractError::HeaderMismatch {
+                        header: "schema-version",
+                        ..
+                    }
+                ),
+                "{claimed:?}: {err:?}"
+            );
+        }
     }
 
     #[test]

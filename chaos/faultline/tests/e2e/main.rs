@@ -7,6 +7,7 @@ mod demo;
 mod gateway;
 mod helpers;
 mod hostile;
+mod kafka_fuzz;
 mod lifecycle;
 mod load;
 mod telemetry;

@@ -1,8 +1,9 @@
 //! The consume loop every service uses.
 //!
 //! For each message, inside a `process {topic}` span that continues the producer's trace:
-//! 1. no `message-id` header, or a payload that does not decode into the topic's contract →
-//!    dead-letter topic with the reason, commit, continue;
+//! 1. no usable `message-id` header, a payload that does not decode into the topic's contract,
+//!    or a `schema-version` header that disagrees with the payload → dead-letter topic with the
+//!    reason, commit, continue;
 //! 2. begin a transaction; record the message in the inbox — already there → roll back, log the
 //!    duplicate, commit the offset, continue;
 //! 3. run the handler in the same transaction; commit; only then store the Kafka offset, which
@@ -202,6 +203,28 @@ const REJOIN_GRACE: Duration = Duration::from_secs(15);
 
 /// Messages applied in one transaction at most (see `Consumer::process_batch`).
 const MAX_BATCH: usize = 64;
+
+/// The longest `message-id` accepted. Ours are UUIDs (36 characters); the inbox stores the id
+/// in an indexed column, and PostgreSQL refuses an index entry of more than about 2.7 kB — a
+/// longer id would fail the consumer's transaction on every retry and stall the partition.
+pub const MAX_MESSAGE_ID_LEN: usize = 128;
+
+/// A `message-id` the inbox can deduplicate on: present, at most [`MAX_MESSAGE_ID_LEN`] bytes,
+/// no control characters.
+fn check_message_id(id: &str) -> Result<(), String> {
+    if id.is_empty() {
+        Err("missing message-id header".to_owned())
+    } else if id.len() > MAX_MESSAGE_ID_LEN {
+        Err(format!(
+            "message-id header of {} bytes exceeds {MAX_MESSAGE_ID_LEN}",
+            id.len()
+        ))
+    } else if id.chars().any(char::is_control) {
+        Err("message-id header contains control characters".to_owned())
+    } else {
+        Ok(())
+    }
+}
 
 /// Why one incarnation of the librdkafka consumer stopped.
 enum Stopped {
@@ -520,14 +543,7 @@ impl<H: Handler> Consumer<H> {
             .iter()
             .zip(&delivered)
             .map(|(message, delivered)| {
-                if delivered.message_id.is_empty() {
-                    return None;
-                }
-                self.handler
-                    .decode(
-                        delivered.event_type.as_deref(),
-                        message.payload().unwrap_or_default(),
-                    )
+                self.admit(delivered, message.payload().unwrap_or_default())
                     .ok()
             })
             .collect();
@@ -599,19 +615,11 @@ impl<H: Handler> Consumer<H> {
         payload: &[u8],
         shutdown: &CancellationToken,
     ) -> bool {
-        if delivered.message_id.is_empty() {
-            return self
-                .dead_letter(delivered, payload, "missing message-id header", shutdown)
-                .await;
-        }
-        let decoded = match self
-            .handler
-            .decode(delivered.event_type.as_deref(), payload)
-        {
+        let decoded = match self.admit(delivered, payload) {
             Ok(decoded) => decoded,
-            Err(error) => {
+            Err(reason) => {
                 return self
-                    .dead_letter(delivered, payload, &error.to_string(), shutdown)
+                    .dead_letter(delivered, payload, &reason, shutdown)
                     .await;
             }
         };
@@ -639,6 +647,22 @@ impl<H: Handler> Consumer<H> {
                 }
             }
         }
+    }
+
+    /// Step 1: the message's id, its payload decoded into the topic's contract, and its
+    /// `schema-version` header (when present) agreeing with the body; otherwise why not, which
+    /// is the dead-letter reason.
+    fn admit(&self, delivered: &Delivered, payload: &[u8]) -> Result<H::Message, String> {
+        check_message_id(&delivered.message_id)?;
+        let decoded = self
+            .handler
+            .decode(delivered.event_type.as_deref(), payload)
+            .map_err(|error| error.to_string())?;
+        if let Some(version) = delivered.headers.get(headers::SCHEMA_VERSION) {
+            faultline_contracts::messages::check_version_header(version, payload)
+                .map_err(|error| error.to_string())?;
+        }
+        Ok(decoded)
     }
 
     /// Records the booking and saga a message is about on its span.
@@ -741,5 +765,28 @@ impl<H: Handler> Consumer<H> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_uuid_is_a_message_id() {
+        assert_eq!(
+            check_message_id("0196b4f8-7c1e-7a3b-9d2f-1c2d3e4f5a6b"),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn an_empty_long_or_control_message_id_is_refused() {
+        assert_eq!(
+            check_message_id(""),
+            Err("missing message-id header".to_owned())
+        );
+        assert!(check_message_id(&"m".repeat(MAX_MESSAGE_ID_LEN + 1)).is_err());
+        assert!(check_message_id("m-1\r\nx").is_err());
     }
 }

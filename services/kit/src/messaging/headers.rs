@@ -19,6 +19,9 @@ pub const PRODUCER: &str = "producer";
 pub const DEAD_LETTER_REASON: &str = "dead-letter-reason";
 /// Set on dead-lettered messages: `topic/partition/offset` it was read from.
 pub const DEAD_LETTER_SOURCE: &str = "dead-letter-source";
+/// Set on a dead-lettered message too large to send whole: the original sizes
+/// (`payload=N[,header=N…]`) of what was cut to its first 64 KiB.
+pub const DEAD_LETTER_TRUNCATED: &str = "dead-letter-truncated";
 /// Set on dead-lettered messages: the consumer group that refused it.
 pub const DEAD_LETTER_CONSUMER: &str = "dead-letter-consumer";
 
