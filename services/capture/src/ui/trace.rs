@@ -140,12 +140,12 @@ pub fn render(trace_id: &str, spans: &[StoredSpan], lines: &[LogLine]) -> String
         );
         for span in compensation {
             marks.push_str(&format!(
-                "<li data-span-id=\"{id}\" data-name=\"{name}\"><a href=\"#span-{id}\">{name}</a> {chip} at +{at}{outcome}</li>",
+                "<li data-span-id=\"{id}\" data-name=\"{name}\"><a href=\"#span-{id}\">{name}</a> {chip} at +{at}{result}</li>",
                 id = esc(&span.span_id),
                 name = esc(&span.name),
                 chip = html::service_chip(&span.service_name),
                 at = html::duration(span.start_unix_nano.saturating_sub(start)),
-                outcome = span
+                result = span
                     .attributes
                     .get("compensation.outcome")
                     .map(|o| format!(" — {}", esc(o)))
