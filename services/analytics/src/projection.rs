@@ -1,7 +1,10 @@
 //! The `booking.events` consumer: each outcome bumps the per-user and per-concert counters in
 //! the same transaction as the inbox row, so a redelivered event is counted once.
 
-use faultline_contracts::{ContractError, messages::BookingEvent};
+use faultline_contracts::{
+    ContractError,
+    messages::{BookingEvent, Claimed},
+};
 use faultline_kit::{
     messaging::{Delivered, HandleError, Handler, consumer::Correlation},
     storage::{Tx, now_ms},
@@ -54,12 +57,8 @@ async fn bump_concert(
 impl Handler for Projection {
     type Message = BookingEvent;
 
-    fn decode(
-        &self,
-        event_type: Option<&str>,
-        payload: &[u8],
-    ) -> Result<BookingEvent, ContractError> {
-        BookingEvent::decode(event_type, payload)
+    fn decode(&self, claimed: Claimed<'_>, payload: &[u8]) -> Result<BookingEvent, ContractError> {
+        BookingEvent::decode_claimed(claimed, payload)
     }
 
     fn correlation<'a>(&self, message: &'a BookingEvent) -> Correlation<'a> {

@@ -103,26 +103,38 @@ fn decode_body<M: Message>(envelope: Envelope<serde_json::Value>) -> Result<M, C
     Ok(message)
 }
 
-/// Checks a `schema-version` header against the version in the payload's envelope. A message
-/// whose header claims one version while its body is another is refused, as an `event-type`
-/// header that disagrees with the body is: a consumer must never apply a body under a version
-/// its producer did not mean. (A message without the header is judged by its body alone.)
-pub fn check_version_header(header_value: &str, payload: &[u8]) -> Result<(), ContractError> {
-    /// Only the envelope's version; serde skips the rest.
-    #[derive(Deserialize)]
-    struct Versioned {
-        version: u32,
-    }
-    let body: Versioned =
-        serde_json::from_slice(payload).map_err(|e| ContractError::Malformed(e.to_string()))?;
-    if header_value.trim().parse::<u32>() == Ok(body.version) {
+/// What a message's headers claim about its body: the `event-type` and `schema-version` headers,
+/// when present. A claim that disagrees with the body's envelope is refused — a consumer must
+/// never apply a body under a type or version its producer did not mean. A missing header
+/// claims nothing (the body is judged alone).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Claimed<'a> {
+    pub event_type: Option<&'a str>,
+    pub schema_version: Option<&'a str>,
+}
+
+impl Claimed<'_> {
+    /// Checks the claims against the envelope already read from the payload.
+    fn check<T>(&self, envelope: &Envelope<T>) -> Result<(), ContractError> {
+        if let Some(claimed) = self.event_type
+            && claimed != envelope.message_type
+        {
+            return Err(ContractError::HeaderMismatch {
+                header: "event-type",
+                header_value: claimed.to_owned(),
+                body_value: envelope.message_type.clone(),
+            });
+        }
+        if let Some(claimed) = self.schema_version
+            && claimed.trim().parse::<u32>() != Ok(envelope.version)
+        {
+            return Err(ContractError::HeaderMismatch {
+                header: "schema-version",
+                header_value: claimed.to_owned(),
+                body_value: envelope.version.to_string(),
+            });
+        }
         Ok(())
-    } else {
-        Err(ContractError::HeaderMismatch {
-            header: "schema-version",
-            header_value: header_value.to_owned(),
-            body_value: body.version.to_string(),
-        })
     }
 }
 
@@ -182,16 +194,20 @@ macro_rules! topic_enum {
         impl $name {
             /// Decodes a payload; `header_type` is the `event-type` header when present.
             pub fn decode(header_type: Option<&str>, payload: &[u8]) -> Result<Self, ContractError> {
+                Self::decode_claimed(
+                    Claimed {
+                        event_type: header_type,
+                        schema_version: None,
+                    },
+                    payload,
+                )
+            }
+
+            /// Decodes a payload whose headers claim `claimed` (type and version): one parse
+            /// of the envelope serves the claims and the body.
+            pub fn decode_claimed(claimed: Claimed<'_>, payload: &[u8]) -> Result<Self, ContractError> {
                 let envelope = peek(payload)?;
-                if let Some(header_type) = header_type {
-                    if header_type != envelope.message_type {
-                        return Err(ContractError::HeaderMismatch {
-                            header: "event-type",
-                            header_value: header_type.to_owned(),
-                            body_value: envelope.message_type,
-                        });
-                    }
-                }
+                claimed.check(&envelope)?;
                 match envelope.message_type.as_str() {
                     $(<$variant as Message>::TYPE => decode_body::<$variant>(envelope).map(Self::$variant),)*
                     other => Err(ContractError::UnknownType(other.to_owned())),
@@ -503,9 +519,16 @@ mod tests {
     #[test]
     fn a_schema_version_header_must_match_the_body() {
         let bytes = encode(&hold());
-        assert_eq!(check_version_header("1", &bytes), Ok(()));
+        let claiming = |version| Claimed {
+            event_type: None,
+            schema_version: Some(version),
+        };
+        assert_eq!(
+            InventoryCommand::decode_claimed(claiming("1"), &bytes),
+            Ok(InventoryCommand::HoldSeat(hold()))
+        );
         for claimed in ["2", "", "one", "-1"] {
-            let err = check_version_header(claimed, &bytes).unwrap_err();
+            let err = InventoryCommand::decode_claimed(claiming(claimed), &bytes).unwrap_err();
             assert!(
                 matches!(
                     err,

@@ -5,7 +5,8 @@
 use faultline_contracts::{
     ContractError,
     messages::{
-        InventoryCommand, SeatHeld, SeatReleased, SeatSaleRefused, SeatSold, SeatUnavailable,
+        Claimed, InventoryCommand, SeatHeld, SeatReleased, SeatSaleRefused, SeatSold,
+        SeatUnavailable,
     },
 };
 use faultline_kit::{
@@ -30,10 +31,10 @@ impl Handler for CommandHandler {
 
     fn decode(
         &self,
-        event_type: Option<&str>,
+        claimed: Claimed<'_>,
         payload: &[u8],
     ) -> Result<InventoryCommand, ContractError> {
-        InventoryCommand::decode(event_type, payload)
+        InventoryCommand::decode_claimed(claimed, payload)
     }
 
     fn correlation<'a>(&self, message: &'a InventoryCommand) -> Correlation<'a> {

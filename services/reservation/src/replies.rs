@@ -1,7 +1,10 @@
 //! The `inventory.events` consumer: hands each reply to the orchestrator inside the consumer's
 //! transaction, then starts the next step at once when the reply made the saga due.
 
-use faultline_contracts::{ContractError, messages::InventoryEvent};
+use faultline_contracts::{
+    ContractError,
+    messages::{Claimed, InventoryEvent},
+};
 use faultline_kit::{
     messaging::{Delivered, HandleError, Handler, consumer::Correlation},
     storage::Tx,
@@ -21,10 +24,10 @@ impl Handler for ReplyHandler {
 
     fn decode(
         &self,
-        event_type: Option<&str>,
+        claimed: Claimed<'_>,
         payload: &[u8],
     ) -> Result<InventoryEvent, ContractError> {
-        InventoryEvent::decode(event_type, payload)
+        InventoryEvent::decode_claimed(claimed, payload)
     }
 
     fn correlation<'a>(&self, message: &'a InventoryEvent) -> Correlation<'a> {

@@ -26,7 +26,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use faultline_contracts::ContractError;
+use faultline_contracts::{ContractError, messages::Claimed};
 use futures::FutureExt as _;
 use opentelemetry::trace::TraceContextExt as _;
 use rdkafka::{
@@ -110,12 +110,9 @@ pub trait Handler: Send + Sync + 'static {
     /// The decoded message (usually a contracts topic enum).
     type Message: Send + Sync;
 
-    /// Decodes a payload; an error dead-letters the message.
-    fn decode(
-        &self,
-        event_type: Option<&str>,
-        payload: &[u8],
-    ) -> Result<Self::Message, ContractError>;
+    /// Decodes a payload whose headers claim `claimed` (its `event-type` and `schema-version`);
+    /// an error dead-letters the message.
+    fn decode(&self, claimed: Claimed<'_>, payload: &[u8]) -> Result<Self::Message, ContractError>;
 
     /// The booking and saga the message belongs to, for the span.
     fn correlation<'a>(&self, message: &'a Self::Message) -> Correlation<'a>;
@@ -654,15 +651,16 @@ impl<H: Handler> Consumer<H> {
     /// is the dead-letter reason.
     fn admit(&self, delivered: &Delivered, payload: &[u8]) -> Result<H::Message, String> {
         check_message_id(&delivered.message_id)?;
-        let decoded = self
-            .handler
-            .decode(delivered.event_type.as_deref(), payload)
-            .map_err(|error| error.to_string())?;
-        if let Some(version) = delivered.headers.get(headers::SCHEMA_VERSION) {
-            faultline_contracts::messages::check_version_header(version, payload)
-                .map_err(|error| error.to_string())?;
-        }
-        Ok(decoded)
+        let claimed = Claimed {
+            event_type: delivered.event_type.as_deref(),
+            schema_version: delivered
+                .headers
+                .get(headers::SCHEMA_VERSION)
+                .map(String::as_str),
+        };
+        self.handler
+            .decode(claimed, payload)
+            .map_err(|error| error.to_string())
     }
 
     /// Records the booking and saga a message is about on its span.
