@@ -208,6 +208,38 @@ impl Store {
 }
 
 #[cfg(test)]
+impl StoredSpan {
+    /// A span of `service` for tests, with these attributes and a neutral rest (1 ns long, no
+    /// parent, events or links); a test sets what else it needs with struct update syntax.
+    pub(crate) fn for_test(
+        trace_id: &str,
+        span_id: &str,
+        service: &str,
+        name: &str,
+        attributes: &[(&str, &str)],
+    ) -> Self {
+        Self {
+            trace_id: trace_id.into(),
+            span_id: span_id.into(),
+            parent_span_id: String::new(),
+            name: name.into(),
+            kind: 1,
+            start_unix_nano: 1,
+            end_unix_nano: 2,
+            service_name: service.into(),
+            resource: std::sync::Arc::new([("service.name".to_owned(), service.to_owned())].into()),
+            attributes: attributes
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            events: vec![],
+            links: vec![],
+            status_code: 0,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -212,26 +212,7 @@ mod tests {
     use super::*;
 
     fn span(name: &str, attrs: &[(&str, &str)]) -> StoredSpan {
-        StoredSpan {
-            trace_id: "t".into(),
-            span_id: "s".into(),
-            parent_span_id: String::new(),
-            name: name.into(),
-            kind: 1,
-            start_unix_nano: 1,
-            end_unix_nano: 2,
-            service_name: "reservation".into(),
-            resource: std::sync::Arc::new(
-                [("service.name".to_owned(), "reservation".to_owned())].into(),
-            ),
-            attributes: attrs
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-            events: vec![],
-            links: vec![],
-            status_code: 0,
-        }
+        StoredSpan::for_test("t", "s", "reservation", name, attrs)
     }
 
     #[test]

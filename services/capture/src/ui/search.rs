@@ -303,24 +303,7 @@ mod tests {
     use super::*;
 
     fn span(trace: &str, service: &str, attrs: &[(&str, &str)]) -> StoredSpan {
-        StoredSpan {
-            trace_id: trace.into(),
-            span_id: format!("{trace}-{service}"),
-            parent_span_id: String::new(),
-            name: "span".into(),
-            kind: 1,
-            start_unix_nano: 1,
-            end_unix_nano: 2,
-            service_name: service.into(),
-            resource: std::sync::Arc::new([("service.name".to_owned(), service.to_owned())].into()),
-            attributes: attrs
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-            events: vec![],
-            links: vec![],
-            status_code: 0,
-        }
+        StoredSpan::for_test(trace, &format!("{trace}-{service}"), service, "span", attrs)
     }
 
     fn search(form: SearchForm) -> Search {

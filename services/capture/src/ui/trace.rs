@@ -330,19 +330,16 @@ mod tests {
 
     fn span(id: &str, parent: &str, name: &str, start: u64) -> StoredSpan {
         StoredSpan {
-            trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
-            span_id: id.into(),
             parent_span_id: parent.into(),
-            name: name.into(),
-            kind: 1,
             start_unix_nano: start,
             end_unix_nano: start + 10,
-            service_name: "reservation".into(),
-            resource: std::sync::Arc::default(),
-            attributes: Default::default(),
-            events: vec![],
-            links: vec![],
-            status_code: 0,
+            ..StoredSpan::for_test(
+                "4bf92f3577b34da6a3ce929d0e0e4736",
+                id,
+                "reservation",
+                name,
+                &[],
+            )
         }
     }
 
