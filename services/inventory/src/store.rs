@@ -2,7 +2,7 @@
 //! two bookings racing for a seat cannot both win, whatever the interleaving or backend.
 
 use faultline_contracts::http::{ConcertView, InventorySummary, ScheduleView, SeatView};
-use faultline_kit::storage::{Db, Tx, now_ms};
+use faultline_kit::storage::{Db, Dialect, Tx, now_ms};
 use sqlx::{Row as _, any::AnyRow};
 
 use crate::{configuration::SeedSettings, domain::SeatId};
@@ -80,31 +80,18 @@ pub async fn hold(
     seat: &SeatId,
     booking_id: &str,
 ) -> Result<HoldOutcome, sqlx::Error> {
-    let released: Option<String> =
-        sqlx::query_scalar("SELECT booking_id FROM released_bookings WHERE booking_id = $1")
-            .bind(booking_id)
-            .fetch_optional(&mut **tx)
-            .await?;
-    if released.is_some() {
-        return Ok(HoldOutcome::Unavailable(
-            "the booking was already released".into(),
-        ));
-    }
-    let held = sqlx::query(
-        "UPDATE seats SET status = 'HELD', booking_id = $1, updated_at = $2 \
-         WHERE id = $3 AND status = 'AVAILABLE' RETURNING price, concert_id",
-    )
-    .bind(booking_id)
-    .bind(now_ms())
-    .bind(seat.as_str())
-    .fetch_optional(&mut **tx)
-    .await?;
-    if let Some(row) = held {
-        record_transition(tx, seat, booking_id, "AVAILABLE", "HELD").await?;
-        return Ok(HoldOutcome::Held {
-            price: row.try_get("price")?,
-            concert_id: row.try_get("concert_id")?,
-        });
+    let held = match Dialect::of(tx) {
+        Dialect::Postgres => hold_in_one_statement(tx, seat, booking_id).await?,
+        Dialect::Sqlite => hold_step_by_step(tx, seat, booking_id).await?,
+    };
+    match held {
+        Attempt::Changed(outcome) => return Ok(outcome),
+        Attempt::AlreadyReleased => {
+            return Ok(HoldOutcome::Unavailable(
+                "the booking was already released".into(),
+            ));
+        }
+        Attempt::NotMatched => {}
     }
     Ok(match current(tx, seat).await? {
         None => HoldOutcome::Unavailable(format!("seat {} does not exist", seat.as_str())),
@@ -116,6 +103,83 @@ pub async fn hold(
     })
 }
 
+/// How a guarded seat change went before the fallback read.
+enum Attempt<T> {
+    Changed(T),
+    AlreadyReleased,
+    /// The guard matched nothing: the seat's current row says why.
+    NotMatched,
+}
+
+/// The released-booking check, the guarded update and its history row in one round trip:
+/// each statement costs PostgreSQL a wake-up and a proxy hop, and statements per saga bound
+/// the rate there (ARCHITECTURE.md). The history row is written only if the update matched.
+async fn hold_in_one_statement(
+    tx: &mut Tx,
+    seat: &SeatId,
+    booking_id: &str,
+) -> Result<Attempt<HoldOutcome>, sqlx::Error> {
+    let row = sqlx::query(
+        "WITH released AS (SELECT 1 FROM released_bookings WHERE booking_id = $1), \
+         held AS (UPDATE seats SET status = 'HELD', booking_id = $1, updated_at = $2 \
+           WHERE id = $3 AND status = 'AVAILABLE' AND NOT EXISTS (SELECT 1 FROM released) \
+           RETURNING price, concert_id), \
+         history AS (INSERT INTO seat_history (id, seat_id, booking_id, from_status, to_status, at) \
+           SELECT $4, $3, $1, 'AVAILABLE', 'HELD', $2 FROM held) \
+         SELECT EXISTS (SELECT 1 FROM released) AS released, \
+           (SELECT price FROM held) AS price, (SELECT concert_id FROM held) AS concert_id",
+    )
+    .bind(booking_id)
+    .bind(now_ms())
+    .bind(seat.as_str())
+    .bind(uuid::Uuid::now_v7().to_string())
+    .fetch_one(&mut **tx)
+    .await?;
+    if row.try_get::<bool, _>("released")? {
+        return Ok(Attempt::AlreadyReleased);
+    }
+    let price: Option<i64> = row.try_get("price")?;
+    let concert_id: Option<String> = row.try_get("concert_id")?;
+    Ok(match (price, concert_id) {
+        (Some(price), Some(concert_id)) => {
+            Attempt::Changed(HoldOutcome::Held { price, concert_id })
+        }
+        _ => Attempt::NotMatched,
+    })
+}
+
+async fn hold_step_by_step(
+    tx: &mut Tx,
+    seat: &SeatId,
+    booking_id: &str,
+) -> Result<Attempt<HoldOutcome>, sqlx::Error> {
+    let released: Option<String> =
+        sqlx::query_scalar("SELECT booking_id FROM released_bookings WHERE booking_id = $1")
+            .bind(booking_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    if released.is_some() {
+        return Ok(Attempt::AlreadyReleased);
+    }
+    let held = sqlx::query(
+        "UPDATE seats SET status = 'HELD', booking_id = $1, updated_at = $2 \
+         WHERE id = $3 AND status = 'AVAILABLE' RETURNING price, concert_id",
+    )
+    .bind(booking_id)
+    .bind(now_ms())
+    .bind(seat.as_str())
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(row) = held else {
+        return Ok(Attempt::NotMatched);
+    };
+    record_transition(tx, seat, booking_id, "AVAILABLE", "HELD").await?;
+    Ok(Attempt::Changed(HoldOutcome::Held {
+        price: row.try_get("price")?,
+        concert_id: row.try_get("concert_id")?,
+    }))
+}
+
 /// Sells `seat` to `booking_id` if that booking holds it (selling again to the same booking is
 /// a no-op that answers sold again).
 pub async fn sell(
@@ -123,18 +187,43 @@ pub async fn sell(
     seat: &SeatId,
     booking_id: &str,
 ) -> Result<SellOutcome, sqlx::Error> {
-    let sold = sqlx::query(
-        "UPDATE seats SET status = 'SOLD', updated_at = $1 \
-         WHERE id = $2 AND status = 'HELD' AND booking_id = $3",
-    )
-    .bind(now_ms())
-    .bind(seat.as_str())
-    .bind(booking_id)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    if sold == 1 {
-        record_transition(tx, seat, booking_id, "HELD", "SOLD").await?;
+    let sold = match Dialect::of(tx) {
+        // The guarded update and its history row in one round trip (see `hold_in_one_statement`).
+        Dialect::Postgres => {
+            sqlx::query_scalar::<_, i64>(
+                "WITH sold AS (UPDATE seats SET status = 'SOLD', updated_at = $1 \
+                   WHERE id = $2 AND status = 'HELD' AND booking_id = $3 RETURNING id), \
+                 history AS (INSERT INTO seat_history (id, seat_id, booking_id, from_status, to_status, at) \
+                   SELECT $4, $2, $3, 'HELD', 'SOLD', $1 FROM sold) \
+                 SELECT COUNT(*) FROM sold",
+            )
+            .bind(now_ms())
+            .bind(seat.as_str())
+            .bind(booking_id)
+            .bind(uuid::Uuid::now_v7().to_string())
+            .fetch_one(&mut **tx)
+            .await?
+                == 1
+        }
+        Dialect::Sqlite => {
+            let sold = sqlx::query(
+                "UPDATE seats SET status = 'SOLD', updated_at = $1 \
+                 WHERE id = $2 AND status = 'HELD' AND booking_id = $3",
+            )
+            .bind(now_ms())
+            .bind(seat.as_str())
+            .bind(booking_id)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if sold {
+                record_transition(tx, seat, booking_id, "HELD", "SOLD").await?;
+            }
+            sold
+        }
+    };
+    if sold {
         return Ok(SellOutcome::Sold);
     }
     Ok(match current(tx, seat).await? {

@@ -33,34 +33,75 @@ pub struct Delivery<'a> {
     pub trace_id: Option<&'a str>,
 }
 
-/// Records the message as received in `tx`. On a duplicate the delivery is counted in `tx`
-/// too: commit it and skip the effect.
-pub async fn receive(tx: &mut Tx, delivery: Delivery<'_>) -> Result<Receipt, sqlx::Error> {
-    let inserted = sqlx::query(
-        "INSERT INTO inbox (consumer, message_id, topic, received_at, message_key, booking_id, trace_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (consumer, message_id) DO NOTHING",
-    )
-    .bind(delivery.consumer)
-    .bind(delivery.message_id)
-    .bind(delivery.topic)
-    .bind(now_ms())
-    .bind(delivery.key)
-    .bind(delivery.booking_id)
-    .bind(delivery.trace_id)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    if inserted == 1 {
-        return Ok(Receipt::First);
+/// Records the messages of one batch as received in `tx`, in one statement for every first
+/// delivery (a statement per message was a PostgreSQL round trip and proxy hop each, or a
+/// hand-off to SQLite's thread). The receipts come back in the batch's order; a copy of a
+/// message earlier in the same batch is a duplicate like one from an earlier batch. Each
+/// duplicate's delivery is counted in `tx` too: commit it and skip the effect.
+pub async fn receive(tx: &mut Tx, batch: &[Delivery<'_>]) -> Result<Vec<Receipt>, sqlx::Error> {
+    let mut firsts: Vec<&Delivery<'_>> = Vec::with_capacity(batch.len());
+    for delivery in batch {
+        if !firsts.iter().any(|f| f.message_id == delivery.message_id) {
+            firsts.push(delivery);
+        }
     }
-    sqlx::query(
-        "UPDATE inbox SET deliveries = deliveries + 1 WHERE consumer = $1 AND message_id = $2",
-    )
-    .bind(delivery.consumer)
-    .bind(delivery.message_id)
-    .execute(&mut **tx)
-    .await?;
-    Ok(Receipt::Duplicate)
+    let inserted: Vec<String> = if firsts.is_empty() {
+        Vec::new()
+    } else {
+        let received_at = now_ms();
+        let rows: Vec<String> = (0..firsts.len())
+            .map(|row| {
+                let p = |column: usize| format!("${}", row * 7 + column);
+                format!(
+                    "({}, {}, {}, {}, {}, {}, {})",
+                    p(1),
+                    p(2),
+                    p(3),
+                    p(4),
+                    p(5),
+                    p(6),
+                    p(7)
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO inbox (consumer, message_id, topic, received_at, message_key, booking_id, trace_id) \
+             VALUES {} ON CONFLICT (consumer, message_id) DO NOTHING RETURNING message_id",
+            rows.join(", ")
+        );
+        let mut insert = sqlx::query_scalar(sqlx::AssertSqlSafe(sql));
+        for delivery in &firsts {
+            insert = insert
+                .bind(delivery.consumer)
+                .bind(delivery.message_id)
+                .bind(delivery.topic)
+                .bind(received_at)
+                .bind(delivery.key)
+                .bind(delivery.booking_id)
+                .bind(delivery.trace_id);
+        }
+        insert.fetch_all(&mut **tx).await?
+    };
+    let mut receipts = Vec::with_capacity(batch.len());
+    let mut claimed: Vec<&str> = Vec::with_capacity(inserted.len());
+    for delivery in batch {
+        let first = inserted.iter().any(|id| id == delivery.message_id)
+            && !claimed.contains(&delivery.message_id);
+        if first {
+            claimed.push(delivery.message_id);
+            receipts.push(Receipt::First);
+            continue;
+        }
+        sqlx::query(
+            "UPDATE inbox SET deliveries = deliveries + 1 WHERE consumer = $1 AND message_id = $2",
+        )
+        .bind(delivery.consumer)
+        .bind(delivery.message_id)
+        .execute(&mut **tx)
+        .await?;
+        receipts.push(Receipt::Duplicate);
+    }
+    Ok(receipts)
 }
 
 /// Counts one more committed effect of a message already in the inbox. Only a consumer whose

@@ -33,6 +33,22 @@ pub enum Dialect {
     Postgres,
 }
 
+impl Dialect {
+    /// The backend a transaction runs on. Stores use it to write several tables in one
+    /// statement on PostgreSQL (a data-modifying `WITH`), where every statement costs a server
+    /// wake-up and a proxy hop; SQLite runs the same writes as separate statements, which cost
+    /// it no network hop.
+    pub fn of(tx: &Tx) -> Self {
+        // `AnyConnection::backend_name` is sqlx's own name for the driver behind `Any`.
+        let conn: &sqlx::AnyConnection = tx;
+        if conn.backend_name() == "PostgreSQL" {
+            Self::Postgres
+        } else {
+            Self::Sqlite
+        }
+    }
+}
+
 /// The service's database.
 #[derive(Debug, Clone)]
 pub struct Db {

@@ -592,16 +592,44 @@ impl<H: Handler> Consumer<H> {
         spans: &[tracing::Span],
     ) -> Result<Vec<Receipt>, HandleError> {
         let mut tx = self.db.begin().await?;
-        let mut receipts = Vec::with_capacity(decoded.len());
-        for ((decoded, delivered), span) in decoded.iter().zip(delivered).zip(spans) {
+        let received = self.receive(&mut tx, decoded, delivered, spans).await?;
+        let mut receipts = Vec::with_capacity(received.len());
+        for (((decoded, delivered), span), receipt) in
+            decoded.iter().zip(delivered).zip(spans).zip(received)
+        {
             receipts.push(
-                self.apply_in(&mut tx, decoded, delivered)
+                self.apply_in(&mut tx, decoded, delivered, receipt)
                     .instrument(span.clone())
                     .await?,
             );
         }
         tx.commit().await?;
         Ok(receipts)
+    }
+
+    /// The inbox rows of a batch, in one statement (see [`inbox::receive`]).
+    async fn receive(
+        &self,
+        tx: &mut Tx,
+        decoded: &[H::Message],
+        delivered: &[Delivered],
+        spans: &[tracing::Span],
+    ) -> Result<Vec<Receipt>, HandleError> {
+        let trace_ids: Vec<String> = spans.iter().map(crate::telemetry::trace_id).collect();
+        let deliveries: Vec<inbox::Delivery<'_>> = decoded
+            .iter()
+            .zip(delivered)
+            .zip(&trace_ids)
+            .map(|((decoded, delivered), trace_id)| inbox::Delivery {
+                consumer: &self.group,
+                message_id: &delivered.message_id,
+                topic: &delivered.topic,
+                key: delivered.key.as_deref(),
+                booking_id: self.handler.correlation(decoded).booking_id,
+                trace_id: Some(trace_id.as_str()).filter(|t| t.chars().any(|c| c != '0')),
+            })
+            .collect();
+        Ok(inbox::receive(tx, &deliveries).await?)
     }
 
     /// Returns true when the message is done with (applied, skipped or dead-lettered) and its
@@ -707,32 +735,32 @@ impl<H: Handler> Consumer<H> {
         delivered: &Delivered,
     ) -> Result<Receipt, HandleError> {
         let mut tx = self.db.begin().await?;
-        let receipt = self.apply_in(&mut tx, decoded, delivered).await?;
+        let span = tracing::Span::current();
+        let receipts = self
+            .receive(
+                &mut tx,
+                std::slice::from_ref(decoded),
+                std::slice::from_ref(delivered),
+                std::slice::from_ref(&span),
+            )
+            .await?;
+        let receipt = self
+            .apply_in(&mut tx, decoded, delivered, receipts[0])
+            .await?;
         tx.commit().await?;
         Ok(receipt)
     }
 
-    /// The inbox row and, for a first delivery, the handler's effect, inside `tx` (a duplicate
-    /// only counts its delivery).
+    /// For a first delivery, the handler's effect inside `tx` (the inbox row is already
+    /// there); a duplicate is left alone, its delivery already counted — unless deduplication
+    /// is switched off for a test, when it is applied again and counts as a first.
     async fn apply_in(
         &self,
         tx: &mut Tx,
         decoded: &H::Message,
         delivered: &Delivered,
+        receipt: Receipt,
     ) -> Result<Receipt, HandleError> {
-        let trace_id = crate::telemetry::trace_id(&tracing::Span::current());
-        let receipt = inbox::receive(
-            tx,
-            inbox::Delivery {
-                consumer: &self.group,
-                message_id: &delivered.message_id,
-                topic: &delivered.topic,
-                key: delivered.key.as_deref(),
-                booking_id: self.handler.correlation(decoded).booking_id,
-                trace_id: Some(trace_id.as_str()).filter(|t| t.chars().any(|c| c != '0')),
-            },
-        )
-        .await?;
         if receipt == Receipt::Duplicate {
             if !dedupe_disabled_for_test() {
                 return Ok(receipt);

@@ -40,6 +40,11 @@ impl OutboundMessage {
             headers,
         }
     }
+
+    /// The headers as the outbox row stores them.
+    pub fn headers_json(&self) -> String {
+        serde_json::to_string(&self.headers).unwrap_or_default()
+    }
 }
 
 /// A cloneable handle to one librdkafka producer (cloning shares the connection).

@@ -21,6 +21,43 @@ use crate::{
     storage::{Tx, now_ms},
 };
 
+/// Writes an already-built message into the outbox inside `tx` (keeps its id and headers); the
+/// caller wakes the relay after its commit ([`Outbox::notify`] or [`Outbox::commit`]).
+pub async fn write(tx: &mut Tx, message: &OutboundMessage) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO outbox (id, topic, message_key, payload, headers, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&message.id)
+    .bind(&message.topic)
+    .bind(&message.key)
+    .bind(&message.payload)
+    .bind(message.headers_json())
+    .bind(now_ms())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The outbox insert as one part of a data-modifying `WITH` (PostgreSQL): the message is
+/// written only if `source` — an earlier part, such as a guarded update — yields a row, in the
+/// same statement (one round trip) as the change it announces. The caller binds, from
+/// parameter `$first` on, the message's id, topic, key, payload, [`OutboundMessage::headers_json`]
+/// and the creation time in ms, then calls [`Outbox::notify`] after its commit.
+pub fn insert_from(source: &str, first: usize) -> String {
+    let p = |n: usize| format!("${}", first + n);
+    format!(
+        "INSERT INTO outbox (id, topic, message_key, payload, headers, created_at) \
+         SELECT {}, {}, {}, {}, {}, {} FROM {source}",
+        p(0),
+        p(1),
+        p(2),
+        p(3),
+        p(4),
+        p(5)
+    )
+}
+
 /// The writing side of the outbox, shared by a service's handlers and its relay.
 #[derive(Debug, Clone, Default)]
 pub struct Outbox {
@@ -50,20 +87,7 @@ impl Outbox {
         tx: &mut Tx,
         message: &OutboundMessage,
     ) -> Result<(), sqlx::Error> {
-        let headers = serde_json::to_string(&message.headers).unwrap_or_default();
-        sqlx::query(
-            "INSERT INTO outbox (id, topic, message_key, payload, headers, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&message.id)
-        .bind(&message.topic)
-        .bind(&message.key)
-        .bind(&message.payload)
-        .bind(headers)
-        .bind(now_ms())
-        .execute(&mut **tx)
-        .await?;
-        Ok(())
+        write(tx, message).await
     }
 
     /// Commits `tx` and wakes the relay.

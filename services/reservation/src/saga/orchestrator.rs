@@ -11,7 +11,7 @@ use faultline_contracts::messages::{
     ReleaseSeat,
 };
 use faultline_kit::{
-    messaging::HandleError,
+    messaging::{HandleError, OutboundMessage},
     outbox::Outbox,
     resilience::backoff::delay_for,
     storage::{Db, Tx, now_ms},
@@ -141,21 +141,15 @@ impl Orchestrator {
                 user_id: user.as_str(),
                 seat_id: seat.as_str(),
                 hold_deadline,
-            },
-        )
-        .await?;
-        self.inner
-            .outbox
-            .enqueue(
-                tx,
-                &HoldSeat {
+                first_command: OutboundMessage::new(&HoldSeat {
                     booking_id: booking_id.clone(),
                     saga_id: saga_id.clone(),
                     seat_id: seat.as_str().to_owned(),
                     user_id: user.as_str().to_owned(),
-                },
-            )
-            .await?;
+                }),
+            },
+        )
+        .await?;
         tracing::info!(saga.step = "hold", saga.state = "HOLDING", seat_id = %seat, "booking saga started");
         Ok((booking_id, saga_id))
     }
@@ -218,46 +212,26 @@ impl Orchestrator {
             }
             (InventoryEvent::SeatUnavailable(unavailable), SagaState::Holding) => {
                 let mut t =
-                    Transition::new(SagaState::Holding, SagaState::Rejected, "SeatUnavailable");
+                    Transition::new(SagaState::Holding, SagaState::Rejected, "SeatUnavailable")
+                        .announced_by(&BookingRejected {
+                            booking_id: saga.booking_id.clone(),
+                            user_id: saga.user_id.clone(),
+                            seat_id: saga.seat_id.clone(),
+                            reason: unavailable.reason.clone(),
+                        });
                 t.reason = Some(unavailable.reason.clone());
-                let moved = store::transition(tx, &saga.id, &t).await?;
-                if moved {
-                    outbox
-                        .enqueue(
-                            tx,
-                            &BookingRejected {
-                                booking_id: saga.booking_id.clone(),
-                                user_id: saga.user_id.clone(),
-                                seat_id: saga.seat_id.clone(),
-                                reason: unavailable.reason.clone(),
-                            },
-                        )
-                        .await?;
-                }
-                moved
+                store::transition(tx, &saga.id, &t).await?
             }
             (InventoryEvent::SeatSold(_), SagaState::Confirming) => {
-                let moved = store::transition(
-                    tx,
-                    &saga.id,
-                    &Transition::new(SagaState::Confirming, SagaState::Confirmed, "SeatSold"),
-                )
-                .await?;
-                if moved {
-                    outbox
-                        .enqueue(
-                            tx,
-                            &BookingConfirmed {
-                                booking_id: saga.booking_id.clone(),
-                                user_id: saga.user_id.clone(),
-                                seat_id: saga.seat_id.clone(),
-                                concert_id: saga.concert_id.clone().unwrap_or_default(),
-                                amount: saga.amount.unwrap_or_default(),
-                            },
-                        )
-                        .await?;
-                }
-                moved
+                let t = Transition::new(SagaState::Confirming, SagaState::Confirmed, "SeatSold")
+                    .announced_by(&BookingConfirmed {
+                        booking_id: saga.booking_id.clone(),
+                        user_id: saga.user_id.clone(),
+                        seat_id: saga.seat_id.clone(),
+                        concert_id: saga.concert_id.clone().unwrap_or_default(),
+                        amount: saga.amount.unwrap_or_default(),
+                    });
+                store::transition(tx, &saga.id, &t).await?
             }
             (InventoryEvent::SeatSaleRefused(refused), SagaState::Confirming) => {
                 let mut t = Transition::new(
@@ -401,23 +375,16 @@ impl Orchestrator {
             .await;
         match outcome {
             Call::Done(Charge::Charged) => {
-                let mut t = Transition::new(SagaState::Charging, SagaState::Confirming, "charged");
+                let mut t = Transition::new(SagaState::Charging, SagaState::Confirming, "charged")
+                    .announced_by(&ConfirmSeat {
+                        booking_id: saga.booking_id.clone(),
+                        saga_id: saga.id.clone(),
+                        seat_id: saga.seat_id.clone(),
+                    });
                 t.charge_maybe_sent = Some(true);
-                let mut tx = self.inner.db.begin().await?;
-                if store::transition(&mut tx, &saga.id, &t).await? {
-                    self.inner
-                        .outbox
-                        .enqueue(
-                            &mut tx,
-                            &ConfirmSeat {
-                                booking_id: saga.booking_id.clone(),
-                                saga_id: saga.id.clone(),
-                                seat_id: saga.seat_id.clone(),
-                            },
-                        )
-                        .await?;
+                if store::transition_alone(&self.inner.db, &saga.id, &t).await? {
+                    self.inner.outbox.notify();
                 }
-                self.inner.outbox.commit(tx).await?;
                 Ok(())
             }
             Call::Done(Charge::Declined(reason)) => {
@@ -536,24 +503,17 @@ impl Orchestrator {
         event: &str,
         reason: Option<String>,
     ) -> Result<bool, sqlx::Error> {
-        let mut t = Transition::new(from, SagaState::Releasing, event);
-        t.reason = reason.clone();
+        let mut t = Transition::new(from, SagaState::Releasing, event).announced_by(&ReleaseSeat {
+            booking_id: saga.booking_id.clone(),
+            saga_id: saga.id.clone(),
+            seat_id: saga.seat_id.clone(),
+            reason: reason.clone().unwrap_or_else(|| event.to_owned()),
+        });
+        t.reason = reason;
         if !store::transition(tx, &saga.id, &t).await? {
             tracing::info!("compensation skipped: the saga has moved on");
             return Ok(false);
         }
-        self.inner
-            .outbox
-            .enqueue(
-                tx,
-                &ReleaseSeat {
-                    booking_id: saga.booking_id.clone(),
-                    saga_id: saga.id.clone(),
-                    seat_id: saga.seat_id.clone(),
-                    reason: reason.unwrap_or_else(|| event.to_owned()),
-                },
-            )
-            .await?;
         tracing::info!(compensation.step = "release", "releasing the seat");
         Ok(true)
     }

@@ -8,7 +8,11 @@
 use std::collections::BTreeMap;
 
 use faultline_contracts::http::{BookingView, ReservationSummary, SagaLogEntry};
-use faultline_kit::storage::{Db, Tx, now_ms};
+use faultline_kit::{
+    messaging::OutboundMessage,
+    outbox,
+    storage::{Db, Dialect, Tx, now_ms},
+};
 use sqlx::{Row as _, any::AnyRow};
 
 use crate::domain::SagaState;
@@ -59,33 +63,48 @@ pub struct NewBooking<'a> {
     pub user_id: &'a str,
     pub seat_id: &'a str,
     pub hold_deadline: i64,
+    /// The saga's first command, written to the outbox with the rows (on PostgreSQL in the
+    /// same statement); the caller wakes the relay after commit.
+    pub first_command: OutboundMessage,
 }
 
 pub async fn create(tx: &mut Tx, new: &NewBooking<'_>) -> Result<(), sqlx::Error> {
     let now = now_ms();
     let trace =
         serde_json::to_string(&faultline_kit::telemetry::trace_headers()).unwrap_or_default();
-    if on_postgres(tx) {
+    if Dialect::of(tx) == Dialect::Postgres {
         // One round trip instead of three: every statement costs the server a wake-up and a
         // proxy hop, and they are what bounds the rate on PostgreSQL (see ARCHITECTURE.md).
-        sqlx::query(
-            "WITH b AS (INSERT INTO bookings (id, saga_id, user_id, seat_id, status, created_at, updated_at) \
-               VALUES ($1, $2, $3, $4, 'PENDING', $5, $5) RETURNING id), \
-             s AS (INSERT INTO sagas (id, booking_id, state, version, attempts, due_at, step_deadline, trace_headers, created_at, updated_at) \
-               SELECT $2, b.id, 'HOLDING', 1, 0, $6, $6, $7, $5, $5 FROM b RETURNING id) \
-             INSERT INTO saga_log (id, saga_id, from_state, to_state, event, reason, at) \
-               SELECT $8, s.id, 'NEW', 'HOLDING', 'booking requested', NULL, $5 FROM s",
-        )
-        .bind(new.booking_id)
-        .bind(new.saga_id)
-        .bind(new.user_id)
-        .bind(new.seat_id)
-        .bind(now)
-        .bind(new.hold_deadline)
-        .bind(trace)
-        .bind(uuid::Uuid::now_v7().to_string())
-        .execute(&mut **tx)
-        .await?;
+        static CREATE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            format!(
+                "WITH b AS (INSERT INTO bookings (id, saga_id, user_id, seat_id, status, created_at, updated_at) \
+                   VALUES ($1, $2, $3, $4, 'PENDING', $5, $5) RETURNING id), \
+                 s AS (INSERT INTO sagas (id, booking_id, state, version, attempts, due_at, step_deadline, trace_headers, created_at, updated_at) \
+                   SELECT $2, b.id, 'HOLDING', 1, 0, $6, $6, $7, $5, $5 FROM b RETURNING id), \
+                 l AS (INSERT INTO saga_log (id, saga_id, from_state, to_state, event, reason, at) \
+                   SELECT $8, s.id, 'NEW', 'HOLDING', 'booking requested', NULL, $5 FROM s) \
+                 {}",
+                outbox::insert_from("s", 9)
+            )
+        });
+        let command = &new.first_command;
+        sqlx::query(sqlx::AssertSqlSafe(CREATE.as_str()))
+            .bind(new.booking_id)
+            .bind(new.saga_id)
+            .bind(new.user_id)
+            .bind(new.seat_id)
+            .bind(now)
+            .bind(new.hold_deadline)
+            .bind(trace)
+            .bind(uuid::Uuid::now_v7().to_string())
+            .bind(&command.id)
+            .bind(&command.topic)
+            .bind(&command.key)
+            .bind(&command.payload)
+            .bind(command.headers_json())
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
         return Ok(());
     }
     sqlx::query(
@@ -118,16 +137,8 @@ pub async fn create(tx: &mut Tx, new: &NewBooking<'_>) -> Result<(), sqlx::Error
         "booking requested",
         None,
     )
-    .await
-}
-
-/// Whether the transaction is on PostgreSQL, where one statement can write several tables
-/// (data-modifying `WITH`); SQLite runs the same writes as separate statements, which cost
-/// it no network hop.
-fn on_postgres(tx: &Tx) -> bool {
-    // `AnyConnection::backend_name` is sqlx's own name for the driver behind `Any`.
-    let conn: &sqlx::AnyConnection = tx;
-    conn.backend_name() == "PostgreSQL"
+    .await?;
+    outbox::write(tx, &new.first_command).await
 }
 
 pub async fn load(tx: &mut Tx, saga_id: &str) -> Result<Option<Saga>, sqlx::Error> {
@@ -179,6 +190,9 @@ pub struct Transition<'a> {
     /// the instance can run it right after the commit without a claim of its own; `None` leaves
     /// it unclaimed for whichever timer finds it due.
     pub claimed_by: Option<&'a str>,
+    /// The message that announces the move, written to the outbox if and only if the saga
+    /// moved (on PostgreSQL in the same statement); the caller wakes the relay after commit.
+    pub announce: Option<OutboundMessage>,
 }
 
 impl<'a> Transition<'a> {
@@ -194,7 +208,14 @@ impl<'a> Transition<'a> {
             concert_id: None,
             charge_maybe_sent: None,
             claimed_by: None,
+            announce: None,
         }
+    }
+
+    /// The same move, announced by `message` (see [`Transition::announce`]).
+    pub fn announced_by<M: faultline_contracts::Message>(mut self, message: &M) -> Self {
+        self.announce = Some(OutboundMessage::new(message));
+        self
     }
 }
 
@@ -204,26 +225,77 @@ pub async fn transition(
     saga_id: &str,
     t: &Transition<'_>,
 ) -> Result<bool, sqlx::Error> {
+    check_edge(t);
+    let now = now_ms();
+    let moved = match Dialect::of(tx) {
+        Dialect::Postgres => transition_in_one_statement(tx, saga_id, t, now).await?,
+        Dialect::Sqlite => transition_step_by_step(tx, saga_id, t, now).await?,
+    };
+    if moved {
+        log_transition(t);
+    }
+    Ok(moved)
+}
+
+/// [`transition`] as a transaction of its own. On PostgreSQL that is its one statement, with
+/// no `BEGIN` and `COMMIT` round trips around it; the caller wakes the relay if it announced.
+pub async fn transition_alone(
+    db: &Db,
+    saga_id: &str,
+    t: &Transition<'_>,
+) -> Result<bool, sqlx::Error> {
+    check_edge(t);
+    let now = now_ms();
+    let moved = match db.dialect() {
+        Dialect::Postgres => {
+            let mut conn = db.pool().acquire().await?;
+            transition_in_one_statement(&mut conn, saga_id, t, now).await?
+        }
+        Dialect::Sqlite => {
+            let mut tx = db.begin().await?;
+            let moved = transition_step_by_step(&mut tx, saga_id, t, now).await?;
+            tx.commit().await?;
+            moved
+        }
+    };
+    if moved {
+        log_transition(t);
+    }
+    Ok(moved)
+}
+
+fn check_edge(t: &Transition<'_>) {
     assert!(
         t.from.can_go_to(t.to),
         "the state machine has no edge {:?} → {:?}",
         t.from,
         t.to
     );
-    let now = now_ms();
-    if on_postgres(tx) {
-        // The saga, its booking and the log row in one round trip (see `create`). Each part
-        // runs only if the guarded saga update matched.
-        let moved: i64 = sqlx::query_scalar(
-            "WITH s AS (UPDATE sagas SET state = $1, version = version + 1, attempts = 0, due_at = $2, claimed_by = $8, \
-               step_deadline = $3, charge_maybe_sent = COALESCE($4, charge_maybe_sent), updated_at = $5 \
-               WHERE id = $6 AND state = $7 RETURNING id), \
-             b AS (UPDATE bookings SET status = $9, amount = COALESCE($10, amount), concert_id = COALESCE($11, concert_id), \
-               reason = COALESCE($12, reason), updated_at = $5 FROM s WHERE bookings.saga_id = s.id), \
-             l AS (INSERT INTO saga_log (id, saga_id, from_state, to_state, event, reason, at) \
-               SELECT $13, s.id, $7, $1, $14, $12, $5 FROM s) \
-             SELECT COUNT(*) FROM s",
-        )
+}
+
+/// The saga, its booking, the log row and the announcing message in one round trip (see
+/// `create`). Each part runs only if the guarded saga update matched.
+async fn transition_in_one_statement(
+    conn: &mut sqlx::AnyConnection,
+    saga_id: &str,
+    t: &Transition<'_>,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let announce = match &t.announce {
+        Some(_) => format!(", o AS ({})", outbox::insert_from("s", 15)),
+        None => String::new(),
+    };
+    let sql = format!(
+        "WITH s AS (UPDATE sagas SET state = $1, version = version + 1, attempts = 0, due_at = $2, claimed_by = $8, \
+           step_deadline = $3, charge_maybe_sent = COALESCE($4, charge_maybe_sent), updated_at = $5 \
+           WHERE id = $6 AND state = $7 RETURNING id), \
+         b AS (UPDATE bookings SET status = $9, amount = COALESCE($10, amount), concert_id = COALESCE($11, concert_id), \
+           reason = COALESCE($12, reason), updated_at = $5 FROM s WHERE bookings.saga_id = s.id), \
+         l AS (INSERT INTO saga_log (id, saga_id, from_state, to_state, event, reason, at) \
+           SELECT $13, s.id, $7, $1, $14, $12, $5 FROM s){announce} \
+         SELECT COUNT(*) FROM s"
+    );
+    let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
         .bind(t.to.as_str())
         .bind(t.due_at)
         .bind(t.step_deadline)
@@ -237,14 +309,27 @@ pub async fn transition(
         .bind(t.concert_id.as_deref())
         .bind(t.reason.as_deref())
         .bind(uuid::Uuid::now_v7().to_string())
-        .bind(t.event)
-        .fetch_one(&mut **tx)
-        .await?;
-        if moved == 0 {
-            return Ok(false);
-        }
-    } else {
-        let moved = sqlx::query(
+        .bind(t.event);
+    if let Some(message) = &t.announce {
+        query = query
+            .bind(&message.id)
+            .bind(&message.topic)
+            .bind(&message.key)
+            .bind(&message.payload)
+            .bind(message.headers_json())
+            .bind(now);
+    }
+    let moved: i64 = query.fetch_one(conn).await?;
+    Ok(moved > 0)
+}
+
+async fn transition_step_by_step(
+    tx: &mut Tx,
+    saga_id: &str,
+    t: &Transition<'_>,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let moved = sqlx::query(
             "UPDATE sagas SET state = $1, version = version + 1, attempts = 0, due_at = $2, claimed_by = $8, step_deadline = $3, \
              charge_maybe_sent = COALESCE($4, charge_maybe_sent), updated_at = $5 WHERE id = $6 AND state = $7",
         )
@@ -259,10 +344,10 @@ pub async fn transition(
         .execute(&mut **tx)
         .await?
         .rows_affected();
-        if moved == 0 {
-            return Ok(false);
-        }
-        sqlx::query(
+    if moved == 0 {
+        return Ok(false);
+    }
+    sqlx::query(
             "UPDATE bookings SET status = $1, amount = COALESCE($2, amount), concert_id = COALESCE($3, concert_id), \
              reason = COALESCE($4, reason), updated_at = $5 WHERE saga_id = $6",
         )
@@ -274,16 +359,22 @@ pub async fn transition(
         .bind(saga_id)
         .execute(&mut **tx)
         .await?;
-        log(
-            tx,
-            saga_id,
-            t.from.as_str(),
-            t.to,
-            t.event,
-            t.reason.as_deref(),
-        )
-        .await?;
+    log(
+        tx,
+        saga_id,
+        t.from.as_str(),
+        t.to,
+        t.event,
+        t.reason.as_deref(),
+    )
+    .await?;
+    if let Some(message) = &t.announce {
+        outbox::write(tx, message).await?;
     }
+    Ok(true)
+}
+
+fn log_transition(t: &Transition<'_>) {
     if t.to.is_terminal() {
         tracing::Span::current().record("saga.outcome", t.to.as_str());
         tracing::info!(
@@ -302,7 +393,6 @@ pub async fn transition(
             "saga transition"
         );
     }
-    Ok(true)
 }
 
 /// Claims a due saga for one attempt: pushes `due_at` to `lease_until` so no other timer (or
