@@ -47,6 +47,12 @@ struct DemoArgs {
     /// No progress lines.
     #[arg(long)]
     quiet: bool,
+    /// Play the tour on a running stack (compose, or another `faultline up`) described by this
+    /// target file, instead of starting one: the tour adds users and concerts of its own (the
+    /// tokens are signed with $FAULTLINE_JWT_SECRET, the gateway's secret), links go to Grafana
+    /// when the file names it, and the act that kills a process is skipped.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["quick", "postgres"])]
+    target: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -263,7 +269,13 @@ fn main() -> std::process::ExitCode {
                     .stack
                     .run_dir
                     .unwrap_or_else(faultline::demo::tour::default_run_dir);
-                faultline::demo::tour::play(&run_dir, args.stack.postgres, !args.quiet)
+                let stage = match args.target {
+                    Some(file) => faultline::demo::tour::Stage::Running(file),
+                    None => faultline::demo::tour::Stage::Embedded {
+                        postgres: args.stack.postgres,
+                    },
+                };
+                faultline::demo::tour::play(&run_dir, stage, !args.quiet)
                     .await
                     .map(|passed| if passed { 0 } else { 1 })
             }

@@ -28,37 +28,36 @@ use anyhow::Context as _;
 use faultline_contracts::ids::{SeatId, UserId};
 use serde::{Deserialize, Serialize};
 
-/// A user and the points their wallet starts with.
-#[derive(Debug, Clone, Serialize)]
-pub struct SeedUser {
-    pub user_id: String,
-    pub points: i64,
-}
+/// A user and the points their wallet starts with: payment's own seed type.
+pub type SeedUser = faultline_contracts::http::WalletSeed;
 
-/// One schedule of a concert, with its seat count and price.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SeedSchedule {
-    pub id: String,
-    pub starts_at: String,
-    pub seats: u32,
-    pub price: i64,
-}
+/// One schedule of a concert, with its seat count and price: inventory's own seed type.
+pub type SeedSchedule = faultline_contracts::http::ScheduleSeed;
 
-/// A concert with its schedules.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SeedConcert {
-    pub id: String,
-    pub title: String,
-    pub schedules: Vec<SeedSchedule>,
-}
+/// A concert with its schedules: inventory's own seed type.
+pub type SeedConcert = faultline_contracts::http::ConcertSeed;
 
 /// Everything seeded.
 #[derive(Debug, Clone, Serialize)]
 pub struct Seed {
     pub users: Vec<SeedUser>,
     pub concerts: Vec<SeedConcert>,
+}
+
+impl Seed {
+    /// The users, as payment creates them (`[seed]`, `POST /admin/wallets`).
+    pub fn wallets(&self) -> faultline_contracts::http::WalletsSeed {
+        faultline_contracts::http::WalletsSeed {
+            wallets: self.users.clone(),
+        }
+    }
+
+    /// The concerts, as inventory adds them (`[seed]`, `POST /admin/catalogue`).
+    pub fn catalogue(&self) -> faultline_contracts::http::CatalogueSeed {
+        faultline_contracts::http::CatalogueSeed {
+            concerts: self.concerts.clone(),
+        }
+    }
 }
 
 /// A user as a seed file spells it: `id`, where the services' configs say `user_id` (that

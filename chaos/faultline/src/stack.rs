@@ -340,10 +340,10 @@ impl Stack {
         };
         let mut configs = BTreeMap::new();
         let mut payment = common("payment");
-        payment["seed"] = json!({ "wallets": options.seed.users.iter().map(|u| json!({"user_id": u.user_id, "points": u.points})).collect::<Vec<_>>() });
+        payment["seed"] = json!(options.seed.wallets());
         configs.insert("payment", payment);
         let mut inventory = common("inventory");
-        inventory["seed"] = json!({ "concerts": options.seed.concerts });
+        inventory["seed"] = json!(options.seed.catalogue());
         configs.insert("inventory", inventory);
         let mut reservation = common("reservation");
         reservation["payment"] =

@@ -55,6 +55,49 @@ pub struct ReservationSummary {
 
 // ---- payment ----
 
+/// Wallets to create (`POST /admin/wallets` on payment, and payment's `[seed]`); a wallet that
+/// exists is left as it is.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WalletsSeed {
+    #[serde(default)]
+    pub wallets: Vec<WalletSeed>,
+}
+
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct WalletSeed {
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9_-]{1,64}$"))]
+    pub user_id: String,
+    #[cfg_attr(
+        feature = "openapi",
+        schema(minimum = 0, maximum = 1_000_000_000_000_i64)
+    )]
+    pub points: i64,
+}
+
+impl WalletsSeed {
+    /// The most wallets one request may create.
+    pub const MAX_WALLETS: usize = 1_000;
+
+    /// Why the wallets cannot be created as asked, naming the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.wallets.len() > Self::MAX_WALLETS {
+            return Err(format!(
+                "wallets: at most {} per request, got {}",
+                Self::MAX_WALLETS,
+                self.wallets.len()
+            ));
+        }
+        for (n, wallet) in self.wallets.iter().enumerate() {
+            seed_id(&format!("wallets[{n}].user_id"), &wallet.user_id, false)?;
+            seed_points(&format!("wallets[{n}].points"), wallet.points)?;
+        }
+        Ok(())
+    }
+}
+
 /// `POST /charges` on payment (with an `Idempotency-Key` header).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -135,6 +178,116 @@ pub struct BookingNet {
 }
 
 // ---- inventory ----
+
+/// Concerts to add to the catalogue (`POST /admin/catalogue` on inventory, and inventory's
+/// `[seed]`); rows that exist are left as they are.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CatalogueSeed {
+    #[serde(default)]
+    pub concerts: Vec<ConcertSeed>,
+}
+
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ConcertSeed {
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9._-]{1,64}$"))]
+    pub id: String,
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 200))]
+    pub title: String,
+    pub schedules: Vec<ScheduleSeed>,
+}
+
+/// One performance with `seats` seats at `price` points each, ids `{schedule id}-{n:03}`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleSeed {
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9._-]{1,64}$"))]
+    pub id: String,
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
+    pub starts_at: String,
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1_000))]
+    pub seats: u32,
+    #[cfg_attr(
+        feature = "openapi",
+        schema(minimum = 0, maximum = 1_000_000_000_000_i64)
+    )]
+    pub price: i64,
+}
+
+impl ScheduleSeed {
+    /// The most seats one schedule may have when added over HTTP.
+    pub const MAX_SEATS: u32 = 1_000;
+
+    /// The id of seat number `n` (1-based).
+    pub fn seat_id(&self, n: u32) -> String {
+        format!("{}-{n:03}", self.id)
+    }
+}
+
+impl CatalogueSeed {
+    /// The most seats one request may add, over all its schedules.
+    pub const MAX_TOTAL_SEATS: u64 = 5_000;
+
+    /// Why the catalogue cannot be added as asked, naming the field.
+    pub fn validate(&self) -> Result<(), String> {
+        let mut total = 0u64;
+        for (c, concert) in self.concerts.iter().enumerate() {
+            seed_id(&format!("concerts[{c}].id"), &concert.id, true)?;
+            bounded(&format!("concerts[{c}].title"), &concert.title, 200)?;
+            for (s, schedule) in concert.schedules.iter().enumerate() {
+                let at = format!("concerts[{c}].schedules[{s}]");
+                seed_id(&format!("{at}.id"), &schedule.id, true)?;
+                bounded(&format!("{at}.starts_at"), &schedule.starts_at, 64)?;
+                if !(1..=ScheduleSeed::MAX_SEATS).contains(&schedule.seats) {
+                    return Err(format!(
+                        "{at}.seats: 1 to {}, got {}",
+                        ScheduleSeed::MAX_SEATS,
+                        schedule.seats
+                    ));
+                }
+                seed_points(&format!("{at}.price"), schedule.price)?;
+                total += u64::from(schedule.seats);
+            }
+        }
+        if total > Self::MAX_TOTAL_SEATS {
+            return Err(format!(
+                "concerts: at most {} seats per request, got {total}",
+                Self::MAX_TOTAL_SEATS
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// An id a seed introduces: 1 to 64 of `A-Z a-z 0-9 _ -` (and `.` where `dots`).
+fn seed_id(field: &str, value: &str, dots: bool) -> Result<(), String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-' || (dots && c == '.');
+    if value.is_empty() || value.len() > 64 || !value.chars().all(allowed) {
+        return Err(format!(
+            "{field}: 1 to 64 of A-Z a-z 0-9 _ -{}, got {value:?}",
+            if dots { " ." } else { "" }
+        ));
+    }
+    Ok(())
+}
+
+fn bounded(field: &str, value: &str, max: usize) -> Result<(), String> {
+    if value.trim().is_empty() || value.chars().count() > max {
+        return Err(format!("{field}: 1 to {max} characters"));
+    }
+    Ok(())
+}
+
+fn seed_points(field: &str, value: i64) -> Result<(), String> {
+    let max = crate::messages::MAX_POINTS;
+    if !(0..=max).contains(&value) {
+        return Err(format!("{field}: 0 to {max}, got {value}"));
+    }
+    Ok(())
+}
 
 /// A seat as inventory reports it.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -309,4 +462,84 @@ pub struct LoadReport {
     /// Work accepted and not yet finished — for reservation, sagas not yet terminal (`null`
     /// where the service has no such notion).
     pub in_flight: Option<i64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schedule(id: &str, seats: u32, price: i64) -> ScheduleSeed {
+        ScheduleSeed {
+            id: id.into(),
+            starts_at: "2027-05-01T20:00:00Z".into(),
+            seats,
+            price,
+        }
+    }
+
+    fn catalogue(schedules: Vec<ScheduleSeed>) -> CatalogueSeed {
+        CatalogueSeed {
+            concerts: vec![ConcertSeed {
+                id: "tour1-concert-act-1".into(),
+                title: "Act 1".into(),
+                schedules,
+            }],
+        }
+    }
+
+    #[test]
+    fn a_seed_added_at_run_time_is_refused_naming_the_field_that_is_wrong() {
+        assert_eq!(
+            catalogue(vec![schedule("tour1-act-1-1", 40, 150)]).validate(),
+            Ok(())
+        );
+        let refused = |seed: CatalogueSeed| seed.validate().expect_err("refused");
+        assert!(
+            refused(catalogue(vec![schedule("a b", 40, 150)]))
+                .starts_with("concerts[0].schedules[0].id")
+        );
+        assert!(
+            refused(catalogue(vec![schedule("s", 0, 150)]))
+                .starts_with("concerts[0].schedules[0].seats")
+        );
+        assert!(
+            refused(catalogue(vec![schedule("s", 40, -1)]))
+                .starts_with("concerts[0].schedules[0].price")
+        );
+        let too_many = (0..6)
+            .map(|n| schedule(&format!("s{n}"), 1_000, 1))
+            .collect();
+        assert!(refused(catalogue(too_many)).starts_with("concerts: at most 5000 seats"));
+
+        let wallet = |user_id: &str, points| WalletSeed {
+            user_id: user_id.into(),
+            points,
+        };
+        let wallets = |list| WalletsSeed { wallets: list };
+        assert_eq!(
+            wallets(vec![wallet("tour1-user-1", 100_000)]).validate(),
+            Ok(())
+        );
+        assert!(
+            wallets(vec![wallet("user.1", 1)])
+                .validate()
+                .expect_err("a dot is not a user id character")
+                .starts_with("wallets[0].user_id")
+        );
+        assert!(
+            wallets(vec![wallet("u", crate::messages::MAX_POINTS + 1)])
+                .validate()
+                .expect_err("too many points")
+                .starts_with("wallets[0].points")
+        );
+    }
+
+    #[test]
+    fn a_seed_with_an_unknown_field_does_not_parse() {
+        let error = serde_json::from_str::<WalletsSeed>(
+            r#"{"wallets": [{"user_id": "u", "points": 1, "balance": 5}]}"#,
+        )
+        .expect_err("unknown field");
+        assert!(error.to_string().contains("balance"), "{error}");
+    }
 }

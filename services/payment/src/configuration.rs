@@ -18,18 +18,11 @@ fn default_key_ttl_secs() -> u64 {
     24 * 3600
 }
 
-/// Wallets created at start-up if missing (existing wallets are left as they are).
-#[derive(Debug, Clone, Deserialize, Default)]
-pub struct SeedSettings {
-    #[serde(default)]
-    pub wallets: Vec<WalletSeed>,
-}
+/// Wallets created at start-up if missing (existing wallets are left as they are) — the same
+/// shape `POST /admin/wallets` creates at run time.
+pub type SeedSettings = WalletsSeed;
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct WalletSeed {
-    pub user_id: String,
-    pub points: i64,
-}
+pub use faultline_contracts::http::{WalletSeed, WalletsSeed};
 
 impl ServiceSettings for Settings {
     fn common(&self) -> &CommonSettings {

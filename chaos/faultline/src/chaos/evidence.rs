@@ -20,6 +20,8 @@ pub struct Evidence {
     tempo: String,
     loki: String,
     grafana: Option<String>,
+    /// Grafana as links name it: `telemetry.grafana_public` when the target gives one.
+    grafana_links: Option<String>,
     /// The capture's viewer (`…/ui`), when the telemetry is the embedded capture's.
     viewer: Option<String>,
     grafana_auth: Option<(String, String)>,
@@ -162,6 +164,12 @@ impl Evidence {
             viewer: telemetry
                 .get("viewer")
                 .map(|v| v.trim_end_matches('/').to_owned()),
+            // A person opens links from outside the stack's network (the host, for compose),
+            // where Grafana answers at another address than the one the runner calls.
+            grafana_links: telemetry
+                .get("grafana_public")
+                .or(telemetry.get("grafana"))
+                .map(|g| g.trim_end_matches('/').to_owned()),
             grafana_auth,
         })
     }
@@ -240,7 +248,7 @@ impl Evidence {
     /// A link to the trace: Grafana Explore when there is a Grafana, else the capture's viewer
     /// (its trace page), else the trace's JSON.
     pub fn trace_link(&self, trace_id: &str) -> String {
-        match (&self.grafana, &self.viewer) {
+        match (&self.grafana_links, &self.viewer) {
             (Some(grafana), _) => explore_link(
                 grafana,
                 TEMPO_UID,
@@ -256,7 +264,7 @@ impl Evidence {
     /// viewer's trace page, else the Loki query.
     pub fn logs_link(&self, trace_id: &str) -> String {
         let query = format!("{{service=~\".+\"}} |= \"{trace_id}\"");
-        match (&self.grafana, &self.viewer) {
+        match (&self.grafana_links, &self.viewer) {
             (Some(grafana), _) => explore_link(
                 grafana,
                 LOKI_UID,
@@ -360,6 +368,20 @@ mod tests {
             compose
                 .trace_link(TRACE)
                 .starts_with("http://localhost:3000/explore?")
+        );
+        // compose: the runner calls Grafana on the compose network, a person opens the links
+        // on the host.
+        let published = evidence(&[
+            ("grafana", "http://grafana:3000"),
+            ("grafana_public", "http://localhost:3000/"),
+        ]);
+        for link in [published.trace_link(TRACE), published.logs_link(TRACE)] {
+            assert!(link.starts_with("http://localhost:3000/explore?"), "{link}");
+        }
+        assert!(
+            published
+                .loki
+                .starts_with("http://grafana:3000/api/datasources/proxy/")
         );
         let bare_tempo = evidence(&[("tempo", "http://t:3200"), ("loki", "http://l:3100")]);
         assert_eq!(

@@ -45,6 +45,9 @@ pub enum TargetSpec {
     Shared {
         target: Arc<Target>,
         catalogue: Seed,
+        /// What payment's wallets were seeded with, all of them (the points invariant's
+        /// reference: the stack holds more than `catalogue`).
+        initial_points: i64,
     },
 }
 
@@ -195,6 +198,13 @@ async fn execute(
         TargetSpec::Remote(file) => Arc::new(Target::remote(file)?),
         TargetSpec::Shared { target, .. } => target.clone(),
     };
+    let initial_points = match &options.target {
+        TargetSpec::Embedded { .. } => seed.initial_points(),
+        TargetSpec::Shared { initial_points, .. } => *initial_points,
+        // A running stack's wallets are what it holds — another tool may have added some, as
+        // `demo --target` does — so what payment holds before the run is the reference.
+        TargetSpec::Remote(_) => target.seeded_points().await?,
+    };
     let nemesis = Arc::new(Nemesis::new(target.clone(), history.clone())?);
     let client = Client::new(
         &target.endpoints.gateway_url,
@@ -267,7 +277,7 @@ async fn execute(
         http: reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
             .build()?,
-        initial_points: seed.initial_points(),
+        initial_points,
         from_ms: history.started_unix_ms(),
         to_ms: history::unix_ms(),
     };

@@ -73,6 +73,67 @@ impl Target {
         })
     }
 
+    /// Adds `seed`'s wallets (payment) and concerts (inventory) to the running system — what
+    /// existed is left as it is — and signs tokens for its users with `$FAULTLINE_JWT_SECRET`
+    /// (the gateway's secret). For a tool that needs data of its own on a stack it did not
+    /// start (`demo --target`).
+    pub async fn add_seed(&mut self, seed: &crate::seed::Seed) -> anyhow::Result<()> {
+        let secret = std::env::var("FAULTLINE_JWT_SECRET").context(
+            "signing tokens for new users needs the gateway's secret: set FAULTLINE_JWT_SECRET",
+        )?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()?;
+        for (service, path, body) in [
+            (
+                "payment",
+                "/admin/wallets",
+                serde_json::to_value(seed.wallets())?,
+            ),
+            (
+                "inventory",
+                "/admin/catalogue",
+                serde_json::to_value(seed.catalogue())?,
+            ),
+        ] {
+            let url = format!("{}{path}", self.service(service));
+            let response = http
+                .post(&url)
+                .json(&body)
+                .send()
+                .await
+                .with_context(|| format!("POST {url}"))?;
+            let status = response.status();
+            if !status.is_success() {
+                let detail = response.text().await.unwrap_or_default();
+                anyhow::bail!("POST {url} answered {status}: {detail}");
+            }
+        }
+        let tokens = gateway::auth::Tokens::new(secret.as_bytes(), Duration::from_secs(24 * 3600));
+        for user in &seed.users {
+            let token = tokens.mint(&user.user_id)?;
+            self.endpoints.tokens.insert(user.user_id.clone(), token);
+        }
+        Ok(())
+    }
+
+    /// The points payment's wallets were seeded with, all together (`initial_total`).
+    pub async fn seeded_points(&self) -> anyhow::Result<i64> {
+        let url = format!("{}/admin/summary", self.service("payment"));
+        let summary: faultline_contracts::http::PaymentSummary = reqwest::Client::builder()
+            .timeout(Duration::from_secs(15))
+            .build()?
+            .get(&url)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .with_context(|| format!("GET {url}"))?
+            .json()
+            .await
+            .with_context(|| format!("GET {url}: not a payment summary"))?;
+        Ok(summary.initial_total)
+    }
+
     pub fn embedded(stack: Stack) -> Self {
         Self {
             endpoints: stack.endpoints().clone(),

@@ -170,6 +170,9 @@ pub const ACTS: [Act; 5] = [
     },
 ];
 
+/// How much longer an act waits for its bookings on a running stack (see `play_acts`).
+const RUNNING_STACK_EXTRA_SETTLE_MS: u64 = 35_000;
+
 /// Seats per act's concert.
 const SEATS_PER_ACT: u32 = 40;
 /// What a seat costs: more than the two poor users have.
@@ -178,18 +181,24 @@ const PRICE: i64 = 150;
 /// The tour's catalogue: eight users who can afford anything, two who cannot afford a seat, and
 /// one concert per act (`act-N-1-001` …).
 pub fn catalogue() -> Seed {
+    catalogue_named("")
+}
+
+/// [`catalogue`] with every id prefixed: the tour's own users and concerts on a stack that holds
+/// others, and those of earlier tours (`demo --target`).
+pub fn catalogue_named(prefix: &str) -> Seed {
     let users = (1..=10)
         .map(|i| SeedUser {
-            user_id: format!("user-{i}"),
+            user_id: format!("{prefix}user-{i}"),
             points: if i <= 8 { 100_000 } else { 120 },
         })
         .collect();
     let concerts = (1..=ACTS.len())
         .map(|n| SeedConcert {
-            id: format!("concert-act-{n}"),
+            id: format!("{prefix}concert-act-{n}"),
             title: format!("Act {n}: {}", ACTS[n - 1].title),
             schedules: vec![SeedSchedule {
-                id: format!("act-{n}-1"),
+                id: format!("{prefix}act-{n}-1"),
                 starts_at: format!("2027-05-{n:02}T20:00:00Z"),
                 seats: SEATS_PER_ACT,
                 price: PRICE,
@@ -224,63 +233,124 @@ pub fn stack_options(run_dir: &Path, postgres: Option<String>) -> StackOptions {
 #[derive(Debug)]
 pub struct ActReport {
     pub title: &'static str,
-    pub outcome: RunOutcome,
+    /// `None` when the act was skipped.
+    pub outcome: Option<RunOutcome>,
     pub elapsed: Duration,
 }
 
 impl ActReport {
+    /// Every invariant held (a skipped act judged nothing and so failed nothing).
     pub fn passed(&self) -> bool {
-        self.outcome.exit_code == report::EXIT_PASS
+        self.outcome
+            .as_ref()
+            .is_none_or(|outcome| outcome.exit_code == report::EXIT_PASS)
     }
 }
 
-/// Starts the stack, plays every act on it, stops it. True if every invariant of every act held.
+/// Where the tour plays.
+#[derive(Debug, Clone)]
+pub enum Stage {
+    /// A stack the tour starts with its own settings and catalogue (SQLite, or PostgreSQL at
+    /// this admin URL), and stops at the end.
+    Embedded { postgres: Option<String> },
+    /// A running stack given by its target file (compose, or another `faultline up`): the tour
+    /// adds users and concerts of its own, keeps the stack's own settings, and skips the act
+    /// that kills a process, which only the embedded stack allows.
+    Running(PathBuf),
+}
+
+/// Plays every act on one stack — started for the tour, or a running one — and stops the stack
+/// it started. True if every invariant of every act played held.
 #[allow(clippy::print_stdout)]
-pub async fn play(
-    run_dir: &Path,
-    postgres: Option<String>,
-    show_progress: bool,
-) -> anyhow::Result<bool> {
+pub async fn play(run_dir: &Path, stage: Stage, show_progress: bool) -> anyhow::Result<bool> {
     let exe = std::env::current_exe()?;
     // Each demo's acts and run directories replace the previous demo's.
     for old in ["acts", "runs"] {
         let _ = std::fs::remove_dir_all(run_dir.join(old));
     }
-    println!(
-        "Starting the system ({}) in {} …",
-        if postgres.is_some() {
-            "PostgreSQL"
-        } else {
-            "SQLite"
-        },
-        run_dir.display()
-    );
-    let started = Instant::now();
-    let stack = Stack::start(&exe, stack_options(run_dir, postgres)).await?;
-    println!(
-        "Started in {:.1} s. Five acts follow, each on this same running system.\n",
-        started.elapsed().as_secs_f64()
-    );
-    let target = Arc::new(Target::embedded(stack));
-    let evidence = Evidence::new(&target.endpoints.telemetry, target.grafana_auth.as_deref())?;
-    let tour_started = Instant::now();
-    let played = play_acts(run_dir, &exe, &target, &evidence, show_progress).await;
-    let tour = tour_started.elapsed();
-    let passed = played.map(|acts| {
+    let (target, seed) = match &stage {
+        Stage::Embedded { postgres } => {
+            println!(
+                "Starting the system ({}) in {} …",
+                if postgres.is_some() {
+                    "PostgreSQL"
+                } else {
+                    "SQLite"
+                },
+                run_dir.display()
+            );
+            let started = Instant::now();
+            let stack = Stack::start(&exe, stack_options(run_dir, postgres.clone())).await?;
+            println!(
+                "Started in {:.1} s. Five acts follow, each on this same running system.\n",
+                started.elapsed().as_secs_f64()
+            );
+            (Target::embedded(stack), catalogue())
+        }
+        Stage::Running(file) => {
+            let mut target = Target::remote(file)?;
+            // Ids of this tour alone: a stack keeps what earlier tours booked.
+            let prefix = format!("tour{}-", crate::chaos::history::unix_ms() / 1000);
+            let seed = catalogue_named(&prefix);
+            println!(
+                "Playing on the running system of {}: adding the tour's ten users and five concerts ({prefix}…).",
+                file.display()
+            );
+            target
+                .add_seed(&seed)
+                .await
+                .context("adding the tour's users and concerts")?;
+            println!(
+                "Its own settings apply (the embedded tour's stack has a 6 s charge deadline, so act 3's \
+                 story can differ, and acts wait up to 35 s longer for bookings to settle), and act 5, \
+                 which kills a process, is skipped.\n"
+            );
+            (target, seed)
+        }
+    };
+    let target = Arc::new(target);
+    let played = async {
+        let initial_points = target.seeded_points().await?;
+        let evidence = Evidence::new(&target.endpoints.telemetry, target.grafana_auth.as_deref())?;
+        let tour_started = Instant::now();
+        let acts = play_acts(
+            run_dir,
+            &exe,
+            &target,
+            &seed,
+            initial_points,
+            &evidence,
+            show_progress,
+        )
+        .await?;
+        Ok::<_, anyhow::Error>((acts, tour_started.elapsed()))
+    }
+    .await;
+    let passed = played.map(|(acts, tour)| {
         println!("{}", summary_table(&acts));
         let passed = acts.iter().all(ActReport::passed);
         println!(
-            "The tour took {:.0} s after start-up. {}",
+            "The tour took {:.0} s{}. {}",
             tour.as_secs_f64(),
-            if passed {
-                "Every invariant held in every act."
+            if matches!(stage, Stage::Embedded { .. }) {
+                " after start-up"
             } else {
+                ""
+            },
+            if !passed {
                 "Invariants were violated or could not be judged: see the acts above."
+            } else if acts.iter().any(|act| act.outcome.is_none()) {
+                "Every invariant held in every act played."
+            } else {
+                "Every invariant held in every act."
             }
         );
         passed
     });
-    if passed.is_ok() && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+    if matches!(stage, Stage::Embedded { .. })
+        && passed.is_ok()
+        && std::io::IsTerminal::is_terminal(&std::io::stdout())
+    {
         // The links above point into this stack's capture: a person at a terminal gets to open
         // them before it goes (a script or a test does not wait).
         println!(
@@ -298,18 +368,37 @@ pub async fn play(
     passed
 }
 
+/// Why `scenario` cannot be played on `target`, if it cannot: process faults need the embedded
+/// stack.
+fn cannot_play(scenario: &crate::chaos::scenario::Scenario, target: &Target) -> Option<String> {
+    let kills: Vec<&str> = scenario
+        .nemesis
+        .iter()
+        .filter(|fault| fault.fault == "kill")
+        .filter_map(|fault| fault.service.as_deref())
+        .collect();
+    (target.kind() == "remote" && !kills.is_empty()).then(|| {
+        format!(
+            "Skipped: this act kills {} with SIGKILL, which the runner can do only to the stack it \
+             started (`faultline demo` without --target).",
+            kills.join(" and ")
+        )
+    })
+}
+
 #[allow(clippy::print_stdout)]
 async fn play_acts(
     run_dir: &Path,
     exe: &Path,
     target: &Arc<Target>,
+    seed: &Seed,
+    initial_points: i64,
     evidence: &Evidence,
     show_progress: bool,
 ) -> anyhow::Result<Vec<ActReport>> {
     let acts_dir = run_dir.join("acts");
     std::fs::create_dir_all(&acts_dir)
         .with_context(|| format!("creating {}", acts_dir.display()))?;
-    let seed = catalogue();
     let mut reports = Vec::new();
     for (index, act) in ACTS.iter().enumerate() {
         let number = index + 1;
@@ -317,15 +406,35 @@ async fn play_acts(
             .with_context(|| format!("act {number}'s scenario"))?;
         println!("━━ Act {number} of {}: {} ━━", ACTS.len(), act.title);
         println!("{}\n", scenario.description);
+        if let Some(why) = cannot_play(&scenario, target) {
+            println!("{why}\n");
+            reports.push(ActReport {
+                title: act.title,
+                outcome: None,
+                elapsed: Duration::ZERO,
+            });
+            continue;
+        }
         let file = acts_dir.join(format!("{}.toml", scenario.name));
-        std::fs::write(&file, act.scenario)?;
+        if target.kind() == "remote" {
+            // A running stack keeps its own Kafka client settings, where librdkafka's 30 s
+            // request timeout (not the tour stack's 1.5 s) decides when what lost
+            // acknowledgements left in flight is sent again: the act waits that much longer
+            // for its bookings to settle (it ends as soon as they have).
+            let mut scenario = scenario.clone();
+            scenario.workload.settle_ms += RUNNING_STACK_EXTRA_SETTLE_MS;
+            std::fs::write(&file, toml::to_string(&scenario)?)?;
+        } else {
+            std::fs::write(&file, act.scenario)?;
+        }
         let started = Instant::now();
         let outcome = run::run(&RunOptions {
             scenario: file,
             runs_dir: run_dir.join("runs"),
             target: TargetSpec::Shared {
                 target: target.clone(),
-                catalogue: act_catalogue(&seed, number),
+                catalogue: act_catalogue(seed, number),
+                initial_points,
             },
             exe: exe.to_path_buf(),
             progress: show_progress,
@@ -334,20 +443,25 @@ async fn play_acts(
             seed: None,
         })
         .await;
+        let elapsed = started.elapsed();
+        println!("{}", act_summary(act, &outcome, elapsed, evidence).await);
         let report = ActReport {
             title: act.title,
-            outcome,
-            elapsed: started.elapsed(),
+            outcome: Some(outcome),
+            elapsed,
         };
-        println!("{}", act_summary(act, &report, evidence).await);
         reports.push(report);
     }
     Ok(reports)
 }
 
 /// What an act did, the bookings worth opening, and its verdicts.
-async fn act_summary(act: &Act, report: &ActReport, evidence: &Evidence) -> String {
-    let outcome = &report.outcome;
+async fn act_summary(
+    act: &Act,
+    outcome: &RunOutcome,
+    elapsed: Duration,
+    evidence: &Evidence,
+) -> String {
     let Some(results) = &outcome.results else {
         return format!(
             "The act could not be played: {}\n",
@@ -357,7 +471,7 @@ async fn act_summary(act: &Act, report: &ActReport, evidence: &Evidence) -> Stri
     let o = &results.operations;
     let mut text = format!(
         "In {:.0} s: {} bookings — {} confirmed, {} cancelled, {} rejected{}.\n",
-        report.elapsed.as_secs_f64(),
+        elapsed.as_secs_f64(),
         o.invoked,
         o.confirmed,
         o.cancelled,
@@ -471,12 +585,13 @@ fn summary_table(acts: &[ActReport]) -> String {
         .load_style(UTF8_FULL_CONDENSED)
         .set_header(["act", "verdict", "bookings", "time"]);
     for (index, act) in acts.iter().enumerate() {
-        let (verdict, bookings) = match &act.outcome.results {
-            Some(results) => (
+        let (verdict, bookings) = match act.outcome.as_ref().map(|o| &o.results) {
+            Some(Some(results)) => (
                 results.verdict.as_str().to_owned(),
                 results.operations.invoked.to_string(),
             ),
-            None => ("aborted".to_owned(), "-".to_owned()),
+            Some(None) => ("aborted".to_owned(), "-".to_owned()),
+            None => ("skipped".to_owned(), "-".to_owned()),
         };
         table.add_row([
             format!("{}. {}", index + 1, act.title),

@@ -70,3 +70,97 @@ fn logged(act: &str, what: &str) -> u64 {
         .filter_map(|l| l.split_whitespace().next()?.parse::<u64>().ok())
         .sum()
 }
+
+/// `faultline up` in the background, stopped with SIGTERM when dropped (a failed assertion too).
+struct Up(std::process::Child);
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn the_tour_plays_again_and_again_on_a_running_stack_given_by_its_target_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run_dir = dir.path().join("up");
+    let up = Up(Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .args(["up", "--run-dir"])
+        .arg(&run_dir)
+        .env_remove("FAULTLINE_POSTGRES_URL")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn faultline up"));
+    let started = std::time::Instant::now();
+    let endpoints = run_dir.join("endpoints.json");
+    while faultline::endpoints::Endpoints::read(&run_dir).is_err() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(90),
+            "faultline up never wrote endpoints.json"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let gateway: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(run_dir.join("config/gateway.json")).expect("the gateway's config"),
+    )
+    .expect("json");
+    let secret = gateway["auth"]["secret"]
+        .as_str()
+        .expect("the gateway's secret");
+
+    // Twice on one stack: each tour books on users and concerts of its own, so the second does
+    // not find its seats taken or its wallets spent by the first.
+    for round in 1..=2 {
+        let output = Command::new(env!("CARGO_BIN_EXE_faultline"))
+            .args(["demo", "--quiet", "--target"])
+            .arg(&endpoints)
+            .arg("--run-dir")
+            .arg(dir.path().join(format!("demo-{round}")))
+            .env("FAULTLINE_JWT_SECRET", secret)
+            .env_remove("FAULTLINE_POSTGRES_URL")
+            .output()
+            .expect("faultline demo --target runs");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "round {round}: demo --target failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        for number in 1..=4 {
+            let played = act(&stdout, number);
+            assert!(
+                played.contains("bookings —") && played.contains("│ 1. seats"),
+                "round {round}: act {number} was not played:\n{played}"
+            );
+        }
+        assert!(
+            act(&stdout, 5).contains("Skipped: this act kills inventory with SIGKILL"),
+            "round {round}: act 5 needs the embedded stack:\n{stdout}"
+        );
+        assert!(
+            stdout.contains("Every invariant held in every act played."),
+            "round {round}:\n{stdout}"
+        );
+        assert!(
+            stdout.contains("/ui/trace/"),
+            "round {round}: links into the running stack's viewer:\n{stdout}"
+        );
+    }
+
+    // What the tours added left the running stack consistent as a whole.
+    let check = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .args(["check", "--target"])
+        .arg(&endpoints)
+        .output()
+        .expect("faultline check runs");
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    drop(up);
+}

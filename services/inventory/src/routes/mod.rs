@@ -28,6 +28,7 @@ pub fn router(state: AppState) -> Router {
     .routes(routes!(seats::one))
     .routes(routes!(admin::summary))
     .routes(routes!(admin::seats))
+    .routes(routes!(admin::add_catalogue))
     .with_state(state.clone());
     faultline_kit::openapi::serve(api, (Some(state.db.clone()), state.readiness.clone()))
 }

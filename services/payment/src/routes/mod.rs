@@ -33,6 +33,7 @@ pub fn router(state: AppState) -> Router {
     .routes(routes!(refunds::refund))
     .routes(routes!(wallets::wallet))
     .routes(routes!(admin::summary))
+    .routes(routes!(admin::add_wallets))
     .with_state(state.clone());
     faultline_kit::openapi::serve(api, (Some(state.db.clone()), state.readiness.clone()))
 }
