@@ -223,8 +223,15 @@ pub fn check_addresses(
             None => problems.push(format!("proxy {}: bad upstream", proxy.name)),
         }
     }
+    // Every address the runner calls is on the compose network; the one a person opens from
+    // the host (`telemetry.grafana_public`) is checked against Grafana's published port in
+    // `check_target`.
+    let mut called = target.clone();
+    if let Some(telemetry) = called.get_mut("telemetry").and_then(Value::as_object_mut) {
+        telemetry.remove("grafana_public");
+    }
     let mut target_strings = Vec::new();
-    strings(target, &mut target_strings);
+    strings(&called, &mut target_strings);
     for text in target_strings {
         for (host, port) in addresses(&text) {
             problems.extend(check_address("compose-target.json", &host, port, listeners));
@@ -426,6 +433,30 @@ pub fn check_target(compose: &Compose, target: &Value) -> Problems {
     }
     if text("/database") != "postgres" {
         problems.push("target: database must be postgres".into());
+    }
+    if let Some(public) = target
+        .pointer("/telemetry/grafana_public")
+        .and_then(Value::as_str)
+    {
+        let published: Vec<String> = compose
+            .services
+            .get("grafana")
+            .map(|grafana| grafana.ports.iter().map(|p| resolved(p)).collect())
+            .unwrap_or_default();
+        let on_host = addresses(public)
+            .into_iter()
+            .next()
+            .is_some_and(|(host, port)| {
+                ["localhost", "127.0.0.1"].contains(&host.as_str())
+                    && published
+                        .iter()
+                        .any(|mapping| mapping == &format!("127.0.0.1:{port}:3000"))
+            });
+        if !on_host {
+            problems.push(format!(
+                "target: telemetry.grafana_public {public:?} is not Grafana's published port {published:?}"
+            ));
+        }
     }
     problems
 }

@@ -87,6 +87,11 @@ fn breaking_the_compose_file_is_caught() {
     let cases = [
         // An unpinned image.
         ("image: grafana/tempo:3.0.3", "image: grafana/tempo:latest"),
+        // Grafana published on another host port than the links in the target file name.
+        (
+            "\"127.0.0.1:${GRAFANA_PORT:-3000}:3000\"",
+            "\"127.0.0.1:${GRAFANA_PORT:-3300}:3000\"",
+        ),
         // The broker advertising itself: clients would bypass the proxy after bootstrapping.
         (
             "CLIENT://toxiproxy:19092,INTERNAL",
