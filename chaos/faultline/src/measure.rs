@@ -12,6 +12,43 @@ use std::{
     time::Duration,
 };
 
+/// Whether process `pid` holds the listening socket of TCP `port` on this host: the socket's
+/// inode from `/proc/net/tcp{,6}` found among the process's open files. A stack hands its
+/// children free ports it picked, so a child can lose its port to another process in between;
+/// then something else answers on that port, and only ownership tells them apart.
+pub fn listens_on(pid: u32, port: u16) -> bool {
+    let inodes: Vec<String> = ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|table| std::fs::read_to_string(table).ok())
+        .flat_map(|table| listening_inodes(&table, port))
+        .collect();
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path()).is_ok_and(|target| {
+            let target = target.to_string_lossy();
+            inodes
+                .iter()
+                .any(|inode| target == format!("socket:[{inode}]"))
+        })
+    })
+}
+
+/// The inodes of the sockets listening (state `0A`) on `port` in a `/proc/net/tcp` table.
+fn listening_inodes(table: &str, port: u16) -> Vec<String> {
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local_port = fields.get(1)?.rsplit_once(':')?.1;
+            (u16::from_str_radix(local_port, 16).ok()? == port && *fields.get(3)? == "0A")
+                .then(|| fields.get(9).map(|inode| (*inode).to_owned()))?
+        })
+        .collect()
+}
+
 /// The fields of `/proc/<pid>/stat` after the command name, which may itself contain spaces and
 /// parentheses: only what follows its last `)` splits reliably. Index 0 is field 3 (state).
 fn stat_fields(stat: &str) -> Option<Vec<&str>> {
@@ -184,6 +221,17 @@ impl Drop for PeakRss {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_listening_port_belongs_to_the_process_that_bound_it() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        assert!(listens_on(std::process::id(), port));
+        // pid 1 does not hold this test's socket.
+        assert!(!listens_on(1, port));
+        drop(listener);
+        assert!(!listens_on(std::process::id(), port));
+    }
+
     use super::*;
 
     #[test]

@@ -540,6 +540,24 @@ fn spawn_child(
 
 /// Waits until `service` answers 2xx on `path`, or fails with the tail of its log.
 /// Waits until `service` accepts TCP connections at its `url` (`host:port`).
+/// What answered on the child's port is the child: another process that took the port between
+/// the pick and the child's bind (stacks start side by side in tests) answers too, while the
+/// child fails to bind. Reported as the port in use, so [`Stack::start`] starts again on fresh
+/// ports.
+fn owns_its_port(name: &str, service: &Service) -> anyhow::Result<()> {
+    let port = service
+        .url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim_end_matches('/').parse::<u16>().ok())
+        .with_context(|| format!("{name}: no port in {}", service.url))?;
+    anyhow::ensure!(
+        crate::measure::listens_on(service.child.id(), port),
+        "{name}: port {port} answers, but another process holds it (Address already in use)"
+    );
+    Ok(())
+}
+
 async fn wait_until_listening(
     name: &str,
     service: &mut Service,
@@ -557,7 +575,7 @@ async fn wait_until_listening(
             .await
             .is_ok()
         {
-            return Ok(());
+            return owns_its_port(name, service);
         }
         anyhow::ensure!(
             started.elapsed() < limit,
@@ -591,7 +609,7 @@ async fn wait_until_ready(
             if let Ok(response) = http.get(&url).send().await
                 && response.status().is_success()
             {
-                return Ok(());
+                return owns_its_port(name, service);
             }
             if started.elapsed() > limit {
                 anyhow::bail!(
