@@ -1,18 +1,22 @@
 //! Runs one service inside this process: the child side of [`crate::stack`]. The binary thereby
 //! carries all five services, so one `cargo build -p faultline` builds everything `up` starts.
 
+use faultline_contracts::topology::Service;
 use faultline_kit::app::run_main;
 
 /// The processes of a stack, in start order: the telemetry capture first (so nothing the
 /// services export is lost, and it stops last), then the five services.
 pub const ALL: [&str; 6] = [
-    "capture",
-    "payment",
-    "inventory",
-    "reservation",
-    "analytics",
-    "gateway",
+    CAPTURE,
+    Service::ALL_NAMES[0],
+    Service::ALL_NAMES[1],
+    Service::ALL_NAMES[2],
+    Service::ALL_NAMES[3],
+    Service::ALL_NAMES[4],
 ];
+
+/// The telemetry capture (the embedded stand-in for Tempo and Loki).
+pub const CAPTURE: &str = "capture";
 
 /// The embedded Toxiproxy: started before everything else, stopped after everything else.
 pub const TOXIPROXY: &str = "toxiproxy";
@@ -93,7 +97,7 @@ pub async fn run(name: &str) -> anyhow::Result<()> {
             })
             .await
         }
-        "capture" => {
+        CAPTURE => {
             run_main(|s: CaptureSettings, stop| async move {
                 let listener = faultline_kit::app::bind(&s.common).await?;
                 let store = faultline_capture::store::Store::new(s.retention);

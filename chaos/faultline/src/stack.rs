@@ -28,6 +28,7 @@ use std::{
 };
 
 use anyhow::Context as _;
+use faultline_contracts::topology::{self, Callee, Link};
 use nix::{
     sys::signal::{Signal, kill},
     unistd::Pid,
@@ -218,32 +219,24 @@ impl Stack {
         let toxiproxy = faultline_toxiproxy::client::Client::new(&toxiproxy_url)?;
 
         let broker_port = faultline_harness::free_port()?;
-        let mut links: Vec<(String, String)> = vec![
-            ("kafka".into(), format!("127.0.0.1:{broker_port}")),
-            (
-                "gateway-reservation".into(),
-                format!("127.0.0.1:{}", ports["reservation"]),
-            ),
-            (
-                "gateway-inventory".into(),
-                format!("127.0.0.1:{}", ports["inventory"]),
-            ),
-            (
-                "gateway-payment".into(),
-                format!("127.0.0.1:{}", ports["payment"]),
-            ),
-            (
-                "reservation-payment".into(),
-                format!("127.0.0.1:{}", ports["payment"]),
-            ),
-        ];
+        // Every link but the database ones (added with the databases) goes to a child.
+        let mut links: Vec<(Link, String)> = Link::of_stack(false)
+            .map(|link| {
+                let port = match link.callee() {
+                    Callee::Service(service) => ports[service.name()],
+                    Callee::Broker | Callee::Database => broker_port,
+                };
+                (link, format!("127.0.0.1:{port}"))
+            })
+            .collect();
         let mut databases = BTreeMap::new();
-        for name in ["payment", "inventory", "reservation", "analytics"] {
+        for service in topology::Service::WITH_DATABASE {
+            let name = service.name();
             let database = match &options.postgres {
                 Some(server) => {
                     let url = faultline_harness::postgres::fresh_database_on(server, name).await?;
                     let (before, host_port, after) = split_host_port(&url)?;
-                    links.push((format!("{name}-postgres"), host_port.to_owned()));
+                    links.push((Link::Postgres(service), host_port.to_owned()));
                     // Rewritten below once the proxy's port is known.
                     (before.to_owned(), after.to_owned())
                 }
@@ -255,15 +248,15 @@ impl Stack {
                     String::new(),
                 ),
             };
-            databases.insert(name, database);
+            databases.insert(service, database);
         }
         let proxies = toxiproxy
             .populate(
                 &links
                     .iter()
-                    .map(|(name, upstream)| {
+                    .map(|(link, upstream)| {
                         faultline_toxiproxy::api::ProxyConfig::new(
-                            name.as_str(),
+                            link.proxy_name(),
                             "127.0.0.1:0",
                             upstream.as_str(),
                         )
@@ -274,26 +267,26 @@ impl Stack {
             .context("creating the stack's proxies")?;
         let listen: BTreeMap<String, String> =
             proxies.into_iter().map(|p| (p.name, p.listen)).collect();
-        let via = |link: &str| -> anyhow::Result<String> {
+        let via = |link: Link| -> anyhow::Result<String> {
             listen
-                .get(link)
+                .get(link.proxy_name())
                 .cloned()
                 .with_context(|| format!("no proxy {link} was created"))
         };
         let databases: BTreeMap<&str, String> = databases
             .into_iter()
-            .map(|(name, (before, after))| {
+            .map(|(service, (before, after))| {
                 if options.postgres.is_some() {
                     Ok((
-                        name,
-                        format!("{before}{}{after}", via(&format!("{name}-postgres"))?),
+                        service.name(),
+                        format!("{before}{}{after}", via(Link::Postgres(service))?),
                     ))
                 } else {
-                    Ok((name, before))
+                    Ok((service.name(), before))
                 }
             })
             .collect::<anyhow::Result<_>>()?;
-        let kafka_proxy = via("kafka")?;
+        let kafka_proxy = via(Link::Kafka)?;
         // The broker (`faultline-broker`, in memory) is a child like the services, so it can be
         // paused, killed and measured; it advertises its `kafka` proxy.
         let broker_config = write_config(
@@ -347,7 +340,7 @@ impl Stack {
         configs.insert("inventory", inventory);
         let mut reservation = common("reservation");
         reservation["payment"] =
-            json!({ "base_url": format!("http://{}", via("reservation-payment")?) });
+            json!({ "base_url": format!("http://{}", via(Link::ReservationPayment)?) });
         reservation["saga"] = options.saga.clone();
         reservation["admission"] = options.admission.clone();
         configs.insert("reservation", reservation);
@@ -355,18 +348,18 @@ impl Stack {
         let mut gateway = common("gateway");
         gateway["auth"] = json!({ "secret": secret });
         gateway["upstream"] = json!({
-            "reservation_url": format!("http://{}", via("gateway-reservation")?),
-            "inventory_url": format!("http://{}", via("gateway-inventory")?),
-            "payment_url": format!("http://{}", via("gateway-payment")?),
+            "reservation_url": format!("http://{}", via(Link::GatewayReservation)?),
+            "inventory_url": format!("http://{}", via(Link::GatewayInventory)?),
+            "payment_url": format!("http://{}", via(Link::GatewayPayment)?),
         });
         gateway["rate_limit"] =
             json!({ "per_second": options.rate_limit.0, "burst": options.rate_limit.1 });
         configs.insert("gateway", gateway);
-        let mut capture = common("capture");
+        let mut capture = common(services::CAPTURE);
         capture["retention"] = serde_json::to_value(options.capture_retention)?;
-        configs.insert("capture", capture);
+        configs.insert(services::CAPTURE, capture);
 
-        let capture_url = url("capture");
+        let capture_url = url(services::CAPTURE);
         let mut stack = Self {
             exe: exe.to_path_buf(),
             run_dir: run_dir.clone(),
@@ -416,7 +409,7 @@ impl Stack {
                     log,
                 },
             );
-            if name == "capture" {
+            if name == services::CAPTURE {
                 stack.wait_ready(name, Duration::from_secs(30)).await?;
             }
         }
@@ -437,7 +430,7 @@ impl Stack {
 
     fn spawn(&self, name: &str, config: &Path, log: &Path) -> anyhow::Result<Child> {
         let mut env = self.env.clone();
-        if name != "capture" && self.telemetry {
+        if name != services::CAPTURE && self.telemetry {
             // Services export to the capture exactly as they would to Tempo and Loki; a short
             // batch delay makes a finished booking's spans queryable within a fraction of a second.
             let capture = self

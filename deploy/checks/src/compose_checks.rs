@@ -2,6 +2,7 @@
 //! waited for, healthchecks, restarts, what is published, networks, variables with defaults,
 //! secrets two services must share, bind mounts that exist, topics the init job creates.
 
+use faultline_contracts::topology::Service;
 use std::collections::{BTreeMap, BTreeSet};
 
 use regex::Regex;
@@ -12,14 +13,8 @@ use crate::{
     compose::{Compose, interpolate, references},
 };
 
-/// The five Faultline services.
-pub const SERVICES: [&str; 5] = [
-    "gateway",
-    "reservation",
-    "inventory",
-    "payment",
-    "analytics",
-];
+/// The five Faultline services, by name.
+pub const SERVICES: [&str; 5] = Service::ALL_NAMES;
 
 /// Services whose port is published to the host; everything else stays on the internal network.
 pub const PUBLISHED: [&str; 2] = ["gateway", "grafana"];

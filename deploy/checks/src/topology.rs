@@ -12,44 +12,27 @@ use std::{
     sync::LazyLock,
 };
 
+use faultline_contracts::topology::{Callee, Link, Service};
 use regex::Regex;
 use serde_json::Value;
 
 use crate::{
     Problems,
     compose::{Compose, interpolate},
-    compose_checks::SERVICES,
     toxiproxy::Proxy,
 };
 
-/// The service-to-service links and the proxy each goes through (the embedded stack names its
-/// proxies the same): `(caller, setting, proxy, callee)`.
-pub const SERVICE_LINKS: [(&str, &str, &str, &str); 4] = [
-    (
-        "gateway",
-        "FAULTLINE__UPSTREAM__RESERVATION_URL",
-        "gateway-reservation",
-        "reservation",
-    ),
-    (
-        "gateway",
-        "FAULTLINE__UPSTREAM__INVENTORY_URL",
-        "gateway-inventory",
-        "inventory",
-    ),
-    (
-        "gateway",
-        "FAULTLINE__UPSTREAM__PAYMENT_URL",
-        "gateway-payment",
-        "payment",
-    ),
-    (
-        "reservation",
-        "FAULTLINE__PAYMENT__BASE_URL",
-        "reservation-payment",
-        "payment",
-    ),
-];
+/// The compose setting through which a service-to-service call's caller learns its callee's
+/// address (which must be the call's proxy).
+pub fn setting(call: Link) -> Option<&'static str> {
+    match call {
+        Link::GatewayReservation => Some("FAULTLINE__UPSTREAM__RESERVATION_URL"),
+        Link::GatewayInventory => Some("FAULTLINE__UPSTREAM__INVENTORY_URL"),
+        Link::GatewayPayment => Some("FAULTLINE__UPSTREAM__PAYMENT_URL"),
+        Link::ReservationPayment => Some("FAULTLINE__PAYMENT__BASE_URL"),
+        Link::Kafka | Link::Postgres(_) => None,
+    }
+}
 
 /// Infrastructure the services reach directly: telemetry is the observer, not a subject.
 pub const DIRECT_INFRA: [&str; 2] = ["tempo", "loki"];
@@ -257,7 +240,7 @@ fn proxy_for<'a>(proxies: &'a [Proxy], host: &str, port: u16) -> Option<&'a Prox
 
 /// Every link the chaos runner faults goes through the proxy named for it: each service's
 /// database through `<service>-postgres` to its own database, each broker client through
-/// `kafka`, each call between services through its [`SERVICE_LINKS`] proxy. No service names
+/// `kafka`, each call between services ([`Link::SERVICE_CALLS`]) through its proxy. No service names
 /// the broker, PostgreSQL or another service directly; Kafka advertises the `kafka` proxy;
 /// every proxy is used.
 pub fn check_links(compose: &Compose, proxies: &[Proxy], init_sql: &str) -> Problems {
@@ -314,7 +297,8 @@ pub fn check_links(compose: &Compose, proxies: &[Proxy], init_sql: &str) -> Prob
         })
         .and_then(|l| l.rsplit_once(':').and_then(|(_, p)| p.parse().ok()));
 
-    for name in SERVICES {
+    for service in Service::ALL {
+        let name = service.name();
         let env = env(name);
         if let Some(url) = env.get("FAULTLINE__DATABASE__URL") {
             expect_proxy(
@@ -322,7 +306,7 @@ pub fn check_links(compose: &Compose, proxies: &[Proxy], init_sql: &str) -> Prob
                 &mut used,
                 &format!("{name}'s database"),
                 Some(url),
-                &format!("{name}-postgres"),
+                Link::Postgres(service).proxy_name(),
                 ("postgres", Some(5432)),
             );
             let database = url.rsplit('/').next().unwrap_or_default();
@@ -343,7 +327,7 @@ pub fn check_links(compose: &Compose, proxies: &[Proxy], init_sql: &str) -> Prob
                 &mut used,
                 &format!("{name}'s broker"),
                 env.get("FAULTLINE__KAFKA__BOOTSTRAP_SERVERS"),
-                "kafka",
+                Link::Kafka.proxy_name(),
                 ("kafka", kafka_client_port),
             );
         }
@@ -358,14 +342,20 @@ pub fn check_links(compose: &Compose, proxies: &[Proxy], init_sql: &str) -> Prob
             }
         }
     }
-    for (caller, setting, proxy, callee) in SERVICE_LINKS {
+    for call in Link::SERVICE_CALLS {
+        let (Some(caller), Callee::Service(callee), Some(setting)) =
+            (call.caller(), call.callee(), setting(call))
+        else {
+            problems.push(format!("{call}: not a call between services"));
+            continue;
+        };
         expect_proxy(
             &mut problems,
             &mut used,
             &format!("{caller} → {callee}"),
-            env(caller).get(setting),
-            proxy,
-            (callee, http_port(callee)),
+            env(caller.name()).get(setting),
+            call.proxy_name(),
+            (callee.name(), http_port(callee.name())),
         );
     }
     // What the broker tells clients to connect to after bootstrapping.
@@ -406,7 +396,7 @@ pub fn check_target(compose: &Compose, target: &Value) -> Problems {
     if host_of(text("/gateway_url")).as_deref() != Some("gateway") {
         problems.push("target: gateway_url is not the gateway".into());
     }
-    for name in SERVICES {
+    for name in Service::ALL.map(Service::name) {
         if host_of(text(&format!("/services/{name}"))).as_deref() != Some(name) {
             problems.push(format!(
                 "target: services.{name} is not {name}'s own address"

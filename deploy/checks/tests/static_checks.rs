@@ -259,7 +259,7 @@ fn the_chaos_runner_names_the_provisioned_datasources_and_proxies() {
     assert_eq!(faultline::chaos::evidence::TEMPO_UID, grafana::TEMPO_UID);
     assert_eq!(faultline::chaos::evidence::LOKI_UID, grafana::LOKI_UID);
     let names: std::collections::BTreeSet<String> = proxies().into_iter().map(|p| p.name).collect();
-    let links: std::collections::BTreeSet<String> = faultline::chaos::scenario::LINKS
+    let links: std::collections::BTreeSet<String> = faultline::chaos::scenario::link_names()
         .iter()
         .map(|l| (*l).to_owned())
         .collect();

@@ -5,6 +5,7 @@
 //! - [`http`]: request and response bodies of the services' HTTP APIs.
 //! - [`ids`]: id newtypes (seat, user) every service parses the same way.
 //! - [`topics`]: the topic names, created up front by the launcher and the tests.
+//! - [`topology`]: the services, topics and network links as types.
 //!
 //! Invariant: a producer and its consumers depend on the same type here; nothing on the wire is
 //! written by hand elsewhere.
@@ -13,5 +14,6 @@ pub mod http;
 pub mod ids;
 pub mod messages;
 pub mod topics;
+pub mod topology;
 
 pub use messages::{ContractError, Message};

@@ -7,6 +7,7 @@
 //! operations and must never collide with an earlier run's in Tempo, Loki or the idempotency
 //! store of a long-running stack.
 
+use faultline_contracts::topology::{Link, Service, Topic};
 use rand::{RngExt as _, SeedableRng as _, rngs::StdRng, seq::SliceRandom as _};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -25,10 +26,10 @@ pub const RANDOM_KINDS: [&str; 6] = [
 ];
 
 /// Links a random network fault may hit: the ones every booking crosses.
-const RANDOM_LINKS: [&str; 2] = ["reservation-payment", "gateway-reservation"];
+const RANDOM_LINKS: [Link; 2] = [Link::ReservationPayment, Link::GatewayReservation];
 
 /// Services a random kill may hit.
-const RANDOM_KILLS: [&str; 3] = ["inventory", "payment", "analytics"];
+const RANDOM_KILLS: [Service; 3] = [Service::Inventory, Service::Payment, Service::Analytics];
 
 /// One booking the client will submit.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -164,7 +165,9 @@ pub fn plan(scenario: &Scenario, seed: &Seed) -> anyhow::Result<Plan> {
             let kind = random.kinds[rng.random_range(0..random.kinds.len())].as_str();
             let at_ms = rng.random_range(random.window_ms[0]..random.window_ms[1]);
             let for_ms = rng.random_range(random.duration_ms[0]..random.duration_ms[1]);
-            let link = RANDOM_LINKS[rng.random_range(0..RANDOM_LINKS.len())].to_owned();
+            let link = RANDOM_LINKS[rng.random_range(0..RANDOM_LINKS.len())]
+                .proxy_name()
+                .to_owned();
             let kind = match kind {
                 "latency" => FaultKind::Latency {
                     link,
@@ -178,10 +181,12 @@ pub fn plan(scenario: &Scenario, seed: &Seed) -> anyhow::Result<Plan> {
                     timeout_ms: 0,
                 },
                 "kill" => FaultKind::Kill {
-                    service: RANDOM_KILLS[rng.random_range(0..RANDOM_KILLS.len())].to_owned(),
+                    service: RANDOM_KILLS[rng.random_range(0..RANDOM_KILLS.len())]
+                        .name()
+                        .to_owned(),
                 },
                 _ => FaultKind::Republish {
-                    topic: "inventory.commands".into(),
+                    topic: Topic::InventoryCommands.name().into(),
                     count: rng.random_range(1..6),
                 },
             };

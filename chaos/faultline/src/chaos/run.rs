@@ -11,6 +11,7 @@ use std::{
 };
 
 use anyhow::Context as _;
+use faultline_contracts::topology::{Link, Service};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use tokio::sync::Semaphore;
@@ -23,7 +24,7 @@ use super::{
     history::{self, Event, History},
     nemesis::Nemesis,
     report::{self, EXIT_ABORTED, Results},
-    scenario::{LINKS, Scenario},
+    scenario::Scenario,
     target::Target,
 };
 use crate::{
@@ -393,19 +394,12 @@ async fn preflight(
         .await
         .context("preflight: resetting the proxies")?;
     let proxies = toxiproxy.proxies().await?;
-    let mut links: Vec<&str> = vec![
-        "kafka",
-        "gateway-reservation",
-        "gateway-inventory",
-        "gateway-payment",
-        "reservation-payment",
-    ];
-    if target.endpoints.database == "postgres" {
-        links.extend(LINKS.iter().filter(|l| l.ends_with("-postgres")));
-    }
+    let links: Vec<&str> = Link::of_stack(target.endpoints.database == "postgres")
+        .map(Link::proxy_name)
+        .collect();
     let missing: Vec<&&str> = links
         .iter()
-        .filter(|l| !proxies.contains_key(**l))
+        .filter(|name| !proxies.contains_key(**name))
         .collect();
     anyhow::ensure!(
         missing.is_empty(),
@@ -414,7 +408,7 @@ async fn preflight(
     );
 
     let advertised = target.advertised_broker().await?;
-    let kafka = &proxies["kafka"];
+    let kafka = &proxies[Link::Kafka.proxy_name()];
     let port = |address: &str| address.rsplit(':').next().unwrap_or_default().to_owned();
     anyhow::ensure!(
         port(&advertised) == port(&kafka.listen) && advertised != kafka.upstream,
@@ -485,11 +479,11 @@ async fn preflight(
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let after = toxiproxy.metrics().await?;
-    for service in crate::services::ALL.iter().filter(|s| **s != "capture") {
+    for service in Service::ALL {
         let started = Instant::now();
         loop {
             let ready = http
-                .get(format!("{}/ready", target.service(service)))
+                .get(format!("{}/ready", target.service(service.name())))
                 .send()
                 .await
                 .is_ok_and(|r| r.status().is_success());

@@ -7,6 +7,7 @@
 use std::path::Path;
 
 use anyhow::Context as _;
+use faultline_contracts::topology::{Link, Service, Topic};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -252,30 +253,20 @@ fn default_settle_ms() -> u64 {
     30_000
 }
 
-/// A network link of the stack: the name of its Toxiproxy proxy.
-pub const LINKS: [&str; 9] = [
-    "kafka",
-    "gateway-reservation",
-    "gateway-inventory",
-    "gateway-payment",
-    "reservation-payment",
-    "reservation-postgres",
-    "inventory-postgres",
-    "payment-postgres",
-    "analytics-postgres",
-];
+/// The links a fault may act on, by the names of their Toxiproxy proxies.
+pub fn link_names() -> Vec<&'static str> {
+    Link::ALL.iter().map(|link| link.proxy_name()).collect()
+}
 
-/// Services a process fault can hit.
-pub const SERVICES: [&str; 5] = [
-    "gateway",
-    "reservation",
-    "inventory",
-    "payment",
-    "analytics",
-];
+/// The services a process fault can hit.
+pub fn service_names() -> Vec<&'static str> {
+    Service::ALL.iter().map(|service| service.name()).collect()
+}
 
-/// Topics a message fault can use.
-pub const TOPICS: [&str; 3] = ["inventory.commands", "inventory.events", "booking.events"];
+/// The topics a message fault can use.
+pub fn topic_names() -> Vec<&'static str> {
+    Topic::MESSAGES.iter().map(|topic| topic.name()).collect()
+}
 
 /// One fault of the timeline as written in a scenario file: `fault` names the kind, and the
 /// kind decides which of the other fields it needs (a flat table keeps TOML readable and lets
@@ -645,12 +636,12 @@ impl FaultSpec {
         let link = || {
             self.link
                 .clone()
-                .ok_or_else(|| anyhow::anyhow!("needs link (one of {LINKS:?})"))
+                .ok_or_else(|| anyhow::anyhow!("needs link (one of {:?})", link_names()))
         };
         let topic = || {
             self.topic
                 .clone()
-                .ok_or_else(|| anyhow::anyhow!("needs topic (one of {TOPICS:?})"))
+                .ok_or_else(|| anyhow::anyhow!("needs topic (one of {:?})", topic_names()))
         };
         let count = || self.count.ok_or_else(|| anyhow::anyhow!("needs count"));
         let kind = match self.fault.as_str() {
@@ -664,20 +655,25 @@ impl FaultSpec {
             "blackhole" => FaultKind::Blackhole { link: link()? },
             "refuse" => FaultKind::Refuse { link: link()? },
             "lost-acks" => FaultKind::LostAcks {
-                link: self.link.clone().unwrap_or_else(|| "kafka".into()),
+                link: self
+                    .link
+                    .clone()
+                    .unwrap_or_else(|| Link::Kafka.proxy_name().into()),
             },
             "cut-consumers" => FaultKind::CutConsumers {
-                link: self.link.clone().unwrap_or_else(|| "kafka".into()),
+                link: self
+                    .link
+                    .clone()
+                    .unwrap_or_else(|| Link::Kafka.proxy_name().into()),
             },
             "reset-peer" => FaultKind::ResetPeer {
                 link: link()?,
                 timeout_ms: self.timeout_ms.unwrap_or(0),
             },
             "kill" => FaultKind::Kill {
-                service: self
-                    .service
-                    .clone()
-                    .ok_or_else(|| anyhow::anyhow!("needs service (one of {SERVICES:?})"))?,
+                service: self.service.clone().ok_or_else(|| {
+                    anyhow::anyhow!("needs service (one of {:?})", service_names())
+                })?,
             },
             "republish" => FaultKind::Republish {
                 topic: topic()?,
@@ -713,17 +709,18 @@ fn validate_fault(kind: &FaultKind, for_ms: u64) -> anyhow::Result<()> {
         FaultKind::Latency { link, .. }
         | FaultKind::Blackhole { link }
         | FaultKind::Refuse { link }
-        | FaultKind::ResetPeer { link, .. } => known("link", link, &LINKS)?,
+        | FaultKind::ResetPeer { link, .. } => known("link", link, &link_names())?,
         FaultKind::LostAcks { link } | FaultKind::CutConsumers { link } => {
             anyhow::ensure!(
-                link == "kafka",
-                "{} works on the broker link \"kafka\"",
-                kind.name()
+                Link::parse(link) == Some(Link::Kafka),
+                "{} works on the broker link \"{}\"",
+                kind.name(),
+                Link::Kafka
             )
         }
-        FaultKind::Kill { service } => known("service", service, &SERVICES)?,
+        FaultKind::Kill { service } => known("service", service, &service_names())?,
         FaultKind::Republish { topic, count } | FaultKind::Poison { topic, count } => {
-            known("topic", topic, &TOPICS)?;
+            known("topic", topic, &topic_names())?;
             anyhow::ensure!(*count >= 1, "count must be ≥ 1");
         }
     }

@@ -14,13 +14,7 @@ use crate::helpers::{TestStack, problem, start};
 /// Request headers: (name, value).
 type Headers = Vec<(&'static str, String)>;
 
-const SERVICES: [&str; 5] = [
-    "gateway",
-    "reservation",
-    "inventory",
-    "payment",
-    "analytics",
-];
+const SERVICES: [&str; 5] = faultline_contracts::topology::Service::ALL_NAMES;
 
 fn now() -> u64 {
     std::time::SystemTime::now()

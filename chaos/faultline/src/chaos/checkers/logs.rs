@@ -11,13 +11,7 @@ use serde_json::Value;
 use super::{CheckResult, Input, Verdict, exactly_once, result};
 use crate::chaos::scenario::Invariant;
 
-const SERVICES: [&str; 5] = [
-    "gateway",
-    "reservation",
-    "inventory",
-    "payment",
-    "analytics",
-];
+const SERVICES: [&str; 5] = faultline_contracts::topology::Service::ALL_NAMES;
 
 fn message(line: &Value) -> &str {
     line["message"]
