@@ -7,21 +7,25 @@ use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
     sync::Arc,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use anyhow::Context as _;
-use faultline_contracts::topology::{Link, Service};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::json;
-use tokio::sync::Semaphore;
+
+mod artifacts;
+mod preflight;
+mod schedule;
+mod settle;
+
+pub use preflight::PREFLIGHT_OP;
 
 use super::{
     checkers,
     client::Client,
     evidence::Evidence,
-    generator::{self, Plan, PlannedOp},
-    history::{self, Event, History},
+    generator::{self, Plan},
+    history,
     nemesis::Nemesis,
     report::{self, EXIT_ABORTED, Results},
     scenario::Scenario,
@@ -154,28 +158,7 @@ async fn execute(
     seed: &Seed,
     run_dir: &Path,
 ) -> anyhow::Result<(Results, Vec<history::Operation>)> {
-    std::fs::create_dir_all(run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
-    std::fs::write(
-        run_dir.join("scenario.toml"),
-        toml::to_string_pretty(scenario)?,
-    )?;
-    std::fs::write(run_dir.join("plan.json"), serde_json::to_vec_pretty(plan)?)?;
-    let history = Arc::new(History::create(&run_dir.join("history.jsonl"))?);
-    let target_name = match &options.target {
-        TargetSpec::Embedded { .. } => "embedded".to_owned(),
-        TargetSpec::Remote(file) => file.display().to_string(),
-        TargetSpec::Shared { target, .. } => target.kind().to_owned(),
-    };
-    std::fs::write(
-        run_dir.join("run.json"),
-        serde_json::to_vec_pretty(&json!({
-            "scenario_file": options.scenario,
-            "target": target_name,
-            "postgres": matches!(&options.target, TargetSpec::Embedded { postgres: Some(_) }),
-            // A deliberately broken build: `replay` (and `replay --shrink`) run it broken again.
-            "break_inbox_for_test": options.break_inbox_for_test,
-        }))?,
-    )?;
+    let (history, target_name) = artifacts::record_inputs(options, scenario, plan, run_dir)?;
 
     let progress = if options.progress {
         ProgressBar::new(plan.ops.len() as u64)
@@ -230,8 +213,8 @@ async fn execute(
         let concurrency = scenario.workload.concurrency as usize;
         let seed = seed.clone();
         tokio::spawn(async move {
-            preflight(&target, &client, &history, &plan, &seed, &progress).await?;
-            schedule(
+            preflight::preflight(&target, &client, &history, &plan, &seed, &progress).await?;
+            schedule::schedule(
                 &target,
                 &nemesis,
                 &client,
@@ -244,7 +227,7 @@ async fn execute(
             nemesis.cleanup().await;
             progress.set_message("faults healed; waiting for every booking to settle");
             let deadline = Duration::from_millis(spread_ms.max(plan.faults_end_ms()) + settle_ms);
-            settle(&target, &client, &history, &progress, deadline).await
+            settle::settle(&target, &client, &history, &progress, deadline).await
         })
     };
     let abort = body.abort_handle();
@@ -285,29 +268,7 @@ async fn execute(
     let invariants = checkers::check_all(&input).await;
     let verdict = checkers::overall(&invariants);
     let faults = report::fault_windows(&events);
-    for fault in &faults {
-        let stop = fault.stop_ms.unwrap_or(fault.start_ms);
-        let tags = vec![
-            "faultline".to_owned(),
-            "fault".to_owned(),
-            scenario.name.clone(),
-            fault.kind.clone(),
-        ];
-        if let Err(error) = evidence
-            .annotate(
-                history.started_unix_ms() + fault.start_ms,
-                history.started_unix_ms() + stop,
-                &tags,
-                &format!("{} {}: {}", fault.kind, fault.target, fault.detail),
-            )
-            .await
-        {
-            history.note(format!(
-                "annotation for fault {} failed: {error:#}",
-                fault.fault
-            ));
-        }
-    }
+    artifacts::annotate_faults(&evidence, &history, scenario, &faults).await;
     let results = Results {
         scenario: scenario.name.clone(),
         seed: scenario.seed,
@@ -374,284 +335,6 @@ fn embedded_options(
         ));
     }
     Ok(stack_options)
-}
-
-/// Proves that every link of the stack goes through its proxy: each proxy's byte counters grow
-/// in both directions while one booking and two reads cross the system, and the broker
-/// advertises its proxy's address.
-async fn preflight(
-    target: &Target,
-    client: &Client,
-    history: &History,
-    plan: &Plan,
-    seed: &Seed,
-    progress: &ProgressBar,
-) -> anyhow::Result<()> {
-    progress.set_message("preflight: is every link proxied?");
-    let toxiproxy = faultline_toxiproxy::client::Client::new(target.toxiproxy_url()?)?;
-    toxiproxy
-        .reset()
-        .await
-        .context("preflight: resetting the proxies")?;
-    let proxies = toxiproxy.proxies().await?;
-    let links: Vec<&str> = Link::of_stack(target.endpoints.database == "postgres")
-        .map(Link::proxy_name)
-        .collect();
-    let missing: Vec<&&str> = links
-        .iter()
-        .filter(|name| !proxies.contains_key(**name))
-        .collect();
-    anyhow::ensure!(
-        missing.is_empty(),
-        "preflight: Toxiproxy has no proxy for {missing:?} (it has {:?})",
-        proxies.keys().collect::<Vec<_>>()
-    );
-
-    let advertised = target.advertised_broker().await?;
-    let kafka = &proxies[Link::Kafka.proxy_name()];
-    let port = |address: &str| address.rsplit(':').next().unwrap_or_default().to_owned();
-    anyhow::ensure!(
-        port(&advertised) == port(&kafka.listen) && advertised != kafka.upstream,
-        "preflight: the broker advertises {advertised}, not its proxy ({}): clients would bypass it",
-        kafka.listen
-    );
-
-    let before = toxiproxy
-        .metrics()
-        .await
-        .context("preflight: reading proxy metrics")?;
-    let token = target
-        .endpoints
-        .tokens
-        .get("user-1")
-        .cloned()
-        .unwrap_or_default();
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()?;
-    for path in ["/concerts", "/me/wallet"] {
-        http.get(format!("{}{path}", target.endpoints.gateway_url))
-            .bearer_auth(&token)
-            .send()
-            .await?
-            .error_for_status()
-            .with_context(|| format!("preflight: GET {path}"))?;
-    }
-    let planned: std::collections::BTreeSet<&str> =
-        plan.ops.iter().map(|o| o.seat.as_str()).collect();
-    let seat = seed
-        .concerts
-        .iter()
-        .flat_map(|c| c.schedules.iter())
-        .flat_map(Seed::seat_ids)
-        .rev()
-        .find(|s| !planned.contains(s.as_str()))
-        .context("preflight: every seat is planned; no seat left for the preflight booking")?;
-    client
-        .invoke(&PlannedOp {
-            op: PREFLIGHT_OP,
-            at_ms: 0,
-            user: "user-1".into(),
-            seat,
-            intent: "preflight".into(),
-            meets_fault: None,
-        })
-        .await;
-    let started = Instant::now();
-    while client.waiting() > 0 {
-        anyhow::ensure!(
-            started.elapsed() < Duration::from_secs(30),
-            "preflight: the preflight booking did not settle within 30 s"
-        );
-        client.watch_once(target.service("reservation")).await?;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    // Real Toxiproxy counts a connection's bytes when it closes, and services keep theirs open
-    // (broker sessions, pools): against it, bouncing each proxy closes them so the counters
-    // report what crossed. The embedded server counts as bytes flow. Then wait until every
-    // service is ready again.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    if matches!(target.backend, super::target::Backend::Remote) {
-        for link in &links {
-            toxiproxy.set_enabled(link, false).await?;
-            toxiproxy.set_enabled(link, true).await?;
-        }
-    }
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let after = toxiproxy.metrics().await?;
-    for service in Service::ALL {
-        let started = Instant::now();
-        loop {
-            let ready = http
-                .get(format!("{}/ready", target.service(service.name())))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success());
-            if ready {
-                break;
-            }
-            anyhow::ensure!(
-                started.elapsed() < Duration::from_secs(30),
-                "preflight: {service} not ready again 30 s after its links were bounced"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-    let mut quiet = Vec::new();
-    let mut seen = Vec::new();
-    for link in &links {
-        let (Some(a), b) = (after.proxies.get(*link), before.proxy(link)) else {
-            quiet.push(format!("{link} (no counters)"));
-            continue;
-        };
-        let up = a.upstream_received.saturating_sub(b.upstream_received);
-        let down = a.downstream_received.saturating_sub(b.downstream_received);
-        if up == 0 || down == 0 {
-            quiet.push(format!("{link} (↑{up} B ↓{down} B)"));
-        } else {
-            seen.push(format!("{link} ↑{up} B ↓{down} B"));
-        }
-    }
-    anyhow::ensure!(
-        quiet.is_empty(),
-        "preflight: no traffic through {quiet:?} while a booking crossed the system: something bypasses the proxy"
-    );
-    history.note(format!(
-        "preflight: broker advertises its proxy {advertised}; traffic through every proxy: {}",
-        seen.join(", ")
-    ));
-    Ok(())
-}
-
-/// The preflight booking's operation number (outside the plan's range).
-pub const PREFLIGHT_OP: u32 = 1_000_000;
-
-/// Runs the plan: every operation at its time (bounded concurrency, except for the bookings
-/// sent to meet a fault) and every fault window.
-async fn schedule(
-    target: &Target,
-    nemesis: &Arc<Nemesis>,
-    client: &Client,
-    history: &Arc<History>,
-    plan: &Plan,
-    progress: &ProgressBar,
-    concurrency: usize,
-) -> anyhow::Result<()> {
-    progress.set_message("workload running");
-    let started = Instant::now();
-    let permits = Arc::new(Semaphore::new(concurrency));
-    let mut tasks = tokio::task::JoinSet::new();
-    for op in plan.ops.clone() {
-        let (client, permits) = (client.clone(), permits.clone());
-        tasks.spawn(async move {
-            tokio::time::sleep_until((started + Duration::from_millis(op.at_ms)).into()).await;
-            // A booking sent to meet a fault goes on time: waiting for a slot held by bookings
-            // an earlier fault stalled would miss its fault's window.
-            let _permit = match op.meets_fault {
-                Some(_) => None,
-                None => Some(permits.acquire_owned().await),
-            };
-            client.invoke(&op).await;
-        });
-    }
-    let mut faults = tokio::task::JoinSet::new();
-    for (index, fault) in plan.faults.iter().cloned().enumerate() {
-        let (nemesis, progress) = (nemesis.clone(), progress.clone());
-        faults.spawn(async move {
-            tokio::time::sleep_until((started + Duration::from_millis(fault.at_ms)).into()).await;
-            progress.set_message(format!(
-                "fault: {} {}",
-                fault.kind.name(),
-                fault.kind.target()
-            ));
-            let applied = nemesis.start(index, &fault).await;
-            tokio::time::sleep(Duration::from_millis(fault.for_ms)).await;
-            nemesis.stop(applied).await;
-            progress.set_message("workload running");
-        });
-    }
-    // Watch outcomes while submissions and faults proceed.
-    let reservation = target.service("reservation").to_owned();
-    while !(tasks.is_empty() && faults.is_empty()) {
-        tokio::select! {
-            Some(joined) = tasks.join_next(), if !tasks.is_empty() => joined?,
-            Some(joined) = faults.join_next(), if !faults.is_empty() => joined?,
-            _ = tokio::time::sleep(Duration::from_millis(250)) => {
-                if let Err(error) = client.watch_once(&reservation).await {
-                    tracing::debug!(%error, "watch round failed");
-                }
-                progress.set_position(completed(history));
-            }
-        }
-    }
-    Ok(())
-}
-
-fn completed(history: &History) -> u64 {
-    history
-        .events()
-        .iter()
-        .filter(|e| matches!(e, Event::Complete { op, .. } if *op != PREFLIGHT_OP))
-        .count() as u64
-}
-
-/// Waits until every operation has its outcome and the system is quiet (no saga pending, no
-/// seat held, outbox drained, analytics caught up), or the deadline (from the workload's start)
-/// passes; operations still open then complete as unknown.
-async fn settle(
-    target: &Target,
-    client: &Client,
-    history: &History,
-    progress: &ProgressBar,
-    deadline: Duration,
-) -> anyhow::Result<()> {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()?;
-    let reservation = target.service("reservation").to_owned();
-    let quiet = || async {
-        let urls = faultline_harness::invariants::ServiceUrls {
-            reservation: target.service("reservation"),
-            inventory: target.service("inventory"),
-            payment: target.service("payment"),
-        };
-        let snapshot = faultline_harness::invariants::snapshot(&http, urls)
-            .await
-            .ok()?;
-        let analytics: faultline_contracts::http::AnalyticsSummary = http
-            .get(format!("{}/stats/summary", target.service("analytics")))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        let r = &snapshot.reservation;
-        let settled = r.pending == 0
-            && r.outbox_unpublished == 0
-            && snapshot.inventory.held == 0
-            && analytics.freshness.messages_behind == Some(0)
-            && analytics.confirmed + analytics.cancelled + analytics.rejected
-                >= r.confirmed + r.cancelled + r.rejected;
-        Some(settled)
-    };
-    loop {
-        let _ = client.watch_once(&reservation).await;
-        progress.set_position(completed(history));
-        if client.waiting() == 0 && quiet().await == Some(true) {
-            history.note(format!("settled after {} ms", history.now_ms()));
-            return Ok(());
-        }
-        if Duration::from_millis(history.now_ms()) > deadline {
-            client.give_up("not terminal when the settle deadline passed");
-            history.note(format!(
-                "settle deadline ({} ms) passed with the system not quiet",
-                deadline.as_millis()
-            ));
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }
 
 /// The scenario files in `dir`, sorted.
