@@ -23,17 +23,21 @@
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
-    process::{Child, Command, ExitStatus, Stdio},
-    time::{Duration, Instant},
+    process::{Child, ExitStatus},
+    time::Duration,
 };
 
 use anyhow::Context as _;
 use faultline_contracts::topology::{self, Callee, Link};
-use nix::{
-    sys::signal::{Signal, kill},
-    unistd::Pid,
-};
 use serde_json::json;
+
+mod configs;
+mod process;
+mod proxies;
+
+use configs::{split_host_port, write_config};
+pub use process::tail;
+use process::{Service, spawn_child, stop_child, wait_until_listening, wait_until_ready};
 
 use crate::{endpoints::Endpoints, seed::Seed, services};
 
@@ -85,26 +89,6 @@ impl StackOptions {
             partitions: 4,
             telemetry: true,
             capture_retention: faultline_capture::store::Retention::default(),
-        }
-    }
-}
-
-/// One running service.
-#[derive(Debug)]
-struct Service {
-    child: Child,
-    url: String,
-    config: PathBuf,
-    log: PathBuf,
-}
-
-/// A child that is never left behind: a start-up that fails half-way drops the children it
-/// already started, and they go with it.
-impl Drop for Service {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
         }
     }
 }
@@ -188,35 +172,8 @@ impl Stack {
         let url = |name: &str| format!("http://127.0.0.1:{}", ports[name]);
 
         // The proxy first: the broker advertises its `kafka` proxy, and every link is a proxy.
-        let toxiproxy_port = faultline_harness::free_port()?;
-        let toxiproxy_url = format!("http://127.0.0.1:{toxiproxy_port}");
-        let proxy_child = spawn_child(
-            exe,
-            services::TOXIPROXY,
-            &write_config(
-                &run_dir,
-                services::TOXIPROXY,
-                &json!({ "service_name": services::TOXIPROXY,
-                         "http": { "host": "127.0.0.1", "port": toxiproxy_port } }),
-            )?,
-            &run_dir.join("logs").join("toxiproxy.log"),
-            &options.service_log,
-            &[],
-        )?;
-        let mut proxy_service = Service {
-            child: proxy_child,
-            url: toxiproxy_url.clone(),
-            config: run_dir.join("config").join("toxiproxy.json"),
-            log: run_dir.join("logs").join("toxiproxy.log"),
-        };
-        wait_until_ready(
-            services::TOXIPROXY,
-            &mut proxy_service,
-            "/version",
-            Duration::from_secs(30),
-        )
-        .await?;
-        let toxiproxy = faultline_toxiproxy::client::Client::new(&toxiproxy_url)?;
+        let (proxy_service, toxiproxy, toxiproxy_url) =
+            proxies::start(exe, &run_dir, &options.service_log).await?;
 
         let broker_port = faultline_harness::free_port()?;
         // Every link but the database ones (added with the databases) goes to a child.
@@ -250,29 +207,8 @@ impl Stack {
             };
             databases.insert(service, database);
         }
-        let proxies = toxiproxy
-            .populate(
-                &links
-                    .iter()
-                    .map(|(link, upstream)| {
-                        faultline_toxiproxy::api::ProxyConfig::new(
-                            link.proxy_name(),
-                            "127.0.0.1:0",
-                            upstream.as_str(),
-                        )
-                    })
-                    .collect::<Vec<_>>(),
-            )
-            .await
-            .context("creating the stack's proxies")?;
-        let listen: BTreeMap<String, String> =
-            proxies.into_iter().map(|p| (p.name, p.listen)).collect();
-        let via = |link: Link| -> anyhow::Result<String> {
-            listen
-                .get(link.proxy_name())
-                .cloned()
-                .with_context(|| format!("no proxy {link} was created"))
-        };
+        let listeners = proxies::create(&toxiproxy, &links).await?;
+        let via = |link: Link| listeners.via(link);
         let databases: BTreeMap<&str, String> = databases
             .into_iter()
             .map(|(service, (before, after))| {
@@ -314,50 +250,7 @@ impl Stack {
         wait_until_listening(services::BROKER, &mut broker, Duration::from_secs(30)).await?;
 
         let secret = random_secret();
-        let common = |name: &str| {
-            let mut kafka = json!({ "bootstrap_servers": kafka_proxy });
-            if let (Some(kafka), Some(overrides)) =
-                (kafka.as_object_mut(), options.kafka.as_object())
-            {
-                kafka.extend(overrides.clone());
-            }
-            let mut config = json!({
-                "service_name": name,
-                "http": { "host": "127.0.0.1", "port": ports[name] },
-                "kafka": kafka,
-            });
-            if let Some(database) = databases.get(name) {
-                config["database"] = json!({ "url": database });
-            }
-            config
-        };
-        let mut configs = BTreeMap::new();
-        let mut payment = common("payment");
-        payment["seed"] = json!(options.seed.wallets());
-        configs.insert("payment", payment);
-        let mut inventory = common("inventory");
-        inventory["seed"] = json!(options.seed.catalogue());
-        configs.insert("inventory", inventory);
-        let mut reservation = common("reservation");
-        reservation["payment"] =
-            json!({ "base_url": format!("http://{}", via(Link::ReservationPayment)?) });
-        reservation["saga"] = options.saga.clone();
-        reservation["admission"] = options.admission.clone();
-        configs.insert("reservation", reservation);
-        configs.insert("analytics", common("analytics"));
-        let mut gateway = common("gateway");
-        gateway["auth"] = json!({ "secret": secret });
-        gateway["upstream"] = json!({
-            "reservation_url": format!("http://{}", via(Link::GatewayReservation)?),
-            "inventory_url": format!("http://{}", via(Link::GatewayInventory)?),
-            "payment_url": format!("http://{}", via(Link::GatewayPayment)?),
-        });
-        gateway["rate_limit"] =
-            json!({ "per_second": options.rate_limit.0, "burst": options.rate_limit.1 });
-        configs.insert("gateway", gateway);
-        let mut capture = common(services::CAPTURE);
-        capture["retention"] = serde_json::to_value(options.capture_retention)?;
-        configs.insert(services::CAPTURE, capture);
+        let configs = configs::children(&options, &ports, &databases, &listeners, &secret)?;
 
         let capture_url = url(services::CAPTURE);
         let mut stack = Self {
@@ -472,149 +365,6 @@ impl Stack {
     }
 }
 
-/// Writes a child's configuration file and returns its path.
-fn write_config(run_dir: &Path, name: &str, config: &serde_json::Value) -> anyhow::Result<PathBuf> {
-    let path = run_dir.join("config").join(format!("{name}.json"));
-    std::fs::write(&path, serde_json::to_vec_pretty(config)?)?;
-    Ok(path)
-}
-
-/// `scheme://user@host:port/db?x` → (`scheme://user@`, `host:port`, `/db?x`).
-fn split_host_port(url: &str) -> anyhow::Result<(&str, &str, &str)> {
-    let start = url
-        .find('@')
-        .map(|at| at + 1)
-        .or_else(|| url.find("://").map(|s| s + 3))
-        .context("a database URL with a host")?;
-    let end = url[start..]
-        .find('/')
-        .map_or(url.len(), |slash| start + slash);
-    Ok((&url[..start], &url[start..end], &url[end..]))
-}
-
-/// Starts `exe service <name>` with `config`, output appended to `log`.
-fn spawn_child(
-    exe: &Path,
-    name: &str,
-    config: &Path,
-    log: &Path,
-    service_log: &str,
-    env: &[(String, String)],
-) -> anyhow::Result<Child> {
-    let out = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)?;
-    let mut command = Command::new(exe);
-    command
-        .arg("service")
-        .arg(name)
-        .env("FAULTLINE_CONFIG", config)
-        .env("RUST_LOG", service_log)
-        .stdin(Stdio::null())
-        .stdout(out.try_clone()?)
-        .stderr(out);
-    // The file is the whole configuration: nothing leaks in from our own environment.
-    for (key, _) in std::env::vars_os() {
-        let text = key.to_string_lossy();
-        if text.starts_with("FAULTLINE__")
-            || text.starts_with("OTEL_")
-            || text == "FAULTLINE_LOKI_URL"
-            || text == faultline_kit::messaging::consumer::DISABLE_DEDUPE_FOR_TEST
-        {
-            command.env_remove(key);
-        }
-    }
-    command.envs(env.iter().map(|(k, v)| (k, v)));
-    command
-        .spawn()
-        .with_context(|| format!("starting {name} from {}", exe.display()))
-}
-
-/// Waits until `service` answers 2xx on `path`, or fails with the tail of its log.
-/// Waits until `service` accepts TCP connections at its `url` (`host:port`).
-/// What answered on the child's port is the child: another process that took the port between
-/// the pick and the child's bind (stacks start side by side in tests) answers too, while the
-/// child fails to bind. Reported as the port in use, so [`Stack::start`] starts again on fresh
-/// ports.
-fn owns_its_port(name: &str, service: &Service) -> anyhow::Result<()> {
-    let port = service
-        .url
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.trim_end_matches('/').parse::<u16>().ok())
-        .with_context(|| format!("{name}: no port in {}", service.url))?;
-    anyhow::ensure!(
-        crate::measure::listens_on(service.child.id(), port),
-        "{name}: port {port} answers, but another process holds it (Address already in use)"
-    );
-    Ok(())
-}
-
-async fn wait_until_listening(
-    name: &str,
-    service: &mut Service,
-    limit: Duration,
-) -> anyhow::Result<()> {
-    let started = Instant::now();
-    loop {
-        if let Some(status) = service.child.try_wait()? {
-            anyhow::bail!(
-                "{name} exited during start-up ({status}); its log:\n{}",
-                tail(&service.log, 30)
-            );
-        }
-        if tokio::net::TcpStream::connect(service.url.as_str())
-            .await
-            .is_ok()
-        {
-            return owns_its_port(name, service);
-        }
-        anyhow::ensure!(
-            started.elapsed() < limit,
-            "{name} did not listen on {} within {limit:?}; its log:\n{}",
-            service.url,
-            tail(&service.log, 30)
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-async fn wait_until_ready(
-    name: &str,
-    service: &mut Service,
-    path: &str,
-    limit: Duration,
-) -> anyhow::Result<()> {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(2))
-        .build()?;
-    let started = Instant::now();
-    let url = format!("{}{path}", service.url);
-    {
-        loop {
-            if let Some(status) = service.child.try_wait()? {
-                anyhow::bail!(
-                    "{name} exited during start-up ({status}); its log:\n{}",
-                    tail(&service.log, 30)
-                );
-            }
-            if let Ok(response) = http.get(&url).send().await
-                && response.status().is_success()
-            {
-                return owns_its_port(name, service);
-            }
-            if started.elapsed() > limit {
-                anyhow::bail!(
-                    "{name} was not ready after {limit:?}; its log:\n{}",
-                    tail(&service.log, 30)
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
 impl Stack {
     pub fn endpoints(&self) -> &Endpoints {
         &self.endpoints
@@ -683,36 +433,10 @@ impl Stack {
     }
 }
 
-fn stop_child(name: &str, child: &mut Child, grace: Duration) {
-    if matches!(child.try_wait(), Ok(Some(_))) {
-        return;
-    }
-    let pid = Pid::from_raw(child.id() as i32);
-    if kill(pid, Signal::SIGTERM).is_ok() {
-        let started = Instant::now();
-        while started.elapsed() < grace {
-            if matches!(child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        tracing::warn!(service = name, ?grace, "did not stop in time; killing it");
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
 impl Drop for Stack {
     fn drop(&mut self) {
         for (name, service) in &mut self.services {
             stop_child(name, &mut service.child, Duration::from_millis(0));
         }
     }
-}
-
-/// The last `lines` lines of a log file.
-pub fn tail(path: &Path, lines: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }
