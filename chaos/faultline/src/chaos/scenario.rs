@@ -268,6 +268,41 @@ pub fn topic_names() -> Vec<&'static str> {
     Topic::MESSAGES.iter().map(|topic| topic.name()).collect()
 }
 
+/// The fault kinds a scenario may name.
+pub const FAULT_KINDS: [&str; 9] = [
+    "latency",
+    "blackhole",
+    "refuse",
+    "lost-acks",
+    "cut-consumers",
+    "reset-peer",
+    "kill",
+    "republish",
+    "poison",
+];
+
+/// A string field whose value is one of `names`, as the JSON Schema says it (editors then
+/// complete and check fault kinds, links, services and topics from the typed topology).
+fn one_of(names: &[&str]) -> schemars::Schema {
+    schemars::json_schema!({ "type": "string", "enum": names })
+}
+
+fn fault_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    one_of(&FAULT_KINDS)
+}
+
+fn link_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    one_of(&link_names())
+}
+
+fn service_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    one_of(&service_names())
+}
+
+fn topic_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    one_of(&topic_names())
+}
+
 /// One fault of the timeline as written in a scenario file: `fault` names the kind, and the
 /// kind decides which of the other fields it needs (a flat table keeps TOML readable and lets
 /// unknown keys be rejected).
@@ -275,6 +310,7 @@ pub fn topic_names() -> Vec<&'static str> {
 #[serde(deny_unknown_fields)]
 pub struct FaultSpec {
     /// latency, blackhole, refuse, lost-acks, cut-consumers, reset-peer, kill, republish, poison.
+    #[schemars(schema_with = "fault_schema")]
     pub fault: String,
     /// Starts this long after the workload starts.
     pub at_ms: u64,
@@ -283,12 +319,15 @@ pub struct FaultSpec {
     pub for_ms: u64,
     /// The Toxiproxy proxy of the link (network faults).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "link_schema")]
     pub link: Option<String>,
     /// The service (kill).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "service_schema")]
     pub service: Option<String>,
     /// The topic (republish, poison).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "topic_schema")]
     pub topic: Option<String>,
     /// Messages to publish (republish, poison).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -684,8 +723,8 @@ impl FaultSpec {
                 count: count()?,
             },
             other => anyhow::bail!(
-                "unknown fault {other:?} (one of latency, blackhole, refuse, lost-acks, \
-                 cut-consumers, reset-peer, kill, republish, poison)"
+                "unknown fault {other:?} (one of {})",
+                FAULT_KINDS.join(", ")
             ),
         };
         validate_fault(&kind, self.for_ms)?;
