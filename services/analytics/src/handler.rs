@@ -1,12 +1,9 @@
 //! The `booking.events` consumer: each outcome bumps the per-user and per-concert counters in
 //! the same transaction as the inbox row, so a redelivered event is counted once.
 
-use faultline_contracts::{
-    ContractError,
-    messages::{BookingEvent, Claimed},
-};
+use faultline_contracts::messages::BookingEvent;
 use faultline_kit::{
-    messaging::{Delivered, HandleError, Handler, consumer::Correlation},
+    messaging::{Delivered, HandleError, Handler},
     storage::Tx,
 };
 
@@ -20,22 +17,6 @@ pub struct Projection;
 
 impl Handler for Projection {
     type Message = BookingEvent;
-
-    fn decode(&self, claimed: Claimed<'_>, payload: &[u8]) -> Result<BookingEvent, ContractError> {
-        BookingEvent::decode_claimed(claimed, payload)
-    }
-
-    fn correlation<'a>(&self, message: &'a BookingEvent) -> Correlation<'a> {
-        let booking_id = match message {
-            BookingEvent::BookingConfirmed(m) => &m.booking_id,
-            BookingEvent::BookingCancelled(m) => &m.booking_id,
-            BookingEvent::BookingRejected(m) => &m.booking_id,
-        };
-        Correlation {
-            booking_id: Some(booking_id),
-            saga_id: None,
-        }
-    }
 
     async fn handle(
         &self,

@@ -2,15 +2,11 @@
 //! an event on `inventory.events` written to the outbox in the same transaction as the seat
 //! change (and the inbox row the kit adds).
 
-use faultline_contracts::{
-    ContractError,
-    messages::{
-        Claimed, InventoryCommand, SeatHeld, SeatReleased, SeatSaleRefused, SeatSold,
-        SeatUnavailable,
-    },
+use faultline_contracts::messages::{
+    InventoryCommand, SeatHeld, SeatReleased, SeatSaleRefused, SeatSold, SeatUnavailable,
 };
 use faultline_kit::{
-    messaging::{Delivered, HandleError, Handler, consumer::Correlation},
+    messaging::{Delivered, HandleError, Handler},
     outbox::Outbox,
     storage::Tx,
 };
@@ -28,26 +24,6 @@ pub struct CommandHandler {
 
 impl Handler for CommandHandler {
     type Message = InventoryCommand;
-
-    fn decode(
-        &self,
-        claimed: Claimed<'_>,
-        payload: &[u8],
-    ) -> Result<InventoryCommand, ContractError> {
-        InventoryCommand::decode_claimed(claimed, payload)
-    }
-
-    fn correlation<'a>(&self, message: &'a InventoryCommand) -> Correlation<'a> {
-        let (booking_id, saga_id) = match message {
-            InventoryCommand::HoldSeat(m) => (&m.booking_id, &m.saga_id),
-            InventoryCommand::ConfirmSeat(m) => (&m.booking_id, &m.saga_id),
-            InventoryCommand::ReleaseSeat(m) => (&m.booking_id, &m.saga_id),
-        };
-        Correlation {
-            booking_id: Some(booking_id),
-            saga_id: Some(saga_id),
-        }
-    }
 
     async fn handle(
         &self,
