@@ -12,7 +12,7 @@ use faultline_kit::{
 };
 
 use crate::{
-    domain::SeatId,
+    domain::{BookingId, SeatId},
     store::{self, HoldOutcome, SellOutcome},
 };
 
@@ -34,7 +34,8 @@ impl Handler for CommandHandler {
         match message {
             InventoryCommand::HoldSeat(hold) => {
                 let seat = seat_id(&hold.seat_id)?;
-                match store::hold(tx, &seat, &hold.booking_id).await? {
+                let booking = booking_id(&hold.booking_id)?;
+                match store::hold(tx, &seat, &booking).await? {
                     HoldOutcome::Held { price, concert_id } => {
                         tracing::info!(seat_id = %hold.seat_id, price, "seat held");
                         self.outbox
@@ -68,7 +69,8 @@ impl Handler for CommandHandler {
             }
             InventoryCommand::ConfirmSeat(confirm) => {
                 let seat = seat_id(&confirm.seat_id)?;
-                match store::sell(tx, &seat, &confirm.booking_id).await? {
+                let booking = booking_id(&confirm.booking_id)?;
+                match store::sell(tx, &seat, &booking).await? {
                     SellOutcome::Sold => {
                         tracing::info!(seat_id = %confirm.seat_id, "seat sold");
                         self.outbox
@@ -100,7 +102,8 @@ impl Handler for CommandHandler {
             }
             InventoryCommand::ReleaseSeat(release) => {
                 let seat = seat_id(&release.seat_id)?;
-                let was_held = store::release(tx, &seat, &release.booking_id).await?;
+                let booking = booking_id(&release.booking_id)?;
+                let was_held = store::release(tx, &seat, &booking).await?;
                 tracing::info!(seat_id = %release.seat_id, was_held, reason = %release.reason, "seat released");
                 self.outbox
                     .enqueue(
@@ -121,4 +124,9 @@ impl Handler for CommandHandler {
 
 fn seat_id(raw: &str) -> Result<SeatId, HandleError> {
     SeatId::parse(raw).map_err(HandleError::Poison)
+}
+
+/// Reservation only sends UUIDs; anything that is not a booking id is poison, like a bad seat id.
+fn booking_id(raw: &str) -> Result<BookingId, HandleError> {
+    BookingId::parse(raw).map_err(HandleError::Poison)
 }

@@ -2,7 +2,7 @@
 //!
 //! - [`configuration`]: settings, including the seed catalogue.
 //! - [`startup`]: [`startup::Application::build`], used by `main` and the tests alike.
-//! - [`domain`]: newtypes for seat ids and statuses.
+//! - [`domain`]: newtypes for seat and booking ids and seat statuses.
 //! - [`store`]: the seat table's conditional updates and the seeding.
 //! - [`handler`]: the `inventory.commands` consumer (HoldSeat, ConfirmSeat, ReleaseSeat).
 //! - [`routes`]: browsing and admin HTTP endpoints.
