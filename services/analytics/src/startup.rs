@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 
 use crate::{
     configuration::Settings,
-    projection::Projection,
+    handler::Projection,
     routes::{self, AppState},
 };
 

@@ -40,6 +40,18 @@ string_id!(
     /// A user id, e.g. `user-1`.
     UserId, "user id", extra = ['-', '_']
 );
+string_id!(
+    /// A booking id: reservation makes UUIDs (`01a1fcd0-…`); tests use ids like `b-1`.
+    BookingId, "booking id", extra = ['-', '_', '.']
+);
+string_id!(
+    /// A saga id: reservation makes UUIDs; tests use ids like `saga-b-1`.
+    SagaId, "saga id", extra = ['-', '_', '.']
+);
+string_id!(
+    /// A concert id, e.g. `concert-1`.
+    ConcertId, "concert id", extra = ['-', '_', '.']
+);
 
 #[cfg(test)]
 mod tests {
@@ -61,6 +73,31 @@ mod tests {
             SeatId::parse("sched-1-001").map(|s| s.to_string()),
             Ok("sched-1-001".to_owned())
         );
+    }
+
+    #[test]
+    fn a_uuid_is_a_booking_and_a_saga_id() {
+        let uuid = "01a1fcd0-0000-7000-8000-000000000000";
+        assert_eq!(
+            BookingId::parse(uuid).map(|b| b.to_string()),
+            Ok(uuid.to_owned())
+        );
+        assert_eq!(
+            SagaId::parse(uuid).map(|s| s.to_string()),
+            Ok(uuid.to_owned())
+        );
+    }
+
+    #[test]
+    fn a_booking_id_with_a_quote_is_rejected() {
+        let err = BookingId::parse("b'1").unwrap_err();
+        assert!(err.contains("is not a booking id"), "{err}");
+    }
+
+    #[test]
+    fn a_seeded_concert_id_is_accepted() {
+        assert!(ConcertId::parse("concert-1").is_ok());
+        assert!(ConcertId::parse("").is_err());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! - [`messages`]: Kafka commands and events. Every type names its topic, its event type, its
 //!   schema version and the aggregate id used as the Kafka key (so one aggregate keeps its order).
 //! - [`http`]: request and response bodies of the services' HTTP APIs.
-//! - [`ids`]: id newtypes (seat, user) every service parses the same way.
+//! - [`ids`]: id newtypes (seat, user, booking, saga, concert) every service parses the same way.
 //! - [`topics`]: the topic names, created up front by the launcher and the tests.
 //! - [`topology`]: the services, topics and network links as types.
 //!

@@ -138,6 +138,22 @@ impl Claimed<'_> {
     }
 }
 
+/// What the kit's consumer needs of a topic's message enum ([`InventoryCommand`],
+/// [`InventoryEvent`], [`BookingEvent`]; implemented by `topic_enum!`): decoding, and the booking
+/// and saga any message of the topic belongs to. With it a service's handler writes only
+/// `handle` (see the kit's `messaging::Handler`).
+pub trait TopicMessage: Sized + Send + Sync + 'static {
+    /// Decodes a payload whose headers claim `claimed` (type and version).
+    fn decode_claimed(claimed: Claimed<'_>, payload: &[u8]) -> Result<Self, ContractError>;
+    /// The message type of the variant.
+    fn message_type(&self) -> &'static str;
+    /// The booking the message is about (every message carries one).
+    fn booking_id(&self) -> &str;
+    /// The saga the message belongs to: `Some` on the saga's own topics, `None` on
+    /// `booking.events` (outcomes name the booking only).
+    fn saga_id(&self) -> Option<&str>;
+}
+
 /// The largest price or amount a message may carry: far above any real price, and small enough
 /// that millions of them still add up within an `i64` (analytics sums them; an overflow there
 /// would fail the consumer's transaction on every retry and stall its partition).
@@ -182,9 +198,19 @@ macro_rules! message {
     };
 }
 
-/// Declares the enum a consumer decodes one topic into.
+/// Declares the enum a consumer decodes one topic into, with its [`TopicMessage`] impl;
+/// `saga_id: yes` when every message of the topic carries a `saga_id`.
 macro_rules! topic_enum {
-    ($(#[$doc:meta])* $name:ident { $($variant:ident),* $(,)? }) => {
+    (@saga_id yes, $message:ident, $name:ident { $($variant:ident),* }) => {
+        match $message {
+            $($name::$variant(m) => Some(m.saga_id.as_str()),)*
+        }
+    };
+    (@saga_id no, $message:ident, $name:ident { $($variant:ident),* }) => {{
+        let _ = $message;
+        None
+    }};
+    ($(#[$doc:meta])* $name:ident { $($variant:ident),* $(,)? }, saga_id: $saga:ident) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq)]
         pub enum $name {
@@ -219,6 +245,27 @@ macro_rules! topic_enum {
                 match self {
                     $(Self::$variant(_) => <$variant as Message>::TYPE,)*
                 }
+            }
+        }
+
+        impl TopicMessage for $name {
+            fn decode_claimed(claimed: Claimed<'_>, payload: &[u8]) -> Result<Self, ContractError> {
+                $name::decode_claimed(claimed, payload)
+            }
+
+            fn message_type(&self) -> &'static str {
+                $name::message_type(self)
+            }
+
+            fn booking_id(&self) -> &str {
+                match self {
+                    $(Self::$variant(m) => &m.booking_id,)*
+                }
+            }
+
+            fn saga_id(&self) -> Option<&str> {
+                let message = self;
+                topic_enum!(@saga_id $saga, message, $name { $($variant),* })
             }
         }
     };
@@ -278,7 +325,7 @@ message!(
 
 topic_enum!(
     /// Everything published to `inventory.commands`.
-    InventoryCommand { HoldSeat, ConfirmSeat, ReleaseSeat }
+    InventoryCommand { HoldSeat, ConfirmSeat, ReleaseSeat }, saga_id: yes
 );
 
 // ---- inventory events (inventory → reservation), keyed by seat id ----
@@ -371,7 +418,7 @@ message!(
 
 topic_enum!(
     /// Everything published to `inventory.events`.
-    InventoryEvent { SeatHeld, SeatUnavailable, SeatSold, SeatSaleRefused, SeatReleased }
+    InventoryEvent { SeatHeld, SeatUnavailable, SeatSold, SeatSaleRefused, SeatReleased }, saga_id: yes
 );
 
 // ---- booking events (reservation → analytics), keyed by booking id ----
@@ -432,7 +479,7 @@ message!(
 
 topic_enum!(
     /// Everything published to `booking.events`.
-    BookingEvent { BookingConfirmed, BookingCancelled, BookingRejected }
+    BookingEvent { BookingConfirmed, BookingCancelled, BookingRejected }, saga_id: no
 );
 
 #[cfg(test)]
@@ -540,6 +587,22 @@ mod tests {
                 "{claimed:?}: {err:?}"
             );
         }
+    }
+
+    #[test]
+    fn every_topic_message_names_its_booking_and_only_saga_topics_a_saga() {
+        let command = InventoryCommand::HoldSeat(hold());
+        assert_eq!(
+            (command.booking_id(), TopicMessage::saga_id(&command)),
+            ("b-1", Some("s-1"))
+        );
+        let outcome = BookingEvent::BookingRejected(BookingRejected {
+            booking_id: "b-2".into(),
+            user_id: "u-1".into(),
+            seat_id: "seat-1".into(),
+            reason: "taken".into(),
+        });
+        assert_eq!((outcome.booking_id(), outcome.saga_id()), ("b-2", None));
     }
 
     #[test]

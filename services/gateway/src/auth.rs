@@ -18,7 +18,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, clock::Clock as _};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::{configuration::RateLimitSettings, routes::AppState};
+use crate::{configuration::RateLimitSettings, domain::UserId, routes::AppState};
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
@@ -143,7 +143,7 @@ pub(crate) fn unauthorized(detail: impl Into<String>) -> ApiError {
 
 /// The authenticated user of a request (the token's subject), within their rate limit.
 #[derive(Debug, Clone)]
-pub struct AuthUser(pub String);
+pub struct AuthUser(pub UserId);
 
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
@@ -182,7 +182,7 @@ impl FromRequestParts<AppState> for AuthUser {
             )
             .with_header(header::RETRY_AFTER, HeaderValue::from(seconds)));
         }
-        state.users.check(&user, &state.upstreams.payment).await?;
+        let user = state.users.check(&user, &state.upstreams.payment).await?;
         Ok(AuthUser(user))
     }
 }

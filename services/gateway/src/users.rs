@@ -13,10 +13,10 @@ use std::{
 };
 
 use axum::http::StatusCode;
-use faultline_contracts::ids::UserId;
+
 use faultline_kit::http::ApiError;
 
-use crate::{auth::unauthorized, upstream::Upstream};
+use crate::{auth::unauthorized, domain::UserId, upstream::Upstream};
 
 /// The subjects confirmed as users so far.
 #[derive(Debug, Clone, Default)]
@@ -25,24 +25,22 @@ pub struct Users {
 }
 
 impl Users {
-    /// `Ok` when `user` is a user; 401 when it is not; the upstream's failure when payment
+    /// The user when `subject` is one; 401 when it is not; the upstream's failure when payment
     /// cannot say.
-    pub async fn check(&self, user: &str, payment: &Upstream) -> Result<(), ApiError> {
-        if self.lock().contains(user) {
-            return Ok(());
-        }
+    pub async fn check(&self, subject: &str, payment: &Upstream) -> Result<UserId, ApiError> {
         let not_a_user = || {
             tracing::info!(auth.refused = true, "token subject is not a user");
             unauthorized("the token's subject is not a user")
         };
-        if UserId::parse(user).is_err() {
-            return Err(not_a_user());
+        let user = UserId::parse(subject).map_err(|_| not_a_user())?;
+        if self.lock().contains(subject) {
+            return Ok(user);
         }
         let answer = payment.get(&format!("/wallets/{user}")).await?;
         match answer.status {
             StatusCode::OK => {
-                self.lock().insert(user.to_owned());
-                Ok(())
+                self.lock().insert(subject.to_owned());
+                Ok(user)
             }
             StatusCode::NOT_FOUND => Err(not_a_user()),
             status => Err(ApiError::new(

@@ -9,8 +9,8 @@ use faultline_kit::{
 use tokio::net::TcpListener;
 
 use crate::{
-    commands::CommandHandler,
     configuration::Settings,
+    handler::CommandHandler,
     routes::{self, AppState},
     store,
 };

@@ -5,7 +5,10 @@ use faultline_contracts::http::{ConcertView, InventorySummary, ScheduleView, Sea
 use faultline_kit::storage::{Db, Dialect, Tx, now_ms};
 use sqlx::{Row as _, any::AnyRow};
 
-use crate::{configuration::SeedSettings, domain::SeatId};
+use crate::{
+    configuration::SeedSettings,
+    domain::{BookingId, SeatId},
+};
 
 /// What a hold attempt came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,8 +81,9 @@ async fn current(tx: &mut Tx, seat: &SeatId) -> Result<Option<Current>, sqlx::Er
 pub async fn hold(
     tx: &mut Tx,
     seat: &SeatId,
-    booking_id: &str,
+    booking: &BookingId,
 ) -> Result<HoldOutcome, sqlx::Error> {
+    let booking_id = booking.as_str();
     let held = match Dialect::of(tx) {
         Dialect::Postgres => hold_in_one_statement(tx, seat, booking_id).await?,
         Dialect::Sqlite => hold_step_by_step(tx, seat, booking_id).await?,
@@ -185,8 +189,9 @@ async fn hold_step_by_step(
 pub async fn sell(
     tx: &mut Tx,
     seat: &SeatId,
-    booking_id: &str,
+    booking: &BookingId,
 ) -> Result<SellOutcome, sqlx::Error> {
+    let booking_id = booking.as_str();
     let sold = match Dialect::of(tx) {
         // The guarded update and its history row in one round trip (see `hold_in_one_statement`).
         Dialect::Postgres => {
@@ -237,7 +242,8 @@ pub async fn sell(
 
 /// Gives back whatever `booking_id` has on `seat`; returns whether it had anything. Remembers
 /// the release so a late hold for the same booking is refused.
-pub async fn release(tx: &mut Tx, seat: &SeatId, booking_id: &str) -> Result<bool, sqlx::Error> {
+pub async fn release(tx: &mut Tx, seat: &SeatId, booking: &BookingId) -> Result<bool, sqlx::Error> {
+    let booking_id = booking.as_str();
     let before = current(tx, seat).await?;
     let released = sqlx::query(
         "UPDATE seats SET status = 'AVAILABLE', booking_id = NULL, updated_at = $1 \

@@ -5,13 +5,13 @@
 //! - [`domain`]: the saga's state machine and id newtypes.
 //! - [`saga`]: the persisted state machine — store, orchestrator, timer.
 //! - [`payment_client`]: charge and refund over HTTP through the kit's resilient stack.
-//! - [`replies`]: the `inventory.events` consumer.
+//! - [`handler`]: the `inventory.events` consumer.
 //! - [`routes`]: `POST /bookings`, status polling, admin views.
 
 pub mod configuration;
 pub mod domain;
+pub mod handler;
 pub mod payment_client;
-pub mod replies;
 pub mod routes;
 pub mod saga;
 pub mod startup;

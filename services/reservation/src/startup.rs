@@ -13,8 +13,8 @@ use tokio::{net::TcpListener, sync::mpsc};
 
 use crate::{
     configuration::Settings,
+    handler::ReplyHandler,
     payment_client::PaymentClient,
-    replies::ReplyHandler,
     routes::{self, AppState},
     saga::{self, Orchestrator},
 };

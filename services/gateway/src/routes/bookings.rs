@@ -16,7 +16,10 @@ use faultline_kit::{
 use tracing::field::Empty;
 
 use super::AppState;
-use crate::auth::{AuthUser, Protected};
+use crate::{
+    auth::{AuthUser, Protected},
+    domain::PathId,
+};
 
 /// Books a seat for the authenticated user. The saga runs asynchronously: poll `status_url`.
 ///
@@ -50,7 +53,7 @@ pub async fn create(
     tracing::Span::current().record("idempotency.key", key.as_str());
     let request: BookSeatRequest = parse_json(&body)?;
     let forwarded = serde_json::to_vec(&CreateBookingRequest {
-        user_id: user.0.clone(),
+        user_id: user.0.to_string(),
         seat_id: request.seat_id,
     })
     .map_err(ApiError::internal)?;
@@ -94,20 +97,18 @@ pub async fn one(
     Path(booking_id): Path<String>,
 ) -> Result<Response, ApiError> {
     let not_found = || ApiError::not_found(format!("no booking {booking_id:?}"));
-    if !super::is_path_segment(&booking_id) {
-        return Err(not_found());
-    }
+    let booking = PathId::parse(&booking_id).map_err(|_| not_found())?;
     let answer = state
         .upstreams
         .reservation
-        .get(&format!("/bookings/{booking_id}"))
+        .get(&format!("/bookings/{booking}"))
         .await?;
     if answer.status == StatusCode::NOT_FOUND {
         return Err(not_found());
     }
     if answer.status.is_success() {
         let booking: BookingView = answer.json()?;
-        if booking.user_id != user.0 {
+        if booking.user_id != user.0.as_str() {
             tracing::info!(owner_mismatch = true, "booking of another user requested");
             return Err(not_found());
         }

@@ -9,7 +9,10 @@ use faultline_kit::http::ApiError;
 use tracing::field::Empty;
 
 use super::AppState;
-use crate::auth::{AuthUser, Protected};
+use crate::{
+    auth::{AuthUser, Protected},
+    domain::PathId,
+};
 
 /// Concerts with their schedules.
 #[utoipa::path(
@@ -52,13 +55,12 @@ pub async fn seats(
     _user: AuthUser,
     Path(schedule_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    if !super::is_path_segment(&schedule_id) {
-        return Err(ApiError::not_found(format!("no schedule {schedule_id:?}")));
-    }
+    let schedule = PathId::parse(&schedule_id)
+        .map_err(|_| ApiError::not_found(format!("no schedule {schedule_id:?}")))?;
     let answer = state
         .upstreams
         .inventory
-        .get(&format!("/schedules/{schedule_id}/seats"))
+        .get(&format!("/schedules/{schedule}/seats"))
         .await?;
     let mut response = answer.into_response();
     // Seats of a public catalogue: never the booking ids of other users.

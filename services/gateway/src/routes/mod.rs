@@ -53,18 +53,6 @@ impl Modify for BearerAuth {
     }
 }
 
-/// Whether an id from a path may be put into an upstream URL as one segment (ids are letters,
-/// digits, `-`, `_` and `.`; anything else cannot exist upstream).
-fn is_path_segment(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && id != "."
-        && id != ".."
-}
-
 /// Everything the gateway serves: the API, the kit's routes, `/openapi.json`.
 pub fn router(state: AppState) -> Router {
     let readiness = state.readiness.clone();

@@ -2,5 +2,5 @@
 
 mod seat_status;
 
-pub use faultline_contracts::ids::SeatId;
+pub use faultline_contracts::ids::{BookingId, SeatId};
 pub use seat_status::SeatStatus;

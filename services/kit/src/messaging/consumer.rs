@@ -26,7 +26,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use faultline_contracts::{ContractError, messages::Claimed};
+use faultline_contracts::{
+    ContractError,
+    messages::{Claimed, TopicMessage},
+};
 use futures::FutureExt as _;
 use opentelemetry::trace::TraceContextExt as _;
 use rdkafka::{
@@ -105,17 +108,25 @@ pub struct Correlation<'a> {
     pub saga_id: Option<&'a str>,
 }
 
-/// What a service supplies to consume one topic.
+/// What a service supplies to consume one topic: usually only `handle` — decoding and the
+/// correlation ids come with the topic's message enum ([`TopicMessage`], from contracts).
 pub trait Handler: Send + Sync + 'static {
-    /// The decoded message (usually a contracts topic enum).
-    type Message: Send + Sync;
+    /// The topic's message enum (a contracts `topic_enum!`).
+    type Message: TopicMessage;
 
     /// Decodes a payload whose headers claim `claimed` (its `event-type` and `schema-version`);
     /// an error dead-letters the message.
-    fn decode(&self, claimed: Claimed<'_>, payload: &[u8]) -> Result<Self::Message, ContractError>;
+    fn decode(&self, claimed: Claimed<'_>, payload: &[u8]) -> Result<Self::Message, ContractError> {
+        Self::Message::decode_claimed(claimed, payload)
+    }
 
     /// The booking and saga the message belongs to, for the span.
-    fn correlation<'a>(&self, message: &'a Self::Message) -> Correlation<'a>;
+    fn correlation<'a>(&self, message: &'a Self::Message) -> Correlation<'a> {
+        Correlation {
+            booking_id: Some(message.booking_id()),
+            saga_id: message.saga_id(),
+        }
+    }
 
     /// Applies the message inside `tx` (the inbox row is already in it).
     fn handle<'a>(

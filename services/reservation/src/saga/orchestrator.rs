@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use faultline_contracts::messages::{
     BookingCancelled, BookingConfirmed, BookingRejected, ConfirmSeat, HoldSeat, InventoryEvent,
-    ReleaseSeat,
+    ReleaseSeat, TopicMessage as _,
 };
 use faultline_kit::{
     messaging::{HandleError, OutboundMessage},
@@ -519,13 +519,7 @@ impl Orchestrator {
     }
 }
 
-/// The saga and booking a reply is about.
+/// The saga and booking a reply is about (every `inventory.events` message carries both).
 pub fn reply_ids(event: &InventoryEvent) -> (&str, &str) {
-    match event {
-        InventoryEvent::SeatHeld(m) => (&m.saga_id, &m.booking_id),
-        InventoryEvent::SeatUnavailable(m) => (&m.saga_id, &m.booking_id),
-        InventoryEvent::SeatSold(m) => (&m.saga_id, &m.booking_id),
-        InventoryEvent::SeatSaleRefused(m) => (&m.saga_id, &m.booking_id),
-        InventoryEvent::SeatReleased(m) => (&m.saga_id, &m.booking_id),
-    }
+    (event.saga_id().unwrap_or_default(), event.booking_id())
 }

@@ -1,12 +1,9 @@
 //! The `inventory.events` consumer: hands each reply to the orchestrator inside the consumer's
 //! transaction, then starts the next step at once when the reply made the saga due.
 
-use faultline_contracts::{
-    ContractError,
-    messages::{Claimed, InventoryEvent},
-};
+use faultline_contracts::messages::InventoryEvent;
 use faultline_kit::{
-    messaging::{Delivered, HandleError, Handler, consumer::Correlation},
+    messaging::{Delivered, HandleError, Handler},
     storage::Tx,
 };
 
@@ -21,22 +18,6 @@ pub struct ReplyHandler {
 
 impl Handler for ReplyHandler {
     type Message = InventoryEvent;
-
-    fn decode(
-        &self,
-        claimed: Claimed<'_>,
-        payload: &[u8],
-    ) -> Result<InventoryEvent, ContractError> {
-        InventoryEvent::decode_claimed(claimed, payload)
-    }
-
-    fn correlation<'a>(&self, message: &'a InventoryEvent) -> Correlation<'a> {
-        let (saga_id, booking_id) = reply_ids(message);
-        Correlation {
-            booking_id: Some(booking_id),
-            saga_id: Some(saga_id),
-        }
-    }
 
     async fn handle(
         &self,

@@ -2,21 +2,17 @@
 //! an event on `inventory.events` written to the outbox in the same transaction as the seat
 //! change (and the inbox row the kit adds).
 
-use faultline_contracts::{
-    ContractError,
-    messages::{
-        Claimed, InventoryCommand, SeatHeld, SeatReleased, SeatSaleRefused, SeatSold,
-        SeatUnavailable,
-    },
+use faultline_contracts::messages::{
+    InventoryCommand, SeatHeld, SeatReleased, SeatSaleRefused, SeatSold, SeatUnavailable,
 };
 use faultline_kit::{
-    messaging::{Delivered, HandleError, Handler, consumer::Correlation},
+    messaging::{Delivered, HandleError, Handler},
     outbox::Outbox,
     storage::Tx,
 };
 
 use crate::{
-    domain::SeatId,
+    domain::{BookingId, SeatId},
     store::{self, HoldOutcome, SellOutcome},
 };
 
@@ -29,26 +25,6 @@ pub struct CommandHandler {
 impl Handler for CommandHandler {
     type Message = InventoryCommand;
 
-    fn decode(
-        &self,
-        claimed: Claimed<'_>,
-        payload: &[u8],
-    ) -> Result<InventoryCommand, ContractError> {
-        InventoryCommand::decode_claimed(claimed, payload)
-    }
-
-    fn correlation<'a>(&self, message: &'a InventoryCommand) -> Correlation<'a> {
-        let (booking_id, saga_id) = match message {
-            InventoryCommand::HoldSeat(m) => (&m.booking_id, &m.saga_id),
-            InventoryCommand::ConfirmSeat(m) => (&m.booking_id, &m.saga_id),
-            InventoryCommand::ReleaseSeat(m) => (&m.booking_id, &m.saga_id),
-        };
-        Correlation {
-            booking_id: Some(booking_id),
-            saga_id: Some(saga_id),
-        }
-    }
-
     async fn handle(
         &self,
         tx: &mut Tx,
@@ -58,7 +34,8 @@ impl Handler for CommandHandler {
         match message {
             InventoryCommand::HoldSeat(hold) => {
                 let seat = seat_id(&hold.seat_id)?;
-                match store::hold(tx, &seat, &hold.booking_id).await? {
+                let booking = booking_id(&hold.booking_id)?;
+                match store::hold(tx, &seat, &booking).await? {
                     HoldOutcome::Held { price, concert_id } => {
                         tracing::info!(seat_id = %hold.seat_id, price, "seat held");
                         self.outbox
@@ -92,7 +69,8 @@ impl Handler for CommandHandler {
             }
             InventoryCommand::ConfirmSeat(confirm) => {
                 let seat = seat_id(&confirm.seat_id)?;
-                match store::sell(tx, &seat, &confirm.booking_id).await? {
+                let booking = booking_id(&confirm.booking_id)?;
+                match store::sell(tx, &seat, &booking).await? {
                     SellOutcome::Sold => {
                         tracing::info!(seat_id = %confirm.seat_id, "seat sold");
                         self.outbox
@@ -124,7 +102,8 @@ impl Handler for CommandHandler {
             }
             InventoryCommand::ReleaseSeat(release) => {
                 let seat = seat_id(&release.seat_id)?;
-                let was_held = store::release(tx, &seat, &release.booking_id).await?;
+                let booking = booking_id(&release.booking_id)?;
+                let was_held = store::release(tx, &seat, &booking).await?;
                 tracing::info!(seat_id = %release.seat_id, was_held, reason = %release.reason, "seat released");
                 self.outbox
                     .enqueue(
@@ -145,4 +124,9 @@ impl Handler for CommandHandler {
 
 fn seat_id(raw: &str) -> Result<SeatId, HandleError> {
     SeatId::parse(raw).map_err(HandleError::Poison)
+}
+
+/// Reservation only sends UUIDs; anything that is not a booking id is poison, like a bad seat id.
+fn booking_id(raw: &str) -> Result<BookingId, HandleError> {
+    BookingId::parse(raw).map_err(HandleError::Poison)
 }

@@ -1,0 +1,4 @@
+//! Analytics' HTTP API on real databases, fed through its `booking.events` consumer.
+
+mod helpers;
+mod stats;
