@@ -4,10 +4,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use faultline_querylang::{logql, traceql};
 use regex::Regex;
 use serde_json::Value;
 
-use crate::{Problems, logql, traceql};
+use crate::Problems;
 
 /// The datasource uids everything else names.
 pub const TEMPO_UID: &str = "tempo";

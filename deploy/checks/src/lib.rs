@@ -19,11 +19,10 @@
 //! - [`topology`]: every `host:port` a service is told to use is a port its target listens on;
 //!   every network link goes through its Toxiproxy proxy; the broker advertises the proxy.
 //! - [`toxiproxy`]: the proxies file, `deploy/toxiproxy/toxiproxy.json`.
-//! - [`logql`] and [`traceql`]: small parsers for the query subsets the provisioning uses
-//!   (anything else is an error), and a LogQL evaluator for log lines.
 //! - [`grafana`]: datasources (fixed uids, correlation both ways, `$` escaping) and dashboards
 //!   (valid JSON, known datasources, plausible queries that match the code, the fault-window
-//!   annotation).
+//!   annotation). Queries are parsed (and LogQL evaluated on lines) by `faultline-querylang`,
+//!   the parser the capture answers them with.
 //! - [`backends`]: the Tempo and Loki configs against the keys their pinned versions accept.
 //! - [`native`]: the compose environment of a service rewritten for a native run (compose
 //!   addresses to local ones), used by the native test.
@@ -32,12 +31,10 @@ pub mod backends;
 pub mod compose;
 pub mod compose_checks;
 pub mod grafana;
-pub mod logql;
 pub mod native;
 pub mod repo;
 pub mod topology;
 pub mod toxiproxy;
-pub mod traceql;
 pub mod yaml;
 
 /// What a check found wrong, one sentence each; empty when the check passes.

@@ -10,6 +10,9 @@
 //!   `GET /api/search?q={TraceQL}` for span-attribute conditions joined by `&&`;
 //! - [`loki`]: `GET /loki/api/v1/query_range` for a stream selector with line filters.
 //!
+//! Both query languages are parsed by `faultline-querylang`, the parser the deploy checks
+//! validate Grafana's queries with; [`tempo`] and [`loki`] narrow its AST to their subsets.
+//!
 //! It also serves a viewer for people, [`ui`]: `/ui/` (search), `/ui/trace/<trace_id>` (a
 //! waterfall with the trace's log lines), `/ui/logs`.
 //!

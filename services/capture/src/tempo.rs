@@ -4,10 +4,13 @@
 //! `span.<attr>`, `resource.<attr>`, `.<attr>` (either) or `name`, compared with `=` or `!=` to a
 //! quoted string, a number or `true`/`false`. A trace matches when one of its spans meets every
 //! condition (TraceQL's spanset semantics). Anything else is answered 400, as Tempo answers a
-//! query it cannot parse.
+//! query it cannot parse. Parsing is `faultline_querylang::traceql`'s (the parser the deploy
+//! checks validate the dashboards with); this module narrows its AST to that subset and
+//! evaluates it on the stored spans.
 
 use std::collections::BTreeMap;
 
+use faultline_querylang::traceql::{self, Attribute, Comparison, Condition, Value as Operand};
 use serde_json::{Value, json};
 
 use crate::store::StoredSpan;
@@ -68,23 +71,7 @@ fn kind_name(kind: i32) -> &'static str {
     }
 }
 
-/// Where a condition looks.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Field {
-    Span(String),
-    Resource(String),
-    Either(String),
-    Name,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Condition {
-    field: Field,
-    equal: bool,
-    value: String,
-}
-
-/// A parsed spanset.
+/// A parsed spanset, within the capture's subset: conditions joined by `&&`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Query {
     conditions: Vec<Condition>,
@@ -92,45 +79,25 @@ pub struct Query {
 
 impl Query {
     pub fn parse(q: &str) -> Result<Self, String> {
-        let inner = q
-            .trim()
-            .strip_prefix('{')
-            .and_then(|rest| rest.strip_suffix('}'))
-            .ok_or_else(|| format!("unsupported TraceQL {q:?}: expected one spanset {{ … }}"))?;
-        let mut conditions = Vec::new();
-        for part in inner.split("&&").map(str::trim).filter(|p| !p.is_empty()) {
-            let (lhs, equal, rhs) = if let Some((l, r)) = part.split_once("!=") {
-                (l, false, r)
-            } else if let Some((l, r)) = part.split_once('=') {
-                (l, true, r)
-            } else {
+        let parsed = traceql::parse(q).map_err(|e| format!("unsupported TraceQL {q:?}: {e}"))?;
+        if let Some(function) = parsed.metrics {
+            return Err(format!(
+                "unsupported TraceQL {q:?}: metrics functions (| {function}) are not supported"
+            ));
+        }
+        let [conditions] = <[Vec<Condition>; 1]>::try_from(parsed.spanset.alternatives)
+            .map_err(|_| format!("unsupported TraceQL {q:?}: || is not supported"))?;
+        for c in &conditions {
+            let field = match &c.attribute {
+                Attribute::Intrinsic(name) => name == "name",
+                Attribute::Span(_) | Attribute::Resource(_) | Attribute::Unscoped(_) => true,
+            };
+            if !field || !matches!(c.op, Comparison::Eq | Comparison::Ne) {
                 return Err(format!(
-                    "unsupported TraceQL condition {part:?}: expected `field = value` or `field != value`"
+                    "unsupported TraceQL condition `{} {} …` in {q:?}: expected `field = value` or `field != value` on span., resource., . or name",
+                    c.attribute, c.op
                 ));
-            };
-            let lhs = lhs.trim();
-            let field = if lhs == "name" {
-                Field::Name
-            } else if let Some(attr) = lhs.strip_prefix("span.") {
-                Field::Span(attr.to_owned())
-            } else if let Some(attr) = lhs.strip_prefix("resource.") {
-                Field::Resource(attr.to_owned())
-            } else if let Some(attr) = lhs.strip_prefix('.') {
-                Field::Either(attr.to_owned())
-            } else {
-                return Err(format!("unsupported TraceQL field {lhs:?}"));
-            };
-            let rhs = rhs.trim();
-            let value = rhs
-                .strip_prefix('"')
-                .and_then(|v| v.strip_suffix('"'))
-                .map(str::to_owned)
-                .unwrap_or_else(|| rhs.to_owned());
-            conditions.push(Condition {
-                field,
-                equal,
-                value,
-            });
+            }
         }
         Ok(Self { conditions })
     }
@@ -140,25 +107,28 @@ impl Query {
     pub fn attribute_equals(attribute: &str, value: &str) -> Self {
         Self {
             conditions: vec![Condition {
-                field: Field::Either(attribute.to_owned()),
-                equal: true,
-                value: value.to_owned(),
+                attribute: Attribute::Unscoped(attribute.to_owned()),
+                op: Comparison::Eq,
+                value: Operand::Str(value.to_owned()),
             }],
         }
     }
 
-    /// Whether `span` meets every condition.
+    /// Whether `span` meets every condition (values compare as text: `1`, `true`, `"x"`).
     pub fn matches(&self, span: &StoredSpan) -> bool {
         self.conditions.iter().all(|c| {
-            let actual = match &c.field {
-                Field::Name => Some(&span.name),
-                Field::Span(a) => span.attributes.get(a),
-                Field::Resource(a) => span.resource.get(a),
-                Field::Either(a) => span.attributes.get(a).or_else(|| span.resource.get(a)),
+            let actual = match &c.attribute {
+                Attribute::Span(a) => span.attributes.get(a),
+                Attribute::Resource(a) => span.resource.get(a),
+                Attribute::Unscoped(a) => span.attributes.get(a).or_else(|| span.resource.get(a)),
+                Attribute::Intrinsic(name) if name == "name" => Some(&span.name),
+                // `parse` lets no other intrinsic through.
+                Attribute::Intrinsic(_) => None,
             };
+            let equal = c.op == Comparison::Eq;
             match actual {
-                Some(actual) => (actual == &c.value) == c.equal,
-                None => !c.equal,
+                Some(actual) => (actual == c.value.text()) == equal,
+                None => !equal,
             }
         })
     }

@@ -31,10 +31,11 @@ use std::{
 use faultline_capture::store::{Store, StoredLine};
 use faultline_deploy_checks::{
     compose::Compose,
-    grafana, logql,
+    grafana,
     native::{self, NativeMap},
     repo, toxiproxy,
 };
+use faultline_querylang::logql;
 use forwarder::Forwarder;
 use processes::Children;
 use serde_json::Value;
