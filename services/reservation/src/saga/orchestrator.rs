@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use faultline_contracts::messages::{
     BookingCancelled, BookingConfirmed, BookingRejected, ConfirmSeat, HoldSeat, InventoryEvent,
-    ReleaseSeat, TopicMessage as _,
+    ReleaseSeat, SeatHeld, TopicMessage as _,
 };
 use faultline_kit::{
     messaging::{HandleError, OutboundMessage},
@@ -174,103 +174,25 @@ impl Orchestrator {
             )));
         }
         let now = now_ms();
-        let settings = &self.inner.settings;
-        let outbox = &self.inner.outbox;
+        // One edge of the state machine per reply and state; any other pair is a late reply.
         let applied = match (event, saga.state) {
             (InventoryEvent::SeatHeld(_), SagaState::Holding)
                 if saga.step_deadline.is_some_and(|deadline| now > deadline) =>
             {
-                // The hold came back after its deadline: the deadline wins, whether or not the
-                // timer got there first.
-                tracing::warn!(
-                    saga.late_reply = true,
-                    "seat held after the hold deadline; compensating"
-                );
-                self.release_in(
-                    tx,
-                    &saga,
-                    SagaState::Holding,
-                    "hold deadline passed",
-                    Some("the seat was not held in time".into()),
-                )
-                .instrument(tracing::info_span!(
-                    "saga.compensate",
-                    otel.name = "saga compensate release",
-                    saga.step = "release"
-                ))
-                .await?
+                self.held_too_late(tx, &saga).await?
             }
             (InventoryEvent::SeatHeld(held), SagaState::Holding) => {
-                let mut t = Transition::new(SagaState::Holding, SagaState::Charging, "SeatHeld");
-                t.amount = Some(held.price);
-                t.concert_id = Some(held.concert_id.clone());
-                t.step_deadline = Some(now + settings.charge_deadline_ms as i64);
-                // Claimed here, run by this instance right after the commit (`run_claimed`).
-                t.due_at = Some(self.lease_until(now));
-                t.claimed_by = Some(&self.inner.instance_id);
-                store::transition(tx, &saga.id, &t).await?
+                self.held(tx, &saga, held, now).await?
             }
             (InventoryEvent::SeatUnavailable(unavailable), SagaState::Holding) => {
-                let mut t =
-                    Transition::new(SagaState::Holding, SagaState::Rejected, "SeatUnavailable")
-                        .announced_by(&BookingRejected {
-                            booking_id: saga.booking_id.clone(),
-                            user_id: saga.user_id.clone(),
-                            seat_id: saga.seat_id.clone(),
-                            reason: unavailable.reason.clone(),
-                        });
-                t.reason = Some(unavailable.reason.clone());
-                store::transition(tx, &saga.id, &t).await?
+                self.unavailable(tx, &saga, &unavailable.reason).await?
             }
-            (InventoryEvent::SeatSold(_), SagaState::Confirming) => {
-                let t = Transition::new(SagaState::Confirming, SagaState::Confirmed, "SeatSold")
-                    .announced_by(&BookingConfirmed {
-                        booking_id: saga.booking_id.clone(),
-                        user_id: saga.user_id.clone(),
-                        seat_id: saga.seat_id.clone(),
-                        concert_id: saga.concert_id.clone().unwrap_or_default(),
-                        amount: saga.amount.unwrap_or_default(),
-                    });
-                store::transition(tx, &saga.id, &t).await?
-            }
+            (InventoryEvent::SeatSold(_), SagaState::Confirming) => self.sold(tx, &saga).await?,
             (InventoryEvent::SeatSaleRefused(refused), SagaState::Confirming) => {
-                let mut t = Transition::new(
-                    SagaState::Confirming,
-                    SagaState::Refunding,
-                    "SeatSaleRefused",
-                );
-                t.reason = Some(refused.reason.clone());
-                t.due_at = Some(self.lease_until(now));
-                t.claimed_by = Some(&self.inner.instance_id);
-                store::transition(tx, &saga.id, &t).await?
+                self.sale_refused(tx, &saga, &refused.reason, now).await?
             }
             (InventoryEvent::SeatReleased(_), SagaState::Releasing) => {
-                let moved = store::transition(
-                    tx,
-                    &saga.id,
-                    &Transition::new(SagaState::Releasing, SagaState::Cancelled, "SeatReleased"),
-                )
-                .await?;
-                if moved {
-                    let reason: Option<String> =
-                        sqlx::query_scalar("SELECT reason FROM bookings WHERE id = $1")
-                            .bind(&saga.booking_id)
-                            .fetch_one(&mut **tx)
-                            .await?;
-                    outbox
-                        .enqueue(
-                            tx,
-                            &BookingCancelled {
-                                booking_id: saga.booking_id.clone(),
-                                user_id: saga.user_id.clone(),
-                                seat_id: saga.seat_id.clone(),
-                                concert_id: saga.concert_id.clone(),
-                                reason: reason.unwrap_or_default(),
-                            },
-                        )
-                        .await?;
-                }
-                moved
+                self.released(tx, &saga).await?
             }
             _ => false,
         };
@@ -283,6 +205,122 @@ impl Orchestrator {
             );
         }
         Ok(())
+    }
+
+    /// HOLDING → RELEASING: the hold came back after its deadline, and the deadline wins,
+    /// whether or not the timer got there first.
+    async fn held_too_late(&self, tx: &mut Tx, saga: &Saga) -> Result<bool, HandleError> {
+        tracing::warn!(
+            saga.late_reply = true,
+            "seat held after the hold deadline; compensating"
+        );
+        Ok(self
+            .release_in(
+                tx,
+                saga,
+                SagaState::Holding,
+                "hold deadline passed",
+                Some("the seat was not held in time".into()),
+            )
+            .instrument(tracing::info_span!(
+                "saga.compensate",
+                otel.name = "saga compensate release",
+                saga.step = "release"
+            ))
+            .await?)
+    }
+
+    /// HOLDING → CHARGING: the seat is held at its price; the charge step is claimed here and
+    /// run by this instance right after the commit (`run_claimed`).
+    async fn held(
+        &self,
+        tx: &mut Tx,
+        saga: &Saga,
+        held: &SeatHeld,
+        now: i64,
+    ) -> Result<bool, HandleError> {
+        let mut t = Transition::new(SagaState::Holding, SagaState::Charging, "SeatHeld");
+        t.amount = Some(held.price);
+        t.concert_id = Some(held.concert_id.clone());
+        t.step_deadline = Some(now + self.inner.settings.charge_deadline_ms as i64);
+        t.due_at = Some(self.lease_until(now));
+        t.claimed_by = Some(&self.inner.instance_id);
+        Ok(store::transition(tx, &saga.id, &t).await?)
+    }
+
+    /// HOLDING → REJECTED, announced by `BookingRejected`.
+    async fn unavailable(
+        &self,
+        tx: &mut Tx,
+        saga: &Saga,
+        reason: &str,
+    ) -> Result<bool, HandleError> {
+        let mut t = Transition::new(SagaState::Holding, SagaState::Rejected, "SeatUnavailable")
+            .announced_by(&BookingRejected {
+                booking_id: saga.booking_id.clone(),
+                user_id: saga.user_id.clone(),
+                seat_id: saga.seat_id.clone(),
+                reason: reason.to_owned(),
+            });
+        t.reason = Some(reason.to_owned());
+        Ok(store::transition(tx, &saga.id, &t).await?)
+    }
+
+    /// CONFIRMING → CONFIRMED, announced by `BookingConfirmed`.
+    async fn sold(&self, tx: &mut Tx, saga: &Saga) -> Result<bool, HandleError> {
+        let t = Transition::new(SagaState::Confirming, SagaState::Confirmed, "SeatSold")
+            .announced_by(&BookingConfirmed {
+                booking_id: saga.booking_id.clone(),
+                user_id: saga.user_id.clone(),
+                seat_id: saga.seat_id.clone(),
+                concert_id: saga.concert_id.clone().unwrap_or_default(),
+                amount: saga.amount.unwrap_or_default(),
+            });
+        Ok(store::transition(tx, &saga.id, &t).await?)
+    }
+
+    /// CONFIRMING → REFUNDING: the seat could not be sold after the charge; the refund step is
+    /// claimed here and run by this instance right after the commit.
+    async fn sale_refused(
+        &self,
+        tx: &mut Tx,
+        saga: &Saga,
+        reason: &str,
+        now: i64,
+    ) -> Result<bool, HandleError> {
+        let mut t = Transition::new(
+            SagaState::Confirming,
+            SagaState::Refunding,
+            "SeatSaleRefused",
+        );
+        t.reason = Some(reason.to_owned());
+        t.due_at = Some(self.lease_until(now));
+        t.claimed_by = Some(&self.inner.instance_id);
+        Ok(store::transition(tx, &saga.id, &t).await?)
+    }
+
+    /// RELEASING → CANCELLED, announced by `BookingCancelled` with the reason the booking was
+    /// given when its compensation began.
+    async fn released(&self, tx: &mut Tx, saga: &Saga) -> Result<bool, HandleError> {
+        let t = Transition::new(SagaState::Releasing, SagaState::Cancelled, "SeatReleased");
+        if !store::transition(tx, &saga.id, &t).await? {
+            return Ok(false);
+        }
+        let reason = store::booking_reason(tx, &saga.booking_id).await?;
+        self.inner
+            .outbox
+            .enqueue(
+                tx,
+                &BookingCancelled {
+                    booking_id: saga.booking_id.clone(),
+                    user_id: saga.user_id.clone(),
+                    seat_id: saga.seat_id.clone(),
+                    concert_id: saga.concert_id.clone(),
+                    reason: reason.unwrap_or_default(),
+                },
+            )
+            .await?;
+        Ok(true)
     }
 
     /// Runs one step of a saga the timer was woken for: a due one (deadline or retry), claimed
@@ -381,7 +419,7 @@ impl Orchestrator {
                         saga_id: saga.id.clone(),
                         seat_id: saga.seat_id.clone(),
                     });
-                t.charge_maybe_sent = Some(true);
+                t.charge_may_have_reached_payment = Some(true);
                 if store::transition_alone(&self.inner.db, &saga.id, &t).await? {
                     self.inner.outbox.notify();
                 }
@@ -401,7 +439,7 @@ impl Orchestrator {
         &self,
         saga: &Saga,
         state: SagaState,
-        maybe_sent: bool,
+        may_have_reached_payment: bool,
         detail: &str,
     ) -> anyhow::Result<()> {
         let settings = &self.inner.settings;
@@ -420,11 +458,18 @@ impl Orchestrator {
             saga.step = if state == SagaState::Charging { "charge" } else { "refund" },
             saga.attempt = saga.attempts + 1,
             retry.delay_ms = delay.as_millis() as u64,
-            outcome.maybe_sent = maybe_sent,
+            outcome.maybe_sent = may_have_reached_payment,
             %detail,
             "payment call got no decision; retrying with the same key"
         );
-        store::reschedule(&self.inner.db, &saga.id, state, due, maybe_sent).await?;
+        store::reschedule(
+            &self.inner.db,
+            &saga.id,
+            state,
+            due,
+            may_have_reached_payment,
+        )
+        .await?;
         Ok(())
     }
 
@@ -437,7 +482,7 @@ impl Orchestrator {
             compensation.outcome = Empty,
         );
         async {
-            if !saga.charge_maybe_sent {
+            if !saga.charge_may_have_reached_payment {
                 tracing::Span::current().record("compensation.outcome", "skipped");
                 tracing::info!(
                     compensation.skipped = true,

@@ -27,7 +27,9 @@ pub struct Saga {
     pub state: SagaState,
     pub attempts: i64,
     pub step_deadline: Option<i64>,
-    pub charge_maybe_sent: bool,
+    /// A charge request may have reached payment (sent, answer unknown or positive): the
+    /// compensation must refund before it releases (column `charge_maybe_sent`).
+    pub charge_may_have_reached_payment: bool,
     pub amount: Option<i64>,
     pub concert_id: Option<String>,
     pub trace_headers: BTreeMap<String, String>,
@@ -48,7 +50,7 @@ fn saga_from_row(row: &AnyRow) -> Result<Saga, sqlx::Error> {
         state: SagaState::parse(&state).map_err(|e| sqlx::Error::Decode(e.into()))?,
         attempts: row.try_get("attempts")?,
         step_deadline: row.try_get("step_deadline")?,
-        charge_maybe_sent: row.try_get::<i64, _>("charge_maybe_sent")? != 0,
+        charge_may_have_reached_payment: row.try_get::<i64, _>("charge_maybe_sent")? != 0,
         amount: row.try_get("amount")?,
         concert_id: row.try_get("concert_id")?,
         trace_headers: serde_json::from_str(&trace_headers).unwrap_or_default(),
@@ -172,6 +174,14 @@ async fn log(
     Ok(())
 }
 
+/// The reason a booking was given (why its compensation began), if any.
+pub async fn booking_reason(tx: &mut Tx, booking_id: &str) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT reason FROM bookings WHERE id = $1")
+        .bind(booking_id)
+        .fetch_one(&mut **tx)
+        .await
+}
+
 /// One guarded move of the state machine, with what changes alongside.
 #[derive(Debug, Clone)]
 pub struct Transition<'a> {
@@ -185,7 +195,8 @@ pub struct Transition<'a> {
     /// Set once known (from SeatHeld).
     pub amount: Option<i64>,
     pub concert_id: Option<String>,
-    pub charge_maybe_sent: Option<bool>,
+    /// Set once a charge request may have reached payment (see [`Saga`]).
+    pub charge_may_have_reached_payment: Option<bool>,
     /// Claims the saga's next step for this instance id (with `due_at` as the lease's end), so
     /// the instance can run it right after the commit without a claim of its own; `None` leaves
     /// it unclaimed for whichever timer finds it due.
@@ -206,7 +217,7 @@ impl<'a> Transition<'a> {
             step_deadline: None,
             amount: None,
             concert_id: None,
-            charge_maybe_sent: None,
+            charge_may_have_reached_payment: None,
             claimed_by: None,
             announce: None,
         }
@@ -299,7 +310,7 @@ async fn transition_in_one_statement(
         .bind(t.to.as_str())
         .bind(t.due_at)
         .bind(t.step_deadline)
-        .bind(t.charge_maybe_sent.map(i64::from))
+        .bind(t.charge_may_have_reached_payment.map(i64::from))
         .bind(now)
         .bind(saga_id)
         .bind(t.from.as_str())
@@ -336,7 +347,7 @@ async fn transition_step_by_step(
         .bind(t.to.as_str())
         .bind(t.due_at)
         .bind(t.step_deadline)
-        .bind(t.charge_maybe_sent.map(i64::from))
+        .bind(t.charge_may_have_reached_payment.map(i64::from))
         .bind(now)
         .bind(saga_id)
         .bind(t.from.as_str())
@@ -458,7 +469,7 @@ pub async fn reschedule(
     saga_id: &str,
     state: SagaState,
     due_at: i64,
-    maybe_sent: bool,
+    may_have_reached_payment: bool,
 ) -> Result<bool, sqlx::Error> {
     let updated = sqlx::query(
         "UPDATE sagas SET attempts = attempts + 1, due_at = $1, claimed_by = NULL, \
@@ -466,7 +477,7 @@ pub async fn reschedule(
          WHERE id = $4 AND state = $5",
     )
     .bind(due_at)
-    .bind(i64::from(maybe_sent))
+    .bind(i64::from(may_have_reached_payment))
     .bind(now_ms())
     .bind(saga_id)
     .bind(state.as_str())
