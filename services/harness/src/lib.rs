@@ -8,6 +8,7 @@
 //! - [`faulty_proxy`]: an HTTP proxy that can lose replies or black-hole requests, for tests
 //!   of unknown outcomes.
 //! - [`topic_reader`]: reads back what was really published to a topic.
+//! - [`wait`]: `eventually`, the one poll loop tests wait on a condition with.
 //! - [`free_port`]: a free TCP port on 127.0.0.1.
 
 pub mod broker;
@@ -15,6 +16,7 @@ pub mod faulty_proxy;
 pub mod invariants;
 pub mod postgres;
 pub mod topic_reader;
+pub mod wait;
 
 /// A TCP port that was free a moment ago on 127.0.0.1.
 pub fn free_port() -> std::io::Result<u16> {
