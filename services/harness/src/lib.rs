@@ -5,16 +5,18 @@
 //! - [`invariants`]: invariants 1–3 of the product contract, judged from the services' admin
 //!   endpoints (shared by the tests and the launcher).
 //! - [`postgres`]: creates fresh PostgreSQL databases; fails loudly when PostgreSQL is absent.
-//! - [`faulty_proxy`]: an HTTP proxy that can lose replies or black-hole requests, for tests
-//!   of unknown outcomes.
+//! - [`toxiproxy`]: the embedded Toxiproxy server in-process, for tests that break a link
+//!   between two services with the chaos runner's own proxy and toxics.
 //! - [`topic_reader`]: reads back what was really published to a topic.
+//! - [`wait`]: `eventually`, the one poll loop tests wait on a condition with.
 //! - [`free_port`]: a free TCP port on 127.0.0.1.
 
 pub mod broker;
-pub mod faulty_proxy;
 pub mod invariants;
 pub mod postgres;
 pub mod topic_reader;
+pub mod toxiproxy;
+pub mod wait;
 
 /// A TCP port that was free a moment ago on 127.0.0.1.
 pub fn free_port() -> std::io::Result<u16> {

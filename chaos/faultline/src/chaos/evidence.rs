@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::Context as _;
+use base64::Engine as _;
 use serde_json::Value;
 
 /// The datasource uids `deploy/grafana` provisions.
@@ -38,36 +39,18 @@ pub struct Span {
     pub attributes: BTreeMap<String, String>,
 }
 
-/// Tempo returns ids as hex (OTLP/JSON) from some endpoints and base64 from others: both are
-/// read as lowercase hex.
+/// Tempo returns ids as hex (OTLP/JSON) from some endpoints and base64 (standard alphabet,
+/// padded or not) from others: both are read as lowercase hex.
 pub fn normalize_id(id: &str, bytes: usize) -> String {
     if id.len() == bytes * 2 && id.chars().all(|c| c.is_ascii_hexdigit()) {
         return id.to_ascii_lowercase();
     }
-    base64_decode(id)
+    base64::engine::general_purpose::STANDARD_PAD_INDIFFERENT
+        .decode(id)
+        .ok()
         .filter(|raw| raw.len() == bytes)
         .map(hex::encode)
         .unwrap_or_else(|| id.to_owned())
-}
-
-/// Standard base64 (with or without padding). Hand-written: twelve lines do not justify a
-/// dependency, and only trace/span ids pass through here.
-fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut bits: u32 = 0;
-    let mut count = 0;
-    let mut out = Vec::new();
-    for c in text.trim_end_matches('=').bytes() {
-        let value = ALPHABET.iter().position(|&a| a == c)? as u32;
-        bits = (bits << 6) | value;
-        count += 6;
-        if count >= 8 {
-            count -= 8;
-            out.push((bits >> count) as u8);
-            bits &= (1 << count) - 1;
-        }
-    }
-    Some(out)
 }
 
 /// Reads a Tempo trace-by-id answer (`{"batches": [...]}` or v2's `{"trace": {"resourceSpans":

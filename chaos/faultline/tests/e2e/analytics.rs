@@ -1,12 +1,15 @@
 //! Analytics counts an event delivered three times once, and says how current it is.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use faultline_contracts::{
     http::{AnalyticsSummary, BookingAccepted, UserStats},
     topics,
 };
-use faultline_harness::topic_reader;
+use faultline_harness::{
+    topic_reader,
+    wait::{Patience, eventually},
+};
 use faultline_kit::messaging::headers;
 
 use crate::helpers::start;
@@ -65,20 +68,21 @@ async fn a_booking_event_delivered_three_times_is_counted_once() {
     );
 
     // Wait until analytics reports, from a measurement after the copies, that it is caught up.
-    let started = Instant::now();
-    let summary = loop {
-        let summary: AnalyticsSummary = t.analytics_summary().await;
-        if summary.freshness.messages_behind == Some(0)
-            && summary.freshness.measured_at_ms > redelivered_at + 500
-        {
-            break summary;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "analytics never caught up: {summary:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let summary = eventually(
+        "analytics to report it caught up after the copies",
+        Patience::within(Duration::from_secs(20)).every(Duration::from_millis(100)),
+        || async {
+            let summary: AnalyticsSummary = t.analytics_summary().await;
+            if summary.freshness.messages_behind == Some(0)
+                && summary.freshness.measured_at_ms > redelivered_at + 500
+            {
+                Ok(summary)
+            } else {
+                Err(format!("{summary:?}"))
+            }
+        },
+    )
+    .await;
     assert!(!summary.freshness.stale);
     assert_eq!(
         (summary.confirmed, summary.events_applied, summary.revenue),

@@ -1,9 +1,10 @@
 //! Starting a stack the way `faultline up` does, and talking to its gateway as a user.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use faultline::stack::{Stack, StackOptions};
 use faultline_contracts::http::BookingView;
+use faultline_harness::wait::eventually;
 
 pub struct TestStack {
     pub stack: Stack,
@@ -83,23 +84,20 @@ impl TestStack {
 
     /// Polls the booking (as its owner) until its saga finished.
     pub async fn terminal(&self, user: &str, booking_id: &str) -> BookingView {
-        let started = Instant::now();
-        loop {
-            let booking: BookingView = self
-                .get_as(user, &format!("/bookings/{booking_id}"))
-                .await
-                .json()
-                .await
-                .expect("booking");
-            if booking.status != "PENDING" {
-                return booking;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "booking {booking_id} did not finish"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        eventually(
+            &format!("booking {booking_id} to finish"),
+            Duration::from_secs(30),
+            || async {
+                let booking: BookingView = self
+                    .get_as(user, &format!("/bookings/{booking_id}"))
+                    .await
+                    .json()
+                    .await
+                    .expect("booking");
+                (booking.status != "PENDING").then_some(booking)
+            },
+        )
+        .await
     }
 }
 

@@ -36,6 +36,7 @@ use faultline_contracts::{
 use faultline_harness::{
     invariants::{self, ServiceUrls},
     topic_reader::{self, Record},
+    wait::{Patience, eventually},
 };
 use faultline_kit::messaging::headers;
 use proptest::{
@@ -880,38 +881,45 @@ async fn hostile_messages_are_dead_lettered_and_valid_bookings_still_finish() {
         real("CANCELLED") + counted("CANCELLED"),
         real("REJECTED") + counted("REJECTED"),
     );
-    let waited = Instant::now();
-    loop {
-        let summary: AnalyticsSummary = stack.analytics_summary().await;
-        let got = (summary.confirmed, summary.cancelled, summary.rejected);
-        if got == expected_summary && summary.events_applied == got.0 + got.1 + got.2 {
-            break;
-        }
-        assert!(
-            waited.elapsed() < Duration::from_secs(30),
-            "analytics counted {got:?} ({} events), expected {expected_summary:?}",
-            summary.events_applied
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually(
+        &format!("analytics to count {expected_summary:?} (confirmed, cancelled, rejected)"),
+        Patience::within(Duration::from_secs(30)).every(Duration::from_millis(200)),
+        || async {
+            let summary: AnalyticsSummary = stack.analytics_summary().await;
+            let got = (summary.confirmed, summary.cancelled, summary.rejected);
+            if got == expected_summary && summary.events_applied == got.0 + got.1 + got.2 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "counted {got:?} ({} events)",
+                    summary.events_applied
+                ))
+            }
+        },
+    )
+    .await;
 
     // The consumers kept up: lag back to 0 everywhere.
+    // One 30 s budget for every consumer, as they drain together.
     let waited = Instant::now();
     for (service, url) in &consumers {
-        loop {
-            let load: LoadReport = invariants::get(&stack.http, format!("{url}/admin/load"))
-                .await
-                .expect("load");
-            let lag = load.consumer_lag.get(service.as_str()).copied().flatten();
-            if lag == Some(0) {
-                break;
-            }
-            assert!(
-                waited.elapsed() < Duration::from_secs(30),
-                "{service}'s consumer lag stays at {lag:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
+        eventually(
+            &format!("{service}'s consumer lag to be back to 0"),
+            Patience::within(Duration::from_secs(30).saturating_sub(waited.elapsed()))
+                .every(Duration::from_millis(250)),
+            || async {
+                let load: LoadReport = invariants::get(&stack.http, format!("{url}/admin/load"))
+                    .await
+                    .expect("load");
+                let lag = load.consumer_lag.get(service.as_str()).copied().flatten();
+                if lag == Some(0) {
+                    Ok(())
+                } else {
+                    Err(format!("lag {lag:?}"))
+                }
+            },
+        )
+        .await;
     }
     let _ = stop_watch.send(true);
     let not_ready = watcher.await.expect("the readiness watcher");

@@ -3,10 +3,11 @@
 
 use std::{
     process::{Command, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use faultline::endpoints::Endpoints;
+use faultline_harness::wait::{Patience, eventually};
 use nix::{
     sys::signal::{Signal, kill},
     unistd::Pid,
@@ -50,21 +51,21 @@ async fn up_serves_then_stops_everything_on_sigterm() {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn faultline up");
-    let started = Instant::now();
-    let endpoints = loop {
-        if let Ok(endpoints) = Endpoints::read(&run_dir) {
-            break endpoints;
-        }
-        assert!(
-            up.try_wait().expect("wait").is_none(),
-            "faultline up exited early"
-        );
-        assert!(
-            started.elapsed() < Duration::from_secs(90),
-            "faultline up never wrote endpoints.json"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let endpoints = eventually(
+        "faultline up to write endpoints.json",
+        Patience::within(Duration::from_secs(90)).every(Duration::from_millis(100)),
+        || {
+            let read = Endpoints::read(&run_dir);
+            if read.is_err() {
+                assert!(
+                    up.try_wait().expect("wait").is_none(),
+                    "faultline up exited early"
+                );
+            }
+            async move { read }
+        },
+    )
+    .await;
     assert_eq!(endpoints.launcher_pid, up.id());
     assert_eq!(endpoints.tokens.len(), 10, "a token per seeded user");
     let http = reqwest::Client::new();
@@ -83,17 +84,11 @@ async fn up_serves_then_stops_everything_on_sigterm() {
     );
 
     kill(Pid::from_raw(up.id() as i32), Signal::SIGTERM).expect("SIGTERM");
-    let stopped = Instant::now();
-    let status = loop {
-        if let Some(status) = up.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(
-            stopped.elapsed() < Duration::from_secs(30),
-            "faultline up did not stop"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = eventually("faultline up to stop", Duration::from_secs(30), || {
+        let status = up.try_wait().expect("wait");
+        async move { status }
+    })
+    .await;
     assert!(status.success(), "{status}");
     for pid in children {
         assert!(!alive(pid), "process {pid} outlived faultline up");

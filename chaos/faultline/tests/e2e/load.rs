@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use faultline_harness::wait::{Patience, eventually};
 use nix::{
     sys::signal::{Signal, kill},
     unistd::Pid,
@@ -52,15 +53,13 @@ async fn consumers_get_their_partitions_back_after_the_broker_stalls_past_their_
     );
 
     // Back within the session timeout plus 30 s, whatever the broker did with the old members.
-    let resumed = Instant::now();
-    while !all_ready(&stack).await {
-        assert!(
-            resumed.elapsed() < Duration::from_millis(SESSION_MS + 30_000),
-            "consumers still without partitions {:?} after the broker resumed",
-            resumed.elapsed()
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    eventually(
+        "every consumer to get its partitions back after the broker resumed",
+        Patience::within(Duration::from_millis(SESSION_MS + 30_000))
+            .every(Duration::from_millis(250)),
+        || all_ready(&stack),
+    )
+    .await;
     let answer = stack
         .book("user-1", "after-the-stall", "saga-live-1-001")
         .await;
@@ -129,19 +128,18 @@ async fn overload_is_refused_at_the_door_and_every_accepted_booking_finishes() {
     }
     // Once the accepted work drained, new bookings are admitted again (the gauge is re-read
     // from the database every 100 ms).
-    let drained = Instant::now();
-    loop {
-        let answer = stack.book("user-1", "after-the-burst", &seats[0]).await;
-        if answer.status() == 202 {
-            break;
-        }
-        assert!(
-            drained.elapsed() < Duration::from_secs(2),
-            "admission control still refuses ({}) after the work in flight drained",
-            answer.status()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        "admission control to admit again after the work in flight drained",
+        Patience::within(Duration::from_secs(2)).every(Duration::from_millis(100)),
+        || async {
+            let answer = stack.book("user-1", "after-the-burst", &seats[0]).await;
+            match answer.status().as_u16() {
+                202 => Ok(()),
+                refused => Err(format!("still refused with {refused}")),
+            }
+        },
+    )
+    .await;
 }
 
 /// The benchmark as a user runs it, briefly: it starts its own stack, drives an open-loop load,

@@ -2,11 +2,13 @@
 //! capture (standing in for Tempo and Loki) received them.
 
 use std::{
+    cell::Cell,
     collections::{BTreeMap, BTreeSet},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use faultline_contracts::http::BookingAccepted;
+use faultline_harness::wait::{Patience, eventually};
 use serde_json::Value;
 
 use crate::helpers::{TestStack, start};
@@ -48,42 +50,35 @@ impl Trace {
 /// Polls the capture until the trace holds spans of every one of `services` and stops growing.
 async fn settled_trace(t: &TestStack, trace_id: &str, services: &[&str]) -> Trace {
     let tempo = t.stack.endpoints().telemetry["tempo"].clone();
-    let started = Instant::now();
-    let mut last = 0;
-    loop {
-        let response = t
-            .http
-            .get(format!("{tempo}/api/traces/{trace_id}"))
-            .send()
-            .await
-            .expect("GET trace");
-        if response.status().is_success() {
-            let trace = Trace::from_tempo(&response.json().await.expect("json"));
-            let complete = services.iter().all(|s| trace.services().contains(s));
-            if complete && trace.spans.len() == last {
-                return trace;
-            }
-            last = trace.spans.len();
-        }
-        if started.elapsed() > Duration::from_secs(20) {
-            let json = t
+    let last = Cell::new(0);
+    eventually(
+        &format!("trace {trace_id} to hold spans of {services:?} and stop growing"),
+        Patience::within(Duration::from_secs(20)).every(Duration::from_millis(400)),
+        || async {
+            let response = t
                 .http
                 .get(format!("{tempo}/api/traces/{trace_id}"))
                 .send()
                 .await
-                .expect("GET")
-                .json()
-                .await
-                .unwrap_or_default();
-            let spans: Vec<String> = Trace::from_tempo(&json)
+                .expect("GET trace");
+            if !response.status().is_success() {
+                return Err(format!("GET trace: {}", response.status()));
+            }
+            let trace = Trace::from_tempo(&response.json().await.expect("json"));
+            let complete = services.iter().all(|s| trace.services().contains(s));
+            let previous = last.replace(trace.spans.len());
+            if complete && trace.spans.len() == previous {
+                return Ok(trace);
+            }
+            let spans: Vec<String> = trace
                 .spans
                 .values()
                 .map(|span| format!("{}: {} (parent {})", span.service, span.name, span.parent))
                 .collect();
-            panic!("trace {trace_id} never settled with {services:?}; it has {spans:#?}");
-        }
-        tokio::time::sleep(Duration::from_millis(400)).await;
-    }
+            Err(format!("it has {}", spans.join("; ")))
+        },
+    )
+    .await
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -207,34 +202,30 @@ async fn a_garbage_traceparent_starts_a_new_trace_and_the_booking_succeeds() {
     );
 
     let tempo = t.stack.endpoints().telemetry["tempo"].clone();
-    let started = Instant::now();
-    let trace_id = loop {
-        let found: Value = t
-            .http
-            .get(format!("{tempo}/api/search"))
-            .query(&[(
-                "q",
-                format!(
-                    r#"{{ span.booking_id = "{}" && name = "create booking" }}"#,
-                    accepted.booking_id
-                ),
-            )])
-            .send()
-            .await
-            .expect("GET")
-            .json()
-            .await
-            .expect("json");
-        if let Some(id) = found["traces"][0]["traceID"].as_str() {
-            break id.to_owned();
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "no trace for booking {}",
-            accepted.booking_id
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    };
+    let trace_id = eventually(
+        &format!("a trace for booking {}", accepted.booking_id),
+        Patience::within(Duration::from_secs(20)).every(Duration::from_millis(300)),
+        || async {
+            let found: Value = t
+                .http
+                .get(format!("{tempo}/api/search"))
+                .query(&[(
+                    "q",
+                    format!(
+                        r#"{{ span.booking_id = "{}" && name = "create booking" }}"#,
+                        accepted.booking_id
+                    ),
+                )])
+                .send()
+                .await
+                .expect("GET")
+                .json()
+                .await
+                .expect("json");
+            found["traces"][0]["traceID"].as_str().map(str::to_owned)
+        },
+    )
+    .await;
     assert_eq!(trace_id.len(), 32);
     let trace = settled_trace(
         &t,
@@ -276,31 +267,28 @@ async fn traced_booking(
 /// requests, so every log line naming the booking belongs to its saga).
 async fn finished_quietly(t: &TestStack, booking_id: &str) -> String {
     let reservation = t.stack.endpoints().service("reservation").to_owned();
-    let started = Instant::now();
-    loop {
-        let bookings: Vec<Value> = t
-            .http
-            .get(format!("{reservation}/admin/bookings"))
-            .send()
-            .await
-            .expect("GET")
-            .json()
-            .await
-            .expect("json");
-        if let Some(status) = bookings
-            .iter()
-            .find(|b| b["booking_id"] == booking_id)
-            .and_then(|b| b["status"].as_str())
-            && status != "PENDING"
-        {
-            return status.to_owned();
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "booking {booking_id} did not finish"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        &format!("booking {booking_id} to finish"),
+        Patience::within(Duration::from_secs(30)).every(Duration::from_millis(100)),
+        || async {
+            let bookings: Vec<Value> = t
+                .http
+                .get(format!("{reservation}/admin/bookings"))
+                .send()
+                .await
+                .expect("GET")
+                .json()
+                .await
+                .expect("json");
+            bookings
+                .iter()
+                .find(|b| b["booking_id"] == booking_id)
+                .and_then(|b| b["status"].as_str())
+                .filter(|status| *status != "PENDING")
+                .map(str::to_owned)
+        },
+    )
+    .await
 }
 
 /// The JSON log lines of `service` containing `text`.
@@ -445,36 +433,34 @@ async fn a_message_delivered_twice_shows_its_duplicate_skip_under_the_original_t
     .expect("redeliver");
 
     let tempo = t.stack.endpoints().telemetry["tempo"].clone();
-    let started = Instant::now();
-    loop {
-        let found: Value = t
-            .http
-            .get(format!("{tempo}/api/search"))
-            .query(&[("q", "{ span.messaging.duplicate = true }")])
-            .send()
-            .await
-            .expect("GET")
-            .json()
-            .await
-            .expect("json");
-        if let Some(trace) = found["traces"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|tr| tr["traceID"] == trace_id.as_str())
-        {
-            assert_eq!(
-                trace["spanSet"]["spans"][0]["name"],
-                "process inventory.events"
-            );
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "no duplicate skip under trace {trace_id}: {found}"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    let trace = eventually(
+        &format!("a duplicate skip under trace {trace_id}"),
+        Patience::within(Duration::from_secs(20)).every(Duration::from_millis(300)),
+        || async {
+            let found: Value = t
+                .http
+                .get(format!("{tempo}/api/search"))
+                .query(&[("q", "{ span.messaging.duplicate = true }")])
+                .send()
+                .await
+                .expect("GET")
+                .json()
+                .await
+                .expect("json");
+            let trace = found["traces"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|tr| tr["traceID"] == trace_id.as_str())
+                .cloned();
+            trace.ok_or_else(|| format!("search found {found}"))
+        },
+    )
+    .await;
+    assert_eq!(
+        trace["spanSet"]["spans"][0]["name"],
+        "process inventory.events"
+    );
     let lines = log_lines(&t, "reservation", "duplicate message skipped").await;
     assert!(
         lines.iter().any(|l| l["trace_id"] == trace_id.as_str()),
@@ -493,18 +479,19 @@ async fn after_sigterm_no_span_of_a_finished_booking_is_missing() {
     );
     // The saga's last hop (BookingConfirmed → analytics) may still be in flight when reservation
     // reports CONFIRMED: stop nothing before analytics has applied it, or its span never exists.
-    let counted = Instant::now();
-    loop {
-        let summary: Value = t.analytics_summary().await;
-        if summary["confirmed"].as_i64() >= Some(1) {
-            break;
-        }
-        assert!(
-            counted.elapsed() < Duration::from_secs(20),
-            "analytics never counted the booking: {summary}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        "analytics to count the booking",
+        Patience::within(Duration::from_secs(20)).every(Duration::from_millis(100)),
+        || async {
+            let summary: Value = t.analytics_summary().await;
+            if summary["confirmed"].as_i64() >= Some(1) {
+                Ok(())
+            } else {
+                Err(summary.to_string())
+            }
+        },
+    )
+    .await;
     let tempo = t.stack.endpoints().telemetry["tempo"].clone();
     let before = t
         .http

@@ -10,14 +10,16 @@
 //! `/usr/bin/chromium`.
 
 use std::{
+    cell::Cell,
     collections::BTreeSet,
     path::PathBuf,
     process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use fantoccini::{Client, ClientBuilder, Locator, elements::Element};
 use faultline_contracts::http::BookingAccepted;
+use faultline_harness::wait::{Patience, eventually};
 use serde_json::{Value, json};
 
 use crate::helpers::{TestStack, start};
@@ -58,22 +60,20 @@ impl Chromedriver {
             url: format!("http://127.0.0.1:{port}"),
         };
         let http = reqwest::Client::new();
-        let started = Instant::now();
-        loop {
-            let status: Option<Value> =
-                match http.get(format!("{}/status", driver.url)).send().await {
-                    Ok(response) => response.json().await.ok(),
-                    Err(_) => None,
-                };
-            if status.is_some_and(|s| s["value"]["ready"] == true) {
-                return driver;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "chromedriver ({binary}) never became ready on port {port}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        eventually(
+            &format!("chromedriver ({binary}) to become ready on port {port}"),
+            Patience::within(Duration::from_secs(20)).every(Duration::from_millis(100)),
+            || async {
+                let status: Option<Value> =
+                    match http.get(format!("{}/status", driver.url)).send().await {
+                        Ok(response) => response.json().await.ok(),
+                        Err(_) => None,
+                    };
+                status.is_some_and(|s| s["value"]["ready"] == true)
+            },
+        )
+        .await;
+        driver
     }
 
     /// A headless Chromium session.
@@ -136,18 +136,19 @@ async fn booking_view(t: &TestStack, booking_id: &str) -> Value {
 
 /// Polls the booking until `done` says so.
 async fn until(t: &TestStack, booking_id: &str, what: &str, done: impl Fn(&Value) -> bool) {
-    let started = Instant::now();
-    loop {
-        let view = booking_view(t, booking_id).await;
-        if done(&view) {
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(40),
-            "booking {booking_id} never {what}: {view}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        &format!("booking {booking_id} to be {what}"),
+        Patience::within(Duration::from_secs(40)).every(Duration::from_millis(100)),
+        || async {
+            let view = booking_view(t, booking_id).await;
+            if done(&view) {
+                Ok(())
+            } else {
+                Err(view.to_string())
+            }
+        },
+    )
+    .await;
 }
 
 /// A booking the saga compensates after charging: payment's replies are held back past the
@@ -198,10 +199,9 @@ async fn compensated_booking(t: &TestStack) -> (String, String, String) {
 /// lines, and neither has grown for a while.
 async fn settled(t: &TestStack, trace_id: &str, services: &[&str]) {
     let capture = t.stack.endpoints().telemetry["tempo"].clone();
-    let started = Instant::now();
-    let mut last = (0, 0);
-    let mut steady = 0;
-    loop {
+    let last = Cell::new((0, 0));
+    let steady = Cell::new(0);
+    let look = || async {
         let trace: Value = match t
             .http
             .get(format!("{capture}/api/traces/{trace_id}"))
@@ -233,21 +233,23 @@ async fn settled(t: &TestStack, trace_id: &str, services: &[&str]) {
             .map(|s| s["values"].as_array().map_or(0, Vec::len))
             .sum::<usize>();
         let now = (spans.len(), lines);
-        if services.iter().all(|s| seen.contains(s)) && lines > 0 && now == last {
-            steady += 1;
-            if steady >= 3 {
-                return;
+        let previous = last.replace(now);
+        if services.iter().all(|s| seen.contains(s)) && lines > 0 && now == previous {
+            steady.set(steady.get() + 1);
+            if steady.get() >= 3 {
+                return Ok(());
             }
         } else {
-            steady = 0;
+            steady.set(0);
         }
-        last = now;
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "trace {trace_id} never settled: services {seen:?}, {lines} log lines"
-        );
-        tokio::time::sleep(Duration::from_millis(400)).await;
-    }
+        Err(format!("services {seen:?}, {lines} log lines"))
+    };
+    eventually(
+        &format!("trace {trace_id} to settle"),
+        Patience::within(Duration::from_secs(30)).every(Duration::from_millis(400)),
+        look,
+    )
+    .await;
 }
 
 async fn attr(element: &Element, name: &str) -> String {
@@ -261,39 +263,41 @@ async fn attr(element: &Element, name: &str) -> String {
 /// Polls the browser until it shows the page of `trace_id` (the page itself, no fragment: a
 /// link followed from a `#span-…` position has really navigated).
 async fn lands_on_trace(browser: &Client, trace_id: &str) {
-    let started = Instant::now();
-    loop {
-        let url = browser.current_url().await.expect("current url");
-        if url.path() == format!("/ui/trace/{trace_id}")
-            && url.fragment().is_none()
-            && let Ok(shown) = browser.find(Locator::Id("trace-id")).await
-            // Stale while a navigation replaces the page: look again.
-            && shown.text().await.is_ok_and(|t| t == trace_id)
-        {
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the browser is at {url}, not on trace {trace_id}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        &format!("the browser to show trace {trace_id}"),
+        Patience::within(Duration::from_secs(10)).every(Duration::from_millis(100)),
+        || async {
+            let url = browser.current_url().await.expect("current url");
+            if url.path() == format!("/ui/trace/{trace_id}")
+                && url.fragment().is_none()
+                && let Ok(shown) = browser.find(Locator::Id("trace-id")).await
+                // Stale while a navigation replaces the page: look again.
+                && shown.text().await.is_ok_and(|t| t == trace_id)
+            {
+                Ok(())
+            } else {
+                Err(format!("the browser is at {url}"))
+            }
+        },
+    )
+    .await;
 }
 
 /// Polls the browser until its URL's query contains `text`.
 async fn query_contains(browser: &Client, text: &str) {
-    let started = Instant::now();
-    loop {
-        let url = browser.current_url().await.expect("current url");
-        if url.query().is_some_and(|q| q.contains(text)) {
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the browser stayed at {url}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        &format!("the browser's URL query to contain {text:?}"),
+        Patience::within(Duration::from_secs(10)).every(Duration::from_millis(100)),
+        || async {
+            let url = browser.current_url().await.expect("current url");
+            if url.query().is_some_and(|q| q.contains(text)) {
+                Ok(())
+            } else {
+                Err(format!("the browser stayed at {url}"))
+            }
+        },
+    )
+    .await;
 }
 
 /// Where test artifacts go: `$CARGO_TARGET_DIR/test-artifacts`, or the workspace's target.

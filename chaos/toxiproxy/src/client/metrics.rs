@@ -3,6 +3,12 @@
 //! Only the two byte counters are read; other families (Go runtime metrics with
 //! `-runtime-metrics`) are skipped. Series of one proxy with different `listener`/`upstream`
 //! labels (the proxy was moved) are summed, since the runner asks "how much went through `db`".
+//!
+//! Why hand-written and not a crate: `prometheus-parse` (last release 2023) splits labels on
+//! `,` and `=`, so an escaped or comma-holding label value is misread, and it silently drops a
+//! sample whose value does not parse, where we want an error naming the line; `openmetrics-parser`
+//! is LGPL-3.0 and brings pest's derive macro; the others are single-release or unmaintained.
+//! We read two counter families, and reading them takes under a hundred lines here.
 
 use crate::api::{RECEIVED_BYTES_METRIC, SENT_BYTES_METRIC};
 use serde::{Deserialize, Serialize};

@@ -25,7 +25,7 @@ mod processes;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use faultline_capture::store::{Store, StoredLine};
@@ -35,18 +35,13 @@ use faultline_deploy_checks::{
     native::{self, NativeMap},
     repo, toxiproxy,
 };
+use faultline_harness::wait::{Patience, eventually};
 use faultline_querylang::logql;
 use forwarder::Forwarder;
 use processes::Children;
 use serde_json::Value;
 
-const SERVICES_IN_START_ORDER: [&str; 5] = [
-    "payment",
-    "inventory",
-    "reservation",
-    "analytics",
-    "gateway",
-];
+const SERVICES_IN_START_ORDER: [&str; 5] = faultline_contracts::topology::Service::ALL_NAMES;
 
 /// `host:port` of a URL such as `postgres://user@127.0.0.1:5432/db`.
 fn host_port(url: &str) -> String {
@@ -96,54 +91,55 @@ async fn final_status(
     token: &str,
     booking: &Booking,
 ) -> String {
-    let started = Instant::now();
-    loop {
-        let view: Value = http
-            .get(format!("{gateway}/bookings/{}", booking.booking_id))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("GET /bookings/{id}")
-            .json()
-            .await
-            .expect("json");
-        let status = view["status"].as_str().unwrap_or_default().to_owned();
-        if status != "PENDING" && !status.is_empty() {
-            return status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "booking {} stayed {status}",
-            booking.booking_id
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        &format!("booking {} to finish", booking.booking_id),
+        Patience::within(Duration::from_secs(60)).every(Duration::from_millis(100)),
+        || async {
+            let view: Value = http
+                .get(format!("{gateway}/bookings/{}", booking.booking_id))
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("GET /bookings/{id}")
+                .json()
+                .await
+                .expect("json");
+            let status = view["status"].as_str().unwrap_or_default().to_owned();
+            if status != "PENDING" && !status.is_empty() {
+                Ok(status)
+            } else {
+                Err(format!("it stayed {status:?}"))
+            }
+        },
+    )
+    .await
 }
 
 /// The lines (with their labels) of the given trace id, once `services` have all sent some.
 async fn settled_lines(store: &Store, trace_id: &str, services: &[&str]) -> Vec<StoredLine> {
-    let started = Instant::now();
-    loop {
-        let lines: Vec<StoredLine> = store.with_lines(|lines| {
-            lines
+    eventually(
+        &format!("log lines of trace {trace_id} from each of {services:?}"),
+        Patience::within(Duration::from_secs(30)).every(Duration::from_millis(200)),
+        || async {
+            let lines: Vec<StoredLine> = store.with_lines(|lines| {
+                lines
+                    .iter()
+                    .filter(|l| l.line.contains(trace_id))
+                    .cloned()
+                    .collect()
+            });
+            let seen: BTreeSet<&str> = lines
                 .iter()
-                .filter(|l| l.line.contains(trace_id))
-                .cloned()
-                .collect()
-        });
-        let seen: BTreeSet<&str> = lines
-            .iter()
-            .filter_map(|l| l.labels.get("service").map(String::as_str))
-            .collect();
-        if services.iter().all(|s| seen.contains(s)) {
-            return store.with_lines(<[StoredLine]>::to_vec);
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "log lines of trace {trace_id} came from {seen:?} only, expected {services:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+                .filter_map(|l| l.labels.get("service").map(String::as_str))
+                .collect();
+            if services.iter().all(|s| seen.contains(s)) {
+                Ok(store.with_lines(<[StoredLine]>::to_vec))
+            } else {
+                Err(format!("they came from {seen:?} only"))
+            }
+        },
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -422,22 +418,25 @@ async fn the_services_run_natively_with_their_compose_environment() {
         faultline_capture::tempo::Query::parse(compensated).expect("within the capture's subset");
     // Spans leave in batches (OTEL_BSP_SCHEDULE_DELAY, 5 s by default, as in compose), each
     // process on its own clock: wait until every service's spans of the trace are in.
-    let started = Instant::now();
-    loop {
-        let spans = store.trace(&cancelled.trace_id);
-        let services: BTreeSet<&str> = spans.iter().map(|s| &*s.service_name).collect();
-        let found = spans.iter().any(|span| traceql.matches(span));
-        let complete = ["gateway", "reservation", "inventory", "payment"]
-            .iter()
-            .all(|s| services.contains(s));
-        if found && complete {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "after 30 s the trace has spans of {services:?}; {compensated} finds it: {found}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually(
+        "every service's spans of the compensated trace, found by the panel's TraceQL",
+        Patience::within(Duration::from_secs(30)).every(Duration::from_millis(200)),
+        || async {
+            let spans = store.trace(&cancelled.trace_id);
+            let services: BTreeSet<&str> = spans.iter().map(|s| &*s.service_name).collect();
+            let found = spans.iter().any(|span| traceql.matches(span));
+            let complete = ["gateway", "reservation", "inventory", "payment"]
+                .iter()
+                .all(|s| services.contains(s));
+            if found && complete {
+                Ok(())
+            } else {
+                Err(format!(
+                    "the trace has spans of {services:?}; {compensated} finds it: {found}"
+                ))
+            }
+        },
+    )
+    .await;
     stop_capture.cancel();
 }

@@ -5,8 +5,10 @@ use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
+
+use faultline_harness::wait::{Patience, eventually};
 
 /// Builds the binaries of `packages` and returns each binary's path by name. The test runs
 /// inside `cargo test`, whose build lock is released while tests run, so this nested build
@@ -81,31 +83,31 @@ impl Children {
             .timeout(Duration::from_secs(2))
             .build()
             .expect("client");
-        let started = Instant::now();
-        loop {
-            let (_, child, log) = self
-                .children
-                .iter_mut()
-                .find(|(n, _, _)| n == name)
-                .expect("started");
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!(
-                    "{name} exited ({status}) with its compose environment:\n{}",
-                    std::fs::read_to_string(log).unwrap_or_default()
-                );
-            }
-            if let Ok(response) = http.get(url).send().await
-                && response.status().is_success()
-            {
-                return;
-            }
-            assert!(
-                started.elapsed() < limit,
-                "{name} was not ready at {url} after {limit:?}:\n{}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let (_, child, log) = self
+            .children
+            .iter_mut()
+            .find(|(n, _, _)| n == name)
+            .expect("started");
+        let log_of = |log: &Path| std::fs::read_to_string(log).unwrap_or_default();
+        eventually(
+            &format!("{name} to be ready at {url}"),
+            Patience::within(limit).every(Duration::from_millis(100)),
+            || {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!(
+                        "{name} exited ({status}) with its compose environment:\n{}",
+                        log_of(log)
+                    );
+                }
+                async {
+                    match http.get(url).send().await {
+                        Ok(response) if response.status().is_success() => Ok(()),
+                        _ => Err(format!("its log so far:\n{}", log_of(log))),
+                    }
+                }
+            },
+        )
+        .await;
     }
 }
 

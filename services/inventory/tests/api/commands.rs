@@ -6,10 +6,10 @@ use faultline_contracts::{
     messages::{HoldSeat, InventoryEvent},
     topics,
 };
-use faultline_harness::{Backend, both_backends, topic_reader};
+use faultline_harness::{Backend, both_backends, topic_reader, wait::eventually};
 use faultline_kit::messaging::{OutboundMessage, headers};
 
-use crate::helpers::{eventually, spawn_app};
+use crate::helpers::spawn_app;
 
 fn hold(booking: &str, seat: &str) -> HoldSeat {
     HoldSeat {

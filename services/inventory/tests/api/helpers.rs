@@ -1,7 +1,5 @@
 //! `spawn_app`: a broker, a database and the inventory application, as `main` builds it.
 
-use std::time::{Duration, Instant};
-
 use faultline_harness::{Backend, broker::EmbeddedBroker};
 use faultline_kit::{messaging::Producer, shutdown::CancellationToken, storage::Db};
 use inventory::{
@@ -88,21 +86,5 @@ impl TestApp {
             .fetch_one(self.db.pool())
             .await
             .expect("count")
-    }
-}
-
-/// Polls `check` until it is true or `limit` passes; panics with `what` on timeout.
-pub async fn eventually<F, Fut>(what: &str, limit: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let started = Instant::now();
-    while !check().await {
-        assert!(
-            started.elapsed() < limit,
-            "timed out after {limit:?} waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

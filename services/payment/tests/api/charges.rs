@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
-use faultline_harness::{Backend, both_backends};
+use faultline_harness::{
+    Backend, both_backends,
+    wait::{Patience, eventually},
+};
 use sqlx::{Connection as _, Executor as _};
 
 use crate::helpers::{charge_body, spawn_app};
@@ -251,18 +254,19 @@ async fn postgres_a_charge_whose_caller_gave_up_still_completes_and_replays() {
     );
     blocker.execute("COMMIT").await.expect("release the lock");
 
-    let mut status = 0;
-    for _ in 0..50 {
-        status = app
-            .charge("s9:charge", charge_body("alice", "b9", 100))
-            .await
-            .status()
-            .as_u16();
-        if status != 409 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let status = eventually(
+        "the abandoned charge to finish (409 while it is in flight)",
+        Patience::within(Duration::from_secs(5)).every(Duration::from_millis(100)),
+        || async {
+            let status = app
+                .charge("s9:charge", charge_body("alice", "b9", 100))
+                .await
+                .status()
+                .as_u16();
+            (status != 409).then_some(status)
+        },
+    )
+    .await;
     assert_eq!(
         status, 201,
         "the abandoned request completed and its answer is replayed"

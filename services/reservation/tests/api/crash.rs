@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use faultline_contracts::http::ReservationSummary;
-use faultline_harness::{Backend, both_backends, faulty_proxy::Mode};
+use faultline_harness::{Backend, both_backends, wait::eventually};
 use reservation::configuration::SagaSettings;
 
-use crate::helpers::{Options, eventually, spawn_system};
+use crate::helpers::{Options, spawn_system};
 
 both_backends!(a_reservation_killed_mid_saga_finishes_every_saga_after_restart);
 
@@ -27,7 +27,7 @@ async fn a_reservation_killed_mid_saga_finishes_every_saga_after_restart(backend
     };
     let mut system = spawn_system(backend, options).await;
     // Payment commits charges but reservation never hears back: sagas pile up in CHARGING.
-    system.proxy.set_mode(Mode::LoseReplies);
+    system.lose_payment_replies().await;
     let mut accepted = Vec::new();
     for i in 0..30 {
         accepted.push(
@@ -42,7 +42,7 @@ async fn a_reservation_killed_mid_saga_finishes_every_saga_after_restart(backend
     eventually(
         "several charges committed with their replies lost",
         Duration::from_secs(30),
-        || async { (system.proxy.lost_replies() >= 5).then_some(()) },
+        || async { system.committed_charges().await >= 5 },
     )
     .await;
     let before: ReservationSummary = system
@@ -54,7 +54,7 @@ async fn a_reservation_killed_mid_saga_finishes_every_saga_after_restart(backend
     );
 
     system.kill_reservation();
-    system.proxy.set_mode(Mode::Pass);
+    system.heal_payment_link().await;
     system.restart_reservation().await;
     for booking in &accepted {
         system

@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
-use faultline_harness::{Backend, both_backends, faulty_proxy::Mode};
+use faultline_harness::{Backend, both_backends, wait::eventually};
 use reservation::configuration::SagaSettings;
 
 use faultline_contracts::http::BookingAccepted;
 
-use crate::helpers::{Options, PRICE, TestSystem, eventually, spawn_system};
+use crate::helpers::{Options, PRICE, TestSystem, spawn_system};
 
 both_backends!(
     a_passed_hold_deadline_compensates_and_the_late_reply_changes_nothing,
@@ -159,12 +159,12 @@ async fn charge_with_its_reply_lost(backend: Backend, seat: &str) -> (TestSystem
         ..Options::default()
     };
     let system = spawn_system(backend, options).await;
-    system.proxy.set_mode(Mode::LoseReplies);
+    system.lose_payment_replies().await;
     let accepted = system.book("user-1", seat).await;
     eventually(
         "payment to commit a charge whose reply is lost",
         Duration::from_secs(20),
-        || async { (system.proxy.lost_replies() >= 1).then_some(()) },
+        || async { system.committed_charges().await >= 1 },
     )
     .await;
     (system, accepted)
@@ -172,12 +172,16 @@ async fn charge_with_its_reply_lost(backend: Backend, seat: &str) -> (TestSystem
 
 async fn a_lost_reply_is_retried_with_the_same_key_and_charged_once(backend: Backend) {
     let (system, accepted) = charge_with_its_reply_lost(backend, "sched-1-005").await;
-    system.proxy.set_mode(Mode::Pass);
+    let sent_while_lost = system.bytes_to_payment().await;
+    system.heal_payment_link().await;
     let booking = system
         .terminal(&accepted.booking_id, Duration::from_secs(30))
         .await;
     assert_eq!(booking.status, "CONFIRMED", "{booking:?}");
-    assert!(system.proxy.forwarded() >= 2, "the charge was sent again");
+    assert!(
+        system.bytes_to_payment().await > sent_while_lost,
+        "the charge was sent again"
+    );
     let summary = system.payment_summary().await;
     let net = summary
         .net_by_booking
@@ -195,7 +199,7 @@ async fn a_lost_reply_is_retried_with_the_same_key_and_charged_once(backend: Bac
 
 async fn a_charge_committed_then_unreachable_past_the_deadline_is_refunded_once(backend: Backend) {
     let (system, accepted) = charge_with_its_reply_lost(backend, "sched-1-006").await;
-    system.proxy.set_mode(Mode::BlackHole);
+    system.black_hole_payment().await;
     eventually(
         "the charge step deadline to pass",
         Duration::from_secs(20),
@@ -211,7 +215,7 @@ async fn a_charge_committed_then_unreachable_past_the_deadline_is_refunded_once(
         "REFUNDING",
         "no refund got through the black hole"
     );
-    system.proxy.set_mode(Mode::Pass);
+    system.heal_payment_link().await;
     let booking = system
         .terminal(&accepted.booking_id, Duration::from_secs(30))
         .await;

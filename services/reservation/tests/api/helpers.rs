@@ -1,21 +1,28 @@
 //! `spawn_system`: a broker, three databases, and inventory, payment and reservation built as
 //! their `main`s build them (reservation optionally as a real child process, for crash tests).
-//! Reservation reaches payment through a [`FaultyProxy`], so tests can lose replies.
+//! Reservation reaches payment through the embedded Toxiproxy (the chaos runner's proxy), so
+//! tests can lose payment's replies or black-hole its link with toxics.
 
 use std::{
     process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use faultline_contracts::http::{
     BookingAccepted, BookingView, PaymentSummary, ReservationSummary, SagaLogEntry, SeatView,
     WalletView,
 };
-use faultline_harness::{Backend, broker::EmbeddedBroker, faulty_proxy::FaultyProxy, invariants};
+use faultline_harness::{
+    Backend, broker::EmbeddedBroker, invariants, toxiproxy::EmbeddedToxiproxy, wait::eventually,
+};
 use faultline_kit::{config::CommonSettings, shutdown::CancellationToken};
+use faultline_toxiproxy::{Stream, Toxic};
 use reservation::configuration::{PaymentSettings, SagaSettings};
 
 pub const PRICE: i64 = 100;
+
+/// The Toxiproxy proxy between reservation and payment.
+const PAYMENT_PROXY: &str = "payment";
 
 /// What to build.
 #[derive(Debug, Clone)]
@@ -54,7 +61,8 @@ pub struct TestSystem {
     pub reservation: String,
     pub inventory: String,
     pub payment: String,
-    pub proxy: FaultyProxy,
+    /// The Toxiproxy server reservation reaches payment through.
+    pub toxiproxy: EmbeddedToxiproxy,
     pub http: reqwest::Client,
     pub initial_points: i64,
     reservation_process: Option<ReservationProcess>,
@@ -172,11 +180,15 @@ pub async fn spawn_system(backend: Backend, options: Options) -> TestSystem {
     tokio::spawn(payment_app.run_until_stopped(token.clone()));
     shutdowns.push(token);
 
-    let proxy = FaultyProxy::start(&payment).await.expect("proxy");
+    let toxiproxy = EmbeddedToxiproxy::start().await.expect("toxiproxy");
+    let proxy = toxiproxy
+        .proxy(PAYMENT_PROXY, payment.trim_start_matches("http://"))
+        .await
+        .expect("payment proxy");
     let payment_url = options
         .payment_url_override
         .clone()
-        .unwrap_or_else(|| proxy.url());
+        .unwrap_or_else(|| format!("http://{}", proxy.listen));
     let reservation_db = faultline_harness::database_url(backend, dir.path(), "reservation")
         .await
         .expect("db");
@@ -251,7 +263,7 @@ pub async fn spawn_system(backend: Backend, options: Options) -> TestSystem {
         reservation,
         inventory,
         payment,
-        proxy,
+        toxiproxy,
         http: reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
@@ -264,25 +276,6 @@ pub async fn spawn_system(backend: Backend, options: Options) -> TestSystem {
     system.wait_ready(&system.inventory).await;
     system.wait_ready(&system.reservation).await;
     system
-}
-
-/// Polls `check` until it returns `Some`, or panics with `what` after `limit`.
-pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let started = Instant::now();
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            started.elapsed() < limit,
-            "timed out after {limit:?} waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 impl TestSystem {
@@ -403,6 +396,53 @@ impl TestSystem {
             "invariants violated: {violations:#?}"
         );
         snapshot.bookings
+    }
+
+    /// Payment still receives and commits every request, but its replies never come back: a
+    /// `timeout` toxic (0: until removed) on the link's downstream.
+    pub async fn lose_payment_replies(&self) {
+        self.add_payment_toxic(Toxic::timeout("lose-replies", Stream::Downstream, 0))
+            .await;
+    }
+
+    /// Nothing reaches payment any more, and nothing comes back: a `timeout` toxic on the
+    /// upstream too.
+    pub async fn black_hole_payment(&self) {
+        self.add_payment_toxic(Toxic::timeout("black-hole", Stream::Upstream, 0))
+            .await;
+    }
+
+    /// Removes every toxic from the link to payment; Toxiproxy closes the connections a
+    /// `timeout` toxic held, so what they held is lost.
+    pub async fn heal_payment_link(&self) {
+        let client = self.toxiproxy.client();
+        let toxics = client.toxics(PAYMENT_PROXY).await.expect("toxics");
+        for toxic in toxics {
+            client
+                .remove_toxic(PAYMENT_PROXY, &toxic.name)
+                .await
+                .expect("remove toxic");
+        }
+    }
+
+    async fn add_payment_toxic(&self, toxic: Toxic) {
+        self.toxiproxy
+            .client()
+            .add_toxic(PAYMENT_PROXY, &toxic)
+            .await
+            .unwrap_or_else(|e| panic!("adding toxic {}: {e}", toxic.name));
+    }
+
+    /// Bytes of requests that reached payment through the proxy so far.
+    pub async fn bytes_to_payment(&self) -> u64 {
+        let metrics = self.toxiproxy.client().metrics().await.expect("metrics");
+        metrics.proxy(PAYMENT_PROXY).upstream_sent
+    }
+
+    /// Charges payment committed, over every booking.
+    pub async fn committed_charges(&self) -> i64 {
+        let summary = self.payment_summary().await;
+        summary.net_by_booking.iter().map(|net| net.charges).sum()
     }
 
     /// SIGKILLs the reservation child process.
