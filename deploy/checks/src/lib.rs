@@ -32,6 +32,7 @@ pub mod backends;
 pub mod compose;
 pub mod compose_checks;
 pub mod grafana;
+pub mod k8s;
 pub mod logql;
 pub mod native;
 pub mod repo;
