@@ -25,5 +25,5 @@ pub use settings::{
     Load, STANDARD_ENV, check_env_names, config_file, environment, settings_source, unread_settings,
 };
 pub use workloads::{
-    HEALTH_PATH, IMAGE, READY_PATH, check_probes, check_selectors, check_workloads,
+    HEALTH_PATH, IMAGE, READY_PATH, check_namespace, check_probes, check_selectors, check_workloads,
 };

@@ -63,6 +63,7 @@ fn problems(files: &[(String, String)]) -> Problems {
     let proxies = toxiproxy::load().expect("toxiproxy.json parses");
     problems.extend(k8s::check_workloads(&manifests, &compose_checks::SERVICES));
     problems.extend(k8s::check_selectors(&manifests));
+    problems.extend(k8s::check_namespace(&manifests));
     let mut compose_reach = BTreeMap::new();
     for name in compose_checks::SERVICES {
         let Some(deployment) = manifests.deployment(name) else {
@@ -231,6 +232,12 @@ fn a_field_the_api_does_not_know_or_a_wrong_type_is_caught() {
         "analytics.yaml",
         "kind: PodDisruptionBudget",
         "kind: PodBudget",
+    );
+    // An object outside the namespace (where nothing it names exists).
+    caught(
+        "config.yaml",
+        "  namespace: faultline",
+        "  namespace: default",
     );
 }
 

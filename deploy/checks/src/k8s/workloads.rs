@@ -87,6 +87,52 @@ pub fn check_workloads(manifests: &Manifests, names: &[&str]) -> Problems {
     problems
 }
 
+/// One Namespace, and every other object in it (selectors and references never cross
+/// namespaces, so one object elsewhere would be cut off from the rest).
+pub fn check_namespace(manifests: &Manifests) -> Problems {
+    let [namespace] = manifests.namespaces.as_slice() else {
+        return vec![format!(
+            "{} Namespaces, not one",
+            manifests.namespaces.len()
+        )];
+    };
+    let wanted = meta_name(&namespace.metadata);
+    let metas = manifests
+        .deployments
+        .iter()
+        .map(|o| ("Deployment", &o.metadata))
+        .chain(manifests.services.iter().map(|o| ("Service", &o.metadata)))
+        .chain(
+            manifests
+                .budgets
+                .iter()
+                .map(|o| ("PodDisruptionBudget", &o.metadata)),
+        )
+        .chain(
+            manifests
+                .policies
+                .iter()
+                .map(|o| ("NetworkPolicy", &o.metadata)),
+        )
+        .chain(
+            manifests
+                .config_maps
+                .iter()
+                .map(|o| ("ConfigMap", &o.metadata)),
+        )
+        .chain(manifests.secrets.iter().map(|o| ("Secret", &o.metadata)));
+    metas
+        .filter(|(_, meta)| meta.namespace.as_deref() != Some(wanted))
+        .map(|(kind, meta)| {
+            format!(
+                "{kind} {} is in namespace {:?}, not {wanted}",
+                meta_name(meta),
+                meta.namespace
+            )
+        })
+        .collect()
+}
+
 /// Every selector selects pods that exist: a Deployment's own pods; each Service's, PDB's and
 /// NetworkPolicy's exactly one Deployment's (and a Service's target port is a port of theirs).
 pub fn check_selectors(manifests: &Manifests) -> Problems {
