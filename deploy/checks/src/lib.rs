@@ -24,6 +24,8 @@
 //!   annotation). Queries are parsed (and LogQL evaluated on lines) by `faultline-querylang`,
 //!   the parser the capture answers them with.
 //! - [`backends`]: the Tempo and Loki configs against the keys their pinned versions accept.
+//! - [`k8s`]: the Kubernetes manifests (deploy/k8s) against the k8s-openapi types, the services'
+//!   settings and compose's links.
 //! - [`native`]: the compose environment of a service rewritten for a native run (compose
 //!   addresses to local ones), used by the native test.
 
@@ -31,6 +33,7 @@ pub mod backends;
 pub mod compose;
 pub mod compose_checks;
 pub mod grafana;
+pub mod k8s;
 pub mod native;
 pub mod repo;
 pub mod topology;
