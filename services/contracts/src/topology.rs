@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Deserializer, Serialize, Serializer, de::Error as _};
+
 use crate::topics;
 
 /// One of the five services.
@@ -217,6 +219,39 @@ impl fmt::Display for Link {
     }
 }
 
+/// Serialized by name (a service's, a topic's, a link's proxy's), and deserialized only from a
+/// name that exists, with an error that lists the names that do.
+macro_rules! by_name {
+    ($type:ty, $what:literal, $name:expr, $all:expr) => {
+        impl Serialize for $type {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let name: fn(&$type) -> &'static str = $name;
+                serializer.serialize_str(name(self))
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $type {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(deserializer)?;
+                let name: fn(&$type) -> &'static str = $name;
+                $all.into_iter()
+                    .find(|item| name(item) == text)
+                    .ok_or_else(|| {
+                        let names: Vec<&str> = $all.iter().map(name).collect();
+                        D::Error::custom(format!(
+                            concat!("unknown ", $what, " {:?} (one of {:?})"),
+                            text, names
+                        ))
+                    })
+            }
+        }
+    };
+}
+
+by_name!(Service, "service", |s| s.name(), Service::ALL);
+by_name!(Topic, "topic", |t| t.name(), Topic::ALL);
+by_name!(Link, "link", |l| l.proxy_name(), Link::ALL);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,6 +292,19 @@ mod tests {
             }
         }
         assert_eq!(Link::of_stack(false).count(), 5);
+        let parsed: Link = serde_json::from_str("\"reservation-postgres\"").expect("a link");
+        assert_eq!(parsed, Link::Postgres(Service::Reservation));
+        assert_eq!(
+            serde_json::to_string(&parsed).expect("json"),
+            "\"reservation-postgres\""
+        );
+        let error = serde_json::from_str::<Link>("\"nowhere\"").expect_err("no such link");
+        assert!(
+            error
+                .to_string()
+                .starts_with("unknown link \"nowhere\" (one of [\"kafka\""),
+            "{error}"
+        );
         assert_eq!(Link::of_stack(true).count(), 9);
     }
 }

@@ -320,15 +320,15 @@ pub struct FaultSpec {
     /// The Toxiproxy proxy of the link (network faults).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "link_schema")]
-    pub link: Option<String>,
+    pub link: Option<Link>,
     /// The service (kill).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "service_schema")]
-    pub service: Option<String>,
+    pub service: Option<Service>,
     /// The topic (republish, poison).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "topic_schema")]
-    pub topic: Option<String>,
+    pub topic: Option<Topic>,
     /// Messages to publish (republish, poison).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<u32>,
@@ -639,7 +639,8 @@ impl FaultSpec {
             fault: fault.kind.name().to_owned(),
             at_ms: fault.at_ms,
             for_ms: fault.for_ms,
-            link: fault.kind.link().map(str::to_owned),
+            // A fault of a plan was checked against the topology when it was made.
+            link: fault.kind.link().and_then(Link::parse),
             service: None,
             topic: None,
             count: None,
@@ -657,9 +658,9 @@ impl FaultSpec {
                 spec.jitter_ms = Some(*jitter_ms);
             }
             FaultKind::ResetPeer { timeout_ms, .. } => spec.timeout_ms = Some(*timeout_ms),
-            FaultKind::Kill { service } => spec.service = Some(service.clone()),
+            FaultKind::Kill { service } => spec.service = Service::parse(service),
             FaultKind::Republish { topic, count } | FaultKind::Poison { topic, count } => {
-                spec.topic = Some(topic.clone());
+                spec.topic = Topic::parse(topic);
                 spec.count = Some(*count);
             }
             FaultKind::Blackhole { .. }
@@ -674,12 +675,12 @@ impl FaultSpec {
     pub fn to_fault(&self) -> anyhow::Result<Fault> {
         let link = || {
             self.link
-                .clone()
+                .map(|link| link.proxy_name().to_owned())
                 .ok_or_else(|| anyhow::anyhow!("needs link (one of {:?})", link_names()))
         };
         let topic = || {
             self.topic
-                .clone()
+                .map(|topic| topic.name().to_owned())
                 .ok_or_else(|| anyhow::anyhow!("needs topic (one of {:?})", topic_names()))
         };
         let count = || self.count.ok_or_else(|| anyhow::anyhow!("needs count"));
@@ -694,25 +695,22 @@ impl FaultSpec {
             "blackhole" => FaultKind::Blackhole { link: link()? },
             "refuse" => FaultKind::Refuse { link: link()? },
             "lost-acks" => FaultKind::LostAcks {
-                link: self
-                    .link
-                    .clone()
-                    .unwrap_or_else(|| Link::Kafka.proxy_name().into()),
+                link: self.link.unwrap_or(Link::Kafka).proxy_name().into(),
             },
             "cut-consumers" => FaultKind::CutConsumers {
-                link: self
-                    .link
-                    .clone()
-                    .unwrap_or_else(|| Link::Kafka.proxy_name().into()),
+                link: self.link.unwrap_or(Link::Kafka).proxy_name().into(),
             },
             "reset-peer" => FaultKind::ResetPeer {
                 link: link()?,
                 timeout_ms: self.timeout_ms.unwrap_or(0),
             },
             "kill" => FaultKind::Kill {
-                service: self.service.clone().ok_or_else(|| {
-                    anyhow::anyhow!("needs service (one of {:?})", service_names())
-                })?,
+                service: self
+                    .service
+                    .map(|service| service.name().to_owned())
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("needs service (one of {:?})", service_names())
+                    })?,
             },
             "republish" => FaultKind::Republish {
                 topic: topic()?,

@@ -375,7 +375,7 @@ fn cannot_play(scenario: &crate::chaos::scenario::Scenario, target: &Target) -> 
         .nemesis
         .iter()
         .filter(|fault| fault.fault == "kill")
-        .filter_map(|fault| fault.service.as_deref())
+        .filter_map(|fault| fault.service.map(|service| service.name()))
         .collect();
     (target.kind() == "remote" && !kills.is_empty()).then(|| {
         format!(
