@@ -481,6 +481,10 @@ async fn shrink(
             print!("attempt {number}/{max}: {step} → {size} … ");
             let _ = std::io::stdout().flush();
         }
+        shrink::Progress::Confirming { size } => {
+            print!("confirming {size} (it must fail again) … ");
+            let _ = std::io::stdout().flush();
+        }
         shrink::Progress::Tried {
             still_fails,
             outcome,

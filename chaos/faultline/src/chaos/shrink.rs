@@ -19,7 +19,10 @@
 //! - **Durations**: halve each lasting fault while it still fails, down to [`MIN_FAULT_MS`].
 //!
 //! If dropping or shortening faults got anywhere, the passes run again while attempts remain.
-//! The search stops at `--max-attempts` ([`DEFAULT_MAX_ATTEMPTS`]); a candidate never runs twice.
+//! The search stops at `--max-attempts` ([`DEFAULT_MAX_ATTEMPTS`]); a candidate never runs twice
+//! during it. Then the smallest plan that failed runs once more, and is written only if it fails
+//! again (faults such as lost acknowledgements depend on timing); if it does not, the next
+//! smaller plan that failed is confirmed the same way, down to the recorded run's own plan.
 //!
 //! A candidate *still fails* when every invariant that failed in the recorded run fails again —
 //! not on any failure, an unknown verdict or an abort. Chaos runs are not deterministic: a
@@ -149,6 +152,9 @@ pub enum Progress<'a> {
         outcome: &'a str,
         run_dir: Option<&'a Path>,
     },
+    /// A plan that failed once runs again before it is written: faults such as lost
+    /// acknowledgements depend on timing, and a plan that failed by chance would not reproduce.
+    Confirming { size: Size },
 }
 
 /// How the search ended.
@@ -235,7 +241,32 @@ pub async fn shrink(
     };
 
     let mut shrinker = Shrinker::new(plan.clone(), options.max_attempts);
-    let mut failing_run = run_dir.clone();
+    // Every plan that failed, smallest last, with its run.
+    let mut failed_plans: Vec<(Plan, PathBuf)> = Vec::new();
+    let attempt = |number: String, plan: Plan| {
+        let file = attempts_dir.join(format!("attempt-{number}.toml"));
+        let scenario = &scenario;
+        let target = target.clone();
+        async move {
+            std::fs::write(
+                &file,
+                scenario_text(&shrunk_scenario(scenario, &plan), &[])?,
+            )
+            .with_context(|| format!("writing {}", file.display()))?;
+            let outcome = run::run(&RunOptions {
+                scenario: file,
+                runs_dir: options.runs_dir.clone(),
+                target,
+                exe: options.exe.clone(),
+                progress: options.progress,
+                break_inbox_for_test: broken_inbox,
+                load_scale: 1.0,
+                seed: None,
+            })
+            .await;
+            Ok::<_, anyhow::Error>(outcome)
+        }
+    };
     while !interrupted.load(Ordering::SeqCst) {
         let Some(candidate) = shrinker.next_candidate() else {
             break;
@@ -247,27 +278,11 @@ pub async fn shrink(
             step: &candidate.step,
             size: Size::of(&candidate.plan),
         });
-        let file = attempts_dir.join(format!("attempt-{number:02}.toml"));
-        std::fs::write(
-            &file,
-            scenario_text(&shrunk_scenario(&scenario, &candidate.plan), &[])?,
-        )
-        .with_context(|| format!("writing {}", file.display()))?;
-        let outcome = run::run(&RunOptions {
-            scenario: file,
-            runs_dir: options.runs_dir.clone(),
-            target: target.clone(),
-            exe: options.exe.clone(),
-            progress: options.progress,
-            break_inbox_for_test: broken_inbox,
-            load_scale: 1.0,
-            seed: None,
-        })
-        .await;
+        let outcome = attempt(format!("{number:02}"), candidate.plan.clone()).await?;
         let (fails, words) = judge(&required, outcome.results.as_ref(), outcome.error);
         shrinker.record(fails);
         if fails && let Some(dir) = &outcome.run_dir {
-            failing_run = dir.clone();
+            failed_plans.push((candidate.plan.clone(), dir.clone()));
         }
         report(Progress::Tried {
             still_fails: fails,
@@ -275,9 +290,32 @@ pub async fn shrink(
             run_dir: outcome.run_dir.as_deref(),
         });
     }
+    // The smallest plan that fails again; the recorded run's own plan if none does.
+    let mut best = plan.clone();
+    let mut failing_run = run_dir.clone();
+    while let Some((candidate, first_run)) = failed_plans.pop() {
+        if interrupted.load(Ordering::SeqCst) {
+            break;
+        }
+        report(Progress::Confirming {
+            size: Size::of(&candidate),
+        });
+        let number = format!("confirm-{}", failed_plans.len() + 1);
+        let outcome = attempt(number, candidate.clone()).await?;
+        let (fails, words) = judge(&required, outcome.results.as_ref(), outcome.error);
+        report(Progress::Tried {
+            still_fails: fails,
+            outcome: &words,
+            run_dir: outcome.run_dir.as_deref(),
+        });
+        if fails {
+            best = candidate;
+            failing_run = outcome.run_dir.unwrap_or(first_run);
+            break;
+        }
+    }
     listener.abort();
-
-    let best = shrinker.best();
+    let best = &best;
     let (original, shrunk) = (Size::of(&plan), Size::of(best));
     let file = options
         .out
