@@ -109,6 +109,12 @@ pub struct Totals {
 }
 
 pub async fn totals(db: &Db) -> Result<Totals, sqlx::Error> {
+    // Read first: the counters read after it hold at least the events it counts (each event's
+    // counters and position commit together), so a caller waiting for N events sees them all.
+    let events_applied: i64 =
+        sqlx::query_scalar("SELECT CAST(COALESCE(SUM(events), 0) AS BIGINT) FROM stream_position")
+            .fetch_one(db.pool())
+            .await?;
     let counts = sqlx::query(
         "SELECT CAST(COALESCE(SUM(confirmed), 0) AS BIGINT) AS confirmed, \
                 CAST(COALESCE(SUM(cancelled), 0) AS BIGINT) AS cancelled, \
@@ -118,10 +124,6 @@ pub async fn totals(db: &Db) -> Result<Totals, sqlx::Error> {
     .await?;
     let revenue: i64 =
         sqlx::query_scalar("SELECT CAST(COALESCE(SUM(revenue), 0) AS BIGINT) FROM concert_stats")
-            .fetch_one(db.pool())
-            .await?;
-    let events_applied: i64 =
-        sqlx::query_scalar("SELECT CAST(COALESCE(SUM(events), 0) AS BIGINT) FROM stream_position")
             .fetch_one(db.pool())
             .await?;
     Ok(Totals {

@@ -119,6 +119,14 @@ impl<T: serde::Serialize> IntoResponse for Json<T> {
 /// Parses a JSON body read as bytes (kept whole for an idempotency fingerprint): malformed JSON
 /// → 400, well-formed JSON of the wrong shape → 422, both problem+json.
 pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    // Every request body is a JSON object; serde would also read a struct from an array of its
+    // fields (`[]` is a struct whose fields all have defaults), which no schema here allows.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(match serde_json::from_slice::<serde_json::Value>(body) {
+            Ok(_) => ApiError::unprocessable("invalid request: the body must be a JSON object"),
+            Err(e) => ApiError::bad_request(format!("malformed JSON: {e}")),
+        });
+    }
     serde_json::from_slice(body).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => {
             ApiError::unprocessable(format!("invalid request: {e}"))

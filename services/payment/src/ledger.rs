@@ -116,15 +116,28 @@ pub async fn charge(
     }
     let charge_id = uuid::Uuid::now_v7().to_string();
     let now = now_ms();
-    let debited: Option<i64> = sqlx::query_scalar(
-        "UPDATE wallets SET balance = balance - $1, updated_at = $2 \
-         WHERE user_id = $3 AND balance >= $1 RETURNING balance",
+    // A booking is charged once: the saga retries under its one key (answered above), so a
+    // second key for a booking already charged is a caller's mistake, declined before any
+    // points move.
+    let already_charged: Option<String> = sqlx::query_scalar(
+        "SELECT charge_key FROM charges WHERE booking_id = $1 AND status = 'CHARGED' LIMIT 1",
     )
-    .bind(amount.value())
-    .bind(now)
-    .bind(user.as_str())
+    .bind(booking_id)
     .fetch_optional(&mut **tx)
     .await?;
+    let debited: Option<i64> = if already_charged.is_some() {
+        None
+    } else {
+        sqlx::query_scalar(
+            "UPDATE wallets SET balance = balance - $1, updated_at = $2 \
+         WHERE user_id = $3 AND balance >= $1 RETURNING balance",
+        )
+        .bind(amount.value())
+        .bind(now)
+        .bind(user.as_str())
+        .fetch_optional(&mut **tx)
+        .await?
+    };
     let (status, outcome) = match debited {
         Some(balance_after) => {
             write_ledger(
@@ -151,10 +164,15 @@ pub async fn charge(
                 ChargeOutcome::Declined {
                     charge_id: charge_id.clone(),
                     balance,
-                    reason: format!(
-                        "insufficient points: balance {balance} < amount {}",
-                        amount.value()
-                    ),
+                    reason: match &already_charged {
+                        Some(key) => format!(
+                            "booking {booking_id} is already charged under another key ({key})"
+                        ),
+                        None => format!(
+                            "insufficient points: balance {balance} < amount {}",
+                            amount.value()
+                        ),
+                    },
                 },
             ),
         },
@@ -178,8 +196,9 @@ pub async fn charge(
 /// The common charge — a new key and enough points — in one round trip on PostgreSQL: the key
 /// check, the debit, its ledger entry and the charge row, each write only if the debit
 /// matched. Every statement costs the server a wake-up and a proxy hop, and statements per
-/// saga bound the rate there (ARCHITECTURE.md). `None` when the key exists or the debit did
-/// not match (nothing was written): the step-by-step path answers those.
+/// saga bound the rate there (ARCHITECTURE.md). `None` when the key exists, the booking is
+/// already charged, or the debit did not match (nothing was written): the step-by-step path
+/// answers those.
 async fn charge_in_one_statement(
     tx: &mut Tx,
     charge_key: &str,
@@ -192,6 +211,7 @@ async fn charge_in_one_statement(
         "WITH existing AS (SELECT 1 FROM charges WHERE charge_key = $1), \
          debited AS (UPDATE wallets SET balance = balance - $2, updated_at = $3 \
            WHERE user_id = $4 AND balance >= $2 AND NOT EXISTS (SELECT 1 FROM existing) \
+             AND NOT EXISTS (SELECT 1 FROM charges WHERE booking_id = $6 AND status = 'CHARGED') \
            RETURNING balance), \
          entry AS (INSERT INTO ledger (id, user_id, booking_id, kind, amount, op_key, created_at) \
            SELECT $5, $4, $6, 'CHARGE', -$2, $1, $3 FROM debited), \
