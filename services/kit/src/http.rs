@@ -224,3 +224,37 @@ pub async fn serve(
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Defaults {
+        #[serde(default)]
+        #[allow(dead_code)]
+        items: Vec<u32>,
+    }
+
+    #[test]
+    fn only_a_json_object_is_a_request_body() {
+        assert!(parse_json::<Defaults>(br#" {"items": [1]}"#).is_ok());
+        // serde alone would read these as a struct of defaults (or of its fields in order).
+        for body in [&b"[]"[..], b"[[1]]", b"7", b"\"x\""] {
+            let error = parse_json::<Defaults>(body).expect_err("not an object");
+            assert_eq!(error.status, StatusCode::UNPROCESSABLE_ENTITY, "{body:?}");
+        }
+        assert_eq!(
+            parse_json::<Defaults>(b"[1,")
+                .expect_err("malformed")
+                .status,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            parse_json::<Defaults>(b"{\"items\": [1")
+                .expect_err("malformed")
+                .status,
+            StatusCode::BAD_REQUEST
+        );
+    }
+}

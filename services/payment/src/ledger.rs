@@ -118,25 +118,28 @@ pub async fn charge(
     let now = now_ms();
     // A booking is charged once: the saga retries under its one key (answered above), so a
     // second key for a booking already charged is a caller's mistake, declined before any
-    // points move.
-    let already_charged: Option<String> = sqlx::query_scalar(
-        "SELECT charge_key FROM charges WHERE booking_id = $1 AND status = 'CHARGED' LIMIT 1",
+    // points move. The debit's guard says so in the same statement; only a refused debit asks
+    // why (no extra statement on the common path).
+    let debited: Option<i64> = sqlx::query_scalar(
+        "UPDATE wallets SET balance = balance - $1, updated_at = $2 \
+         WHERE user_id = $3 AND balance >= $1 \
+           AND NOT EXISTS (SELECT 1 FROM charges WHERE booking_id = $4 AND status = 'CHARGED') \
+         RETURNING balance",
     )
+    .bind(amount.value())
+    .bind(now)
+    .bind(user.as_str())
     .bind(booking_id)
     .fetch_optional(&mut **tx)
     .await?;
-    let debited: Option<i64> = if already_charged.is_some() {
-        None
-    } else {
-        sqlx::query_scalar(
-            "UPDATE wallets SET balance = balance - $1, updated_at = $2 \
-         WHERE user_id = $3 AND balance >= $1 RETURNING balance",
+    let already_charged: Option<String> = match debited {
+        Some(_) => None,
+        None => sqlx::query_scalar(
+            "SELECT charge_key FROM charges WHERE booking_id = $1 AND status = 'CHARGED' LIMIT 1",
         )
-        .bind(amount.value())
-        .bind(now)
-        .bind(user.as_str())
+        .bind(booking_id)
         .fetch_optional(&mut **tx)
-        .await?
+        .await?,
     };
     let (status, outcome) = match debited {
         Some(balance_after) => {

@@ -142,6 +142,11 @@ impl Target {
         }
     }
 
+    /// A stack the runner did not start (it cannot kill its processes).
+    pub fn is_remote(&self) -> bool {
+        matches!(self.backend, Backend::Remote)
+    }
+
     /// `embedded` or `remote`, as run.json records a target.
     pub fn kind(&self) -> &'static str {
         match self.backend {

@@ -377,7 +377,7 @@ fn cannot_play(scenario: &crate::chaos::scenario::Scenario, target: &Target) -> 
         .filter(|fault| fault.fault == "kill")
         .filter_map(|fault| fault.service.map(|service| service.name()))
         .collect();
-    (target.kind() == "remote" && !kills.is_empty()).then(|| {
+    (target.is_remote() && !kills.is_empty()).then(|| {
         format!(
             "Skipped: this act kills {} with SIGKILL, which the runner can do only to the stack it \
              started (`faultline demo` without --target).",
@@ -416,7 +416,7 @@ async fn play_acts(
             continue;
         }
         let file = acts_dir.join(format!("{}.toml", scenario.name));
-        if target.kind() == "remote" {
+        if target.is_remote() {
             // A running stack keeps its own Kafka client settings, where librdkafka's 30 s
             // request timeout (not the tour stack's 1.5 s) decides when what lost
             // acknowledgements left in flight is sent again: the act waits that much longer

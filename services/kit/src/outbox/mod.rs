@@ -21,13 +21,20 @@ use crate::{
     storage::{Tx, now_ms},
 };
 
+/// The outbox's columns a message fills, once for both inserts below.
+macro_rules! outbox_insert {
+    () => {
+        "INSERT INTO outbox (id, topic, message_key, payload, headers, created_at)"
+    };
+}
+
 /// Writes an already-built message into the outbox inside `tx` (keeps its id and headers); the
 /// caller wakes the relay after its commit ([`Outbox::notify`] or [`Outbox::commit`]).
 pub async fn write(tx: &mut Tx, message: &OutboundMessage) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO outbox (id, topic, message_key, payload, headers, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
+    sqlx::query(concat!(
+        outbox_insert!(),
+        " VALUES ($1, $2, $3, $4, $5, $6)"
+    ))
     .bind(&message.id)
     .bind(&message.topic)
     .bind(&message.key)
@@ -47,14 +54,14 @@ pub async fn write(tx: &mut Tx, message: &OutboundMessage) -> Result<(), sqlx::E
 pub fn insert_from(source: &str, first: usize) -> String {
     let p = |n: usize| format!("${}", first + n);
     format!(
-        "INSERT INTO outbox (id, topic, message_key, payload, headers, created_at) \
-         SELECT {}, {}, {}, {}, {}, {} FROM {source}",
+        concat!(outbox_insert!(), " SELECT {}, {}, {}, {}, {}, {} FROM {}"),
         p(0),
         p(1),
         p(2),
         p(3),
         p(4),
-        p(5)
+        p(5),
+        source
     )
 }
 

@@ -16,6 +16,7 @@ both_backends!(
     bad_requests_get_clear_errors_and_change_nothing,
     a_charge_beyond_the_balance_is_declined_and_the_balance_never_goes_negative,
     a_refund_gives_back_once_and_voids_a_charge_that_has_not_arrived,
+    a_booking_already_charged_is_not_charged_again_under_another_key,
 );
 
 async fn a_repeated_key_replays_the_stored_answer_and_charges_once(backend: Backend) {
@@ -67,6 +68,33 @@ async fn a_key_reused_for_another_request_is_refused(backend: Backend) {
     assert_eq!(misuse.status(), 422);
     assert_eq!(misuse.headers()["content-type"], "application/problem+json");
     assert_eq!(app.balance("alice").await, 400);
+}
+
+async fn a_booking_already_charged_is_not_charged_again_under_another_key(backend: Backend) {
+    let app = spawn_app(backend).await;
+    assert_eq!(
+        app.charge("first", charge_body("alice", "b1", 100))
+            .await
+            .status(),
+        201
+    );
+    let again = app.charge("second", charge_body("alice", "b1", 100)).await;
+    assert_eq!(again.status(), 402);
+    let body: serde_json::Value = again.json().await.expect("json");
+    assert!(
+        body["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("already charged under another key")),
+        "{body}"
+    );
+    assert_eq!(app.balance("alice").await, 400, "charged once");
+    // Another booking of the same user is charged as usual.
+    assert_eq!(
+        app.charge("third", charge_body("alice", "b2", 100))
+            .await
+            .status(),
+        201
+    );
 }
 
 async fn bad_requests_get_clear_errors_and_change_nothing(backend: Backend) {
