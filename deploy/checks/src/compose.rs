@@ -1,5 +1,5 @@
 //! The compose file as the checks see it: services with their image, command, environment,
-//! dependencies, healthcheck, ports, networks and volumes; and compose's `${VAR}`
+//! dependencies, healthcheck, ports, networks, volumes and replicas; and compose's `${VAR}`
 //! interpolation, so a value can be read as `docker compose up` would see it with no `.env`.
 
 use std::collections::BTreeMap;
@@ -27,6 +27,12 @@ pub struct Service {
     pub volumes: Vec<String>,
     pub profiles: Vec<String>,
     pub restart: Option<String>,
+    /// `deploy.replicas` as written; compose runs one container when it is absent.
+    pub replicas: Option<u64>,
+    /// A fixed container name, which only one container can have.
+    pub container_name: Option<String>,
+    /// A fixed host name, which every replica would share.
+    pub hostname: Option<String>,
 }
 
 /// A parsed compose file.
@@ -112,7 +118,17 @@ fn parse_service(name: &str, body: &Value) -> anyhow::Result<Service> {
         volumes: list(body.get("volumes")),
         profiles: list(body.get("profiles")),
         restart: text("restart"),
+        replicas: body.pointer("/deploy/replicas").and_then(replica_count),
+        container_name: text("container_name"),
+        hostname: text("hostname"),
     })
+}
+
+/// A replica count, written as a number or a quoted one.
+fn replica_count(value: &Value) -> Option<u64> {
+    value
+        .as_u64()
+        .or_else(|| value.as_str().and_then(|s| s.parse().ok()))
 }
 
 /// A scalar as compose reads it (`8080` and `"8080"` are the same string).
@@ -335,6 +351,19 @@ mod tests {
         assert_eq!(compose.services["a"].depends_on["b"], "service_started");
         assert_eq!(compose.services["b"].environment["K"], "v");
         assert_eq!(compose.services["b"].depends_on["a"], "service_healthy");
+    }
+
+    #[test]
+    fn replicas_container_name_and_hostname_are_read() {
+        let compose = Compose::parse(
+            "x: &base\n  deploy:\n    replicas: 2\nservices:\n  a:\n    <<: *base\n    image: x:1\n  b:\n    image: y:2\n    container_name: b-1\n    hostname: b\n    deploy:\n      replicas: \"3\"\n  c:\n    image: z:3\n",
+        )
+        .expect("parses");
+        assert_eq!(compose.services["a"].replicas, Some(2));
+        assert_eq!(compose.services["b"].replicas, Some(3));
+        assert_eq!(compose.services["b"].container_name.as_deref(), Some("b-1"));
+        assert_eq!(compose.services["b"].hostname.as_deref(), Some("b"));
+        assert_eq!(compose.services["c"].replicas, None);
     }
 
     #[test]

@@ -443,7 +443,7 @@ pub fn check_topics(compose: &Compose, job: &str, expected: &[&str], partitions:
             "{job} creates {created:?}; the contracts name {wanted:?}"
         ));
     }
-    if !script.contains(&format!("--partitions {partitions}")) {
+    if topic_partitions(compose, job) != Some(partitions) {
         problems.push(format!(
             "{job}: topics need {partitions} partitions, as on the embedded broker"
         ));
@@ -462,6 +462,18 @@ pub fn check_topics(compose: &Compose, job: &str, expected: &[&str], partitions:
         }
     }
     problems
+}
+
+/// The `--partitions` the topic-creation job gives every topic, if it says.
+pub fn topic_partitions(compose: &Compose, job: &str) -> Option<u32> {
+    let script = compose.services.get(job)?.command.join("\n");
+    Regex::new(r"--partitions (\d+)")
+        .ok()?
+        .captures(&script)?
+        .get(1)?
+        .as_str()
+        .parse()
+        .ok()
 }
 
 /// The broker runs in KRaft mode (no ZooKeeper) with a well-formed cluster id, never creates

@@ -16,6 +16,9 @@
 //!   interpolation.
 //! - [`compose_checks`]: pinned images, dependencies, healthchecks, restarts, published ports,
 //!   networks, variables with defaults, shared secrets.
+//! - [`replicas`]: two replicas of every service — no fixed container or host name, an
+//!   instance id per replica (`{hostname}`), a host port per replica, proxies that lead to the
+//!   service name (Docker's DNS spreads over the replicas), enough partitions for every replica.
 //! - [`topology`]: every `host:port` a service is told to use is a port its target listens on;
 //!   every network link goes through its Toxiproxy proxy; the broker advertises the proxy.
 //! - [`toxiproxy`]: the proxies file, `deploy/toxiproxy/toxiproxy.json`.
@@ -35,6 +38,7 @@ pub mod compose_checks;
 pub mod grafana;
 pub mod k8s;
 pub mod native;
+pub mod replicas;
 pub mod repo;
 pub mod topology;
 pub mod toxiproxy;

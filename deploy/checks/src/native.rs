@@ -5,14 +5,21 @@
 //! what a network of containers provides: `host:port` addresses become the local stand-ins'
 //! (every address must have one, or the rewrite fails), the listening address becomes
 //! loopback, each database name becomes a fresh test database, and `$FAULTLINE_CONFIG` becomes
-//! the repository file the compose file mounts there. Every other variable passes unchanged.
+//! the repository file the compose file mounts there, and the `{hostname}` of the instance id
+//! becomes a name of the native process (`native-<its port>`), as the kit would make it the
+//! container's id: one per process, as one per replica. Every other variable passes unchanged.
 
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
 };
 
-use crate::{compose::Compose, compose_checks::mount_source, topology::ADDRESS};
+use crate::{
+    compose::Compose,
+    compose_checks::mount_source,
+    replicas::{HOSTNAME, INSTANCE_ID},
+    topology::ADDRESS,
+};
 
 /// Where compose addresses and names live natively.
 #[derive(Debug, Clone, Default)]
@@ -42,6 +49,18 @@ pub fn environment(
     let own_port: Option<u16> = compose_env
         .get("FAULTLINE__HTTP__PORT")
         .and_then(|p| p.parse().ok());
+    let native_port = || -> anyhow::Result<String> {
+        let port =
+            own_port.ok_or_else(|| anyhow::anyhow!("{service}: no FAULTLINE__HTTP__PORT"))?;
+        let local = map
+            .addresses
+            .get(&(service.to_owned(), port))
+            .ok_or_else(|| anyhow::anyhow!("{service}:{port} has no native address"))?;
+        Ok(local
+            .rsplit_once(':')
+            .map(|(_, p)| p.to_owned())
+            .unwrap_or_default())
+    };
     let mut env = BTreeMap::new();
     for (key, value) in compose_env {
         let native = match key.as_str() {
@@ -53,18 +72,11 @@ pub fn environment(
             // Containers bind every interface of their own network namespace; natively the
             // service stays on loopback.
             "FAULTLINE__HTTP__HOST" => "127.0.0.1".to_owned(),
-            "FAULTLINE__HTTP__PORT" => {
-                let port =
-                    own_port.ok_or_else(|| anyhow::anyhow!("{service}: bad port {value}"))?;
-                let local = map
-                    .addresses
-                    .get(&(service.to_owned(), port))
-                    .ok_or_else(|| anyhow::anyhow!("{service}:{port} has no native address"))?;
-                local
-                    .rsplit_once(':')
-                    .map(|(_, p)| p.to_owned())
-                    .unwrap_or_default()
-            }
+            "FAULTLINE__HTTP__PORT" => native_port()?,
+            // Compose leaves `{hostname}` to the kit (the container's id). Natively the test
+            // names each process itself — by its own port, distinct per process — so the
+            // variable works whether or not the kit it runs knows the placeholder.
+            INSTANCE_ID => value.replace(HOSTNAME, &format!("native-{}", native_port()?)),
             _ => rewrite_value(&value, map).map_err(|e| anyhow::anyhow!("{service} {key}: {e}"))?,
         };
         env.insert(key, native);
@@ -120,6 +132,7 @@ mod tests {
       FAULTLINE_CONFIG: /etc/faultline/payment.toml
       FAULTLINE__HTTP__HOST: 0.0.0.0
       FAULTLINE__HTTP__PORT: 8080
+      FAULTLINE__INSTANCE_ID: \"payment-{hostname}\"
       FAULTLINE__DATABASE__URL: postgres://postgres:${PW:-pw}@toxiproxy:15433/payment
       OTEL_EXPORTER_OTLP_ENDPOINT: http://tempo:4318
       RUST_LOG: info
@@ -144,6 +157,7 @@ mod tests {
         assert_eq!(env["FAULTLINE_CONFIG"], "/repo/deploy/config/payment.toml");
         assert_eq!(env["FAULTLINE__HTTP__HOST"], "127.0.0.1");
         assert_eq!(env["FAULTLINE__HTTP__PORT"], "41000");
+        assert_eq!(env["FAULTLINE__INSTANCE_ID"], "payment-native-41000");
         assert_eq!(
             env["FAULTLINE__DATABASE__URL"],
             "postgres://postgres:pw@127.0.0.1:41001/fl_payment_1"

@@ -4,9 +4,8 @@
 //!
 //! Which variables a service reads is asked of its own settings type (`<service>::configuration::
 //! Settings`, loaded from the manifest's environment and ConfigMap as the kit's loader would),
-//! not of the compose file: the manifests set one variable compose does not
-//! (`FAULTLINE__INSTANCE_ID`, one per replica), and a list copied from compose could not say
-//! whether that one is read.
+//! not of the compose file: a variable is not read because compose sets it too (a misspelt name
+//! would be copied along with the rest), and the manifests may set ones compose does not.
 
 use std::collections::{BTreeMap, BTreeSet};
 

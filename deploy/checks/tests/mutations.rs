@@ -5,7 +5,7 @@
 use faultline_deploy_checks::{
     Problems, backends,
     compose::Compose,
-    compose_checks, grafana, repo, topology,
+    compose_checks, grafana, replicas, repo, topology,
     toxiproxy::{self, Proxy},
     yaml,
 };
@@ -78,6 +78,9 @@ fn compose_problems(text: &str) -> Problems {
     ));
     problems.extend(topology::check_links(&compose, &proxies, &init));
     problems.extend(topology::check_target(&compose, &target));
+    problems.extend(replicas::check_replicas(&compose));
+    problems.extend(replicas::check_upstreams(&compose, &proxies));
+    problems.extend(replicas::check_partitions(&compose, "kafka-init"));
     problems
 }
 
@@ -157,6 +160,61 @@ fn breaking_the_compose_file_is_caught() {
 }
 
 #[test]
+fn breaking_the_replicas_is_caught() {
+    // Each case must be named by the replica checks themselves, not only by some other check.
+    let replica_problems = |text: &str| -> Problems {
+        let compose = match Compose::parse(text) {
+            Ok(c) => c,
+            Err(error) => return vec![format!("{error:#}")],
+        };
+        let mut problems = replicas::check_replicas(&compose);
+        problems.extend(replicas::check_upstreams(&compose, &proxies()));
+        problems.extend(replicas::check_partitions(&compose, "kafka-init"));
+        problems
+    };
+    let file = "docker-compose.yml";
+    let cases = [
+        // One container per service.
+        ("  deploy:\n    replicas: 2\n", ""),
+        ("replicas: 2", "replicas: 1"),
+        // More replicas than partitions (and than the gateway's published range).
+        ("replicas: 2", "replicas: 5"),
+        ("--partitions 4", "--partitions 1"),
+        // One instance id for both replicas, or none (the service name for both).
+        (
+            "FAULTLINE__INSTANCE_ID: \"reservation-{hostname}\"",
+            "FAULTLINE__INSTANCE_ID: reservation-1",
+        ),
+        (
+            "      FAULTLINE__INSTANCE_ID: \"analytics-{hostname}\"\n",
+            "",
+        ),
+        // A fixed container name (one container only) or host name (one instance id).
+        (
+            "    command: [\"inventory\"]\n",
+            "    command: [\"inventory\"]\n    container_name: faultline-inventory\n",
+        ),
+        (
+            "    command: [\"payment\"]\n",
+            "    command: [\"payment\"]\n    hostname: payment\n",
+        ),
+        // One host port for two gateways.
+        (
+            "\"127.0.0.1:${GATEWAY_PORT:-8080}-${GATEWAY_PORT_2:-8081}:8080\"",
+            "\"127.0.0.1:${GATEWAY_PORT:-8080}:8080\"",
+        ),
+        // No replica reports its readiness.
+        (
+            "    start_period: 10s\n\n# Telemetry",
+            "    start_period: 10s\n    disable: true\n\n# Telemetry",
+        ),
+    ];
+    for (from, to) in cases {
+        caught(file, from, to, &replica_problems);
+    }
+}
+
+#[test]
 fn breaking_the_toxiproxy_config_is_caught() {
     let check = |text: &str| -> Problems {
         let proxies = match toxiproxy::parse(text) {
@@ -179,6 +237,7 @@ fn breaking_the_toxiproxy_config_is_caught() {
             &listeners,
         ));
         problems.extend(topology::check_links(&compose, &proxies, &init));
+        problems.extend(replicas::check_upstreams(&compose, &proxies));
         problems
     };
     let file = "deploy/toxiproxy/toxiproxy.json";
@@ -198,6 +257,13 @@ fn breaking_the_toxiproxy_config_is_caught() {
         file,
         "\"name\": \"payment-postgres\"",
         "\"name\": \"payments-db\"",
+        &check,
+    );
+    // A proxy that pins one replica by its container name.
+    caught(
+        file,
+        "\"upstream\": \"reservation:8080\"",
+        "\"upstream\": \"faultline-reservation-1:8080\"",
         &check,
     );
     caught(

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use faultline_deploy_checks::{
     Problems, backends,
     compose::Compose,
-    compose_checks, grafana, repo, topology,
+    compose_checks, grafana, replicas, repo, topology,
     toxiproxy::{self, Proxy},
     yaml,
 };
@@ -127,6 +127,20 @@ fn kafka_runs_in_kraft_mode_and_the_topics_are_the_contracts_topics() {
     assert_clean(
         "topics",
         compose_checks::check_topics(&compose, "kafka-init", &faultline_contracts::topics::ALL, 4),
+    );
+}
+
+#[test]
+fn every_service_runs_two_replicas_that_dns_spreads_connections_over() {
+    let compose = compose();
+    assert_clean("replicas", replicas::check_replicas(&compose));
+    assert_clean(
+        "proxy upstreams",
+        replicas::check_upstreams(&compose, &proxies()),
+    );
+    assert_clean(
+        "partitions",
+        replicas::check_partitions(&compose, "kafka-init"),
     );
 }
 
