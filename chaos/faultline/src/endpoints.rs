@@ -11,8 +11,14 @@ pub struct Endpoints {
     pub gateway_url: String,
     /// The broker's bootstrap address.
     pub broker: String,
-    /// Each service's own HTTP address (admin and checker views).
+    /// Each service's own HTTP address (admin and checker views); a replicated service's first
+    /// replica.
     pub services: BTreeMap<String, String>,
+    /// Every process of each of the five services: instance name (`reservation` when it runs
+    /// once, `reservation-1`, `reservation-2`, … when it runs several times) → its HTTP address.
+    /// Empty for a stack that does not list them (compose, where Docker's DNS spreads a name).
+    #[serde(default)]
+    pub replicas: BTreeMap<String, BTreeMap<String, String>>,
     /// The Toxiproxy API, once the embedded proxy exists (`null` until then).
     pub toxiproxy_url: Option<String>,
     /// Telemetry URLs: `tempo` and `loki` (query APIs), and `grafana` on compose or `viewer`

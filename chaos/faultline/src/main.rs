@@ -55,10 +55,31 @@ struct DemoArgs {
     target: Option<PathBuf>,
 }
 
+/// How many processes each service runs as and how many partitions each topic has.
+#[derive(clap::Args)]
+struct ScaleArgs {
+    /// Processes per service (reservation, inventory, payment, analytics, gateway), sharing each
+    /// service's database and the broker; every link's proxy spreads connections over them.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=8))]
+    replicas: u32,
+    /// Partitions of every topic: at most this many replicas of a consumer get work.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(i32).range(1..=64))]
+    partitions: i32,
+}
+
+impl ScaleArgs {
+    fn apply(&self, options: &mut StackOptions) {
+        options.replicas = self.replicas;
+        options.partitions = self.partitions;
+    }
+}
+
 #[derive(clap::Args)]
 struct UpArgs {
     #[command(flatten)]
     stack: StackArgs,
+    #[command(flatten)]
+    scale: ScaleArgs,
     /// Seed users, wallets and the catalogue from this TOML file instead of the demo's.
     #[arg(long, value_name = "FILE")]
     seed: Option<PathBuf>,
@@ -123,6 +144,8 @@ struct BenchArgs {
     /// No progress bars.
     #[arg(long)]
     quiet: bool,
+    #[command(flatten)]
+    scale: ScaleArgs,
 }
 
 #[derive(Subcommand)]
@@ -683,7 +706,7 @@ async fn up(options: StackOptions) -> anyhow::Result<()> {
     let mut reported = std::collections::BTreeSet::new();
     while !shutdown.is_cancelled() {
         for (name, status) in stack.exited() {
-            if reported.insert(name) {
+            if reported.insert(name.clone()) {
                 eprintln!(
                     "faultline: {name} exited ({status}); see {}",
                     stack
@@ -735,6 +758,7 @@ async fn demo(options: StackOptions) -> anyhow::Result<bool> {
 /// `up`'s options: the stack's, seeded from `--seed` when given.
 fn up_options(args: UpArgs) -> anyhow::Result<StackOptions> {
     let mut options = args.stack.options(".faultline/up");
+    args.scale.apply(&mut options);
     if let Some(path) = &args.seed {
         options.seed = faultline::seed::Seed::load(path)?;
     }
@@ -753,6 +777,7 @@ async fn bench(args: BenchArgs) -> anyhow::Result<u8> {
             let mut stack = StackOptions::new(&args.run_dir);
             stack.postgres = args.postgres.clone();
             stack.telemetry = !matches!(args.telemetry, Some(Telemetry::Off));
+            args.scale.apply(&mut stack);
             TargetSpec::Embedded {
                 stack: Box::new(stack),
                 seed_file: args.seed.clone(),

@@ -600,6 +600,37 @@ async fn shutting_the_server_down_closes_proxies_and_their_connections() {
     );
 }
 
+/// The embedded stack's replicas: an upstream of several addresses takes them in turn and skips
+/// one that refuses (an extension of ours; a real Toxiproxy gets the same spread from DNS).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_of_several_addresses_takes_them_in_turn_and_skips_a_dead_one() {
+    let embedded = Embedded::start("replicas").await;
+    let (first, second) = (Echo::start().await, Echo::start().await);
+    let dead = closed_port().await;
+    let proxy = embedded
+        .target
+        .client
+        .create_proxy(&ProxyConfig::new(
+            embedded.target.name("spread"),
+            "127.0.0.1:0",
+            format!("{},{},{dead}", first.address, second.address),
+        ))
+        .await
+        .expect("create proxy");
+    for _ in 0..6 {
+        let mut stream = connect(&proxy).await;
+        round_trip(&mut stream, b"x").await;
+    }
+    // Six connections over three addresses, one of them dead: each live one got its own turn
+    // and the dead one's turns went to the next live address.
+    assert_eq!(
+        (first.received(), second.received()),
+        (4, 2),
+        "bytes per replica"
+    );
+    embedded.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_call_is_recorded_with_its_answer_or_its_error() {
     let embedded = Embedded::start("record").await;

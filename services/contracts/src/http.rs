@@ -51,6 +51,11 @@ pub struct ReservationSummary {
     pub cancelled: i64,
     pub rejected: i64,
     pub outbox_unpublished: i64,
+    /// Saga transitions (from → to) logged more than once for one saga: a step run twice (by
+    /// two replicas, or again after a restart). Every edge of the state machine leaves a state
+    /// for another, so a correct run has none.
+    #[serde(default)]
+    pub transitions_repeated: i64,
 }
 
 // ---- payment ----

@@ -4,7 +4,8 @@
 //! 1. no seat held or sold by two bookings; seats sold = confirmed bookings;
 //! 2. points conserved: balances + net charges = initial total; a confirmed booking is charged
 //!    exactly once, any other nets to zero; every wallet's ledger sums to its balance;
-//! 3. every saga terminal; no seat left HELD; no outbox row left unpublished.
+//! 3. every saga terminal, no step run twice (no transition logged twice for a saga); no seat
+//!    left HELD; no outbox row left unpublished.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -189,6 +190,15 @@ pub fn check(snapshot: &Snapshot, initial_points: i64) -> Vec<Violation> {
         violate(
             3,
             format!("{} seats are left HELD", snapshot.inventory.held),
+        );
+    }
+    if snapshot.reservation.transitions_repeated > 0 {
+        violate(
+            3,
+            format!(
+                "{} saga transitions were logged twice (a step ran twice)",
+                snapshot.reservation.transitions_repeated
+            ),
         );
     }
     if snapshot.reservation.outbox_unpublished > 0 {

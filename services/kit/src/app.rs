@@ -39,7 +39,7 @@ where
 {
     let settings: S = crate::config::load(None)?;
     let name = settings.common().service_name.clone();
-    let telemetry = crate::telemetry::init(&name)?;
+    let telemetry = crate::telemetry::init_instance(&name, &settings.common().instance_id())?;
     let shutdown = crate::shutdown::on_signal();
     let result = service(settings, shutdown).await;
     if let Err(error) = &result {
@@ -80,7 +80,7 @@ impl Messaging {
         let producer = Producer::new(kafka, &settings.service_name)?;
         Ok(Self {
             service_name: settings.service_name.clone(),
-            instance_id: settings.instance_id().to_owned(),
+            instance_id: settings.instance_id(),
             kafka: kafka.clone(),
             message_timeout: Duration::from_millis(kafka.message_timeout_ms),
             dead_letter: DeadLetter::new(producer.clone(), &settings.service_name),

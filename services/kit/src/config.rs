@@ -19,7 +19,8 @@ pub struct CommonSettings {
     /// waiting for its dead incarnation's session to expire) and the owner of its outbox and saga
     /// claims (so a restarted process takes its dead incarnation's
     /// claims back at once). Defaults to the service name: one instance per service. Give each
-    /// replica its own.
+    /// replica its own: `{hostname}` in it is replaced by the host's name (a container's id in
+    /// Docker Compose, where replicas share one environment; the pod's name in Kubernetes).
     #[serde(default)]
     pub instance_id: Option<String>,
     pub http: HttpSettings,
@@ -32,9 +33,15 @@ pub struct CommonSettings {
 }
 
 impl CommonSettings {
-    /// See [`CommonSettings::instance_id`] (the field).
-    pub fn instance_id(&self) -> &str {
-        self.instance_id.as_deref().unwrap_or(&self.service_name)
+    /// See [`CommonSettings::instance_id`] (the field), with `{hostname}` replaced.
+    pub fn instance_id(&self) -> String {
+        match &self.instance_id {
+            Some(id) if id.contains(HOSTNAME_PLACEHOLDER) => {
+                id.replace(HOSTNAME_PLACEHOLDER, &hostname())
+            }
+            Some(id) => id.clone(),
+            None => self.service_name.clone(),
+        }
     }
 
     /// The database section, required by services that keep state.
@@ -53,6 +60,20 @@ impl CommonSettings {
             )
         })
     }
+}
+
+/// Replaced by [`hostname`] in an instance id.
+pub const HOSTNAME_PLACEHOLDER: &str = "{hostname}";
+
+/// The host's name: the kernel's (a container's own in Docker), else `$HOSTNAME`. Read from
+/// procfs rather than through a crate: one file read, and the kit runs on Linux only.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown-host".to_owned())
 }
 
 /// Where the HTTP server listens.
@@ -203,6 +224,26 @@ mod tests {
         let db = DatabaseSettings::new("postgres://app:hunter2@db:5432/payment");
         assert_eq!(db.redacted_url(), "postgres://app:***@db:5432/payment");
         assert!(!format!("{db:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn an_instance_id_takes_the_host_name_where_it_asks_for_it() {
+        let common = |id: Option<&str>| CommonSettings {
+            service_name: "reservation".into(),
+            instance_id: id.map(str::to_owned),
+            http: HttpSettings {
+                host: "127.0.0.1".into(),
+                port: 0,
+                body_limit_bytes: 1,
+            },
+            database: None,
+            kafka: None,
+        };
+        assert_eq!(common(None).instance_id(), "reservation");
+        assert_eq!(common(Some("reservation-2")).instance_id(), "reservation-2");
+        let derived = common(Some("reservation-{hostname}")).instance_id();
+        assert_eq!(derived, format!("reservation-{}", hostname()));
+        assert!(!derived.contains('{') && derived.len() > "reservation-".len());
     }
 
     #[test]

@@ -9,8 +9,9 @@
 //! batch exporter; `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER` are
 //! honoured — and by `FAULTLINE_LOKI_URL`: log lines go to Loki's push API as JSON, labelled
 //! only `service` and `level` (low cardinality); trace ids travel as fields of the line, never
-//! as labels. Every span carries `service.name` and a `service.instance.id` unique to the
-//! process. [`Telemetry::shutdown`] flushes both on a graceful stop.
+//! as labels. Every span carries `service.name` and `service.instance.id` (the service's
+//! configured instance id, so each replica's spans say which replica; a random one for tools),
+//! and a replica's log lines its id as the `instance` field. [`Telemetry::shutdown`] flushes both on a graceful stop.
 //!
 //! Propagation is always the composite of W3C `traceparent`/`tracestate` and `baggage`.
 //! [`trace_headers`] captures the current span's context as a plain map — the form stored with
@@ -86,12 +87,17 @@ pub fn install_propagator() {
 pub const DEFAULT_FILTER: &str = "info,h2=warn,hyper=warn,tonic=warn,rdkafka=warn,sqlx=warn";
 
 /// The resource every span carries: `service.name` (`OTEL_SERVICE_NAME`, then a `service.name`
-/// in `OTEL_RESOURCE_ATTRIBUTES`, win over `service_name`), a `service.instance.id` unique to
-/// this process, and the rest of `OTEL_RESOURCE_ATTRIBUTES`.
-fn resource(service_name: &str) -> Resource {
+/// in `OTEL_RESOURCE_ATTRIBUTES`, win over `service_name`), `service.instance.id` (the process's
+/// configured instance id, e.g. `reservation-2`, so a trace shows which replica did each step;
+/// without one, the service name and a random suffix), and the rest of `OTEL_RESOURCE_ATTRIBUTES`.
+fn resource(service_name: &str, instance_id: Option<&str>) -> Resource {
+    let instance = instance_id.map_or_else(
+        || format!("{service_name}-{}", uuid::Uuid::new_v4().simple()),
+        str::to_owned,
+    );
     let mut builder = Resource::builder().with_attribute(opentelemetry::KeyValue::new(
         "service.instance.id",
-        format!("{service_name}-{}", uuid::Uuid::new_v4().simple()),
+        instance,
     ));
     let named_by_env = std::env::var_os("OTEL_SERVICE_NAME").is_some()
         || std::env::var("OTEL_RESOURCE_ATTRIBUTES").is_ok_and(|a| a.contains("service.name="));
@@ -107,14 +113,30 @@ pub fn tracer_provider(service_name: &str) -> anyhow::Result<SdkTracerProvider> 
     tracer_provider_to(service_name, otlp_endpoint().as_deref())
 }
 
+fn instance_tracer_provider(
+    service_name: &str,
+    instance_id: Option<&str>,
+) -> anyhow::Result<SdkTracerProvider> {
+    build_tracer_provider(service_name, instance_id, otlp_endpoint().as_deref())
+}
+
 /// [`tracer_provider`] exporting to `endpoint` (an OTLP base URL such as
 /// `http://127.0.0.1:4318`; `/v1/traces` is appended), or to nothing.
 pub fn tracer_provider_to(
     service_name: &str,
     endpoint: Option<&str>,
 ) -> anyhow::Result<SdkTracerProvider> {
+    build_tracer_provider(service_name, None, endpoint)
+}
+
+fn build_tracer_provider(
+    service_name: &str,
+    instance_id: Option<&str>,
+    endpoint: Option<&str>,
+) -> anyhow::Result<SdkTracerProvider> {
     use opentelemetry_otlp::WithExportConfig as _;
-    let mut builder = SdkTracerProvider::builder().with_resource(resource(service_name));
+    let mut builder =
+        SdkTracerProvider::builder().with_resource(resource(service_name, instance_id));
     if let Some(endpoint) = endpoint {
         let url = if std::env::var_os("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_some() {
             endpoint.to_owned()
@@ -134,7 +156,13 @@ pub fn tracer_provider_to(
 /// Installs the global subscriber for a service process. Returns an error if one is already
 /// installed (a second service in the same test process keeps the first one's).
 pub fn init(service_name: &str) -> anyhow::Result<Telemetry> {
-    init_with_default_filter(service_name, DEFAULT_FILTER)
+    install(service_name, None, DEFAULT_FILTER)
+}
+
+/// [`init`] for one instance of a service (a replica): its spans carry `instance_id` as
+/// `service.instance.id` and its log lines as the `instance` field.
+pub fn init_instance(service_name: &str, instance_id: &str) -> anyhow::Result<Telemetry> {
+    install(service_name, Some(instance_id), DEFAULT_FILTER)
 }
 
 /// [`init`] with another filter for when `RUST_LOG` is unset (a CLI wants less than a service).
@@ -142,8 +170,16 @@ pub fn init_with_default_filter(
     service_name: &str,
     default_filter: &str,
 ) -> anyhow::Result<Telemetry> {
+    install(service_name, None, default_filter)
+}
+
+fn install(
+    service_name: &str,
+    instance_id: Option<&str>,
+    default_filter: &str,
+) -> anyhow::Result<Telemetry> {
     install_propagator();
-    let provider = tracer_provider(service_name)?;
+    let provider = instance_tracer_provider(service_name, instance_id)?;
     let tracer = provider.tracer(service_name.to_owned());
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
@@ -152,9 +188,12 @@ pub fn init_with_default_filter(
         .filter(|u| !u.trim().is_empty())
     {
         Some(url) => {
-            let (layer, controller, task) = tracing_loki::builder()
-                .label("service", service_name)?
-                .build_controller_url(url.parse()?)?;
+            let mut builder = tracing_loki::builder().label("service", service_name)?;
+            if let Some(instance) = instance_id {
+                // A field, not a label: replicas come and go, labels make streams.
+                builder = builder.extra_field("instance", instance)?;
+            }
+            let (layer, controller, task) = builder.build_controller_url(url.parse()?)?;
             (Some(layer), Some((controller, tokio::spawn(task))))
         }
         None => (None, None),

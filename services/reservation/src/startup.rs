@@ -41,7 +41,7 @@ impl Application {
             &settings.payment.client.policy(),
         )?;
         let (orchestrator, triggers) = Orchestrator::new(
-            settings.common.instance_id(),
+            &settings.common.instance_id(),
             db.clone(),
             messaging.outbox.clone(),
             payment,

@@ -184,6 +184,10 @@ pub fn plan(scenario: &Scenario, seed: &Seed) -> anyhow::Result<Plan> {
                     service: RANDOM_KILLS[rng.random_range(0..RANDOM_KILLS.len())]
                         .name()
                         .to_owned(),
+                    replica: match scenario.stack.replicas {
+                        Some(replicas) if replicas > 1 => Some(rng.random_range(1..=replicas)),
+                        _ => None,
+                    },
                 },
                 _ => FaultKind::Republish {
                     topic: Topic::InventoryCommands.name().into(),

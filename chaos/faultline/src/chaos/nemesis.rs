@@ -235,9 +235,10 @@ impl Nemesis {
                 .await?;
                 Ok(format!("{link}: connections reset after {timeout_ms} ms"))
             }
-            FaultKind::Kill { service } => {
-                let detail = self.target.kill(service).await?;
-                self.killed.lock().await.insert(service.clone());
+            FaultKind::Kill { service, replica } => {
+                let instance = self.target.instance(service, *replica).await?;
+                let detail = self.target.kill(&instance).await?;
+                self.killed.lock().await.insert(instance);
                 Ok(detail)
             }
             FaultKind::Republish { topic, count } => {
@@ -290,9 +291,10 @@ impl Nemesis {
                     .await?;
                 Ok(format!("{link}: resets stopped"))
             }
-            FaultKind::Kill { service } => {
-                let detail = self.target.restart(service).await?;
-                self.killed.lock().await.remove(service);
+            FaultKind::Kill { service, replica } => {
+                let instance = self.target.instance(service, *replica).await?;
+                let detail = self.target.restart(&instance).await?;
+                self.killed.lock().await.remove(&instance);
                 Ok(detail)
             }
             FaultKind::Republish { .. } | FaultKind::Poison { .. } => {

@@ -146,6 +146,10 @@ pub struct StackKnobs {
     /// Overrides of reservation's admission control (e.g. `max_in_flight`).
     #[serde(default)]
     pub admission: serde_json::Map<String, serde_json::Value>,
+    /// Processes per service (the five services), sharing each service's database and the
+    /// broker; a kill fault then names its `replica`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<u32>,
 }
 
 impl StackKnobs {
@@ -325,6 +329,9 @@ pub struct FaultSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "service_schema")]
     pub service: Option<Service>,
+    /// Which replica of the service (kill, when `[stack] replicas` > 1), counted from 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<u32>,
     /// The topic (republish, poison).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "topic_schema")]
@@ -374,8 +381,13 @@ pub enum FaultKind {
     CutConsumers { link: String },
     /// Toxiproxy `reset_peer`: connections are reset (TCP RST) after `timeout_ms`.
     ResetPeer { link: String, timeout_ms: u64 },
-    /// SIGKILL a service; it is restarted when the fault ends.
-    Kill { service: String },
+    /// SIGKILL a service (one of its replicas when it runs several times); it is restarted when
+    /// the fault ends.
+    Kill {
+        service: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        replica: Option<u32>,
+    },
     /// Publish again, byte for byte (same message id), `count` messages already on `topic`.
     Republish { topic: String, count: u32 },
     /// Publish `count` poison messages (undecodable) to `topic`; they must be dead-lettered.
@@ -407,7 +419,7 @@ impl FaultKind {
             | FaultKind::LostAcks { link }
             | FaultKind::CutConsumers { link }
             | FaultKind::ResetPeer { link, .. } => link,
-            FaultKind::Kill { service } => service,
+            FaultKind::Kill { service, .. } => service,
             FaultKind::Republish { topic, .. } | FaultKind::Poison { topic, .. } => topic,
         }
     }
@@ -642,6 +654,7 @@ impl FaultSpec {
             // A fault of a plan was checked against the topology when it was made.
             link: fault.kind.link().and_then(Link::parse),
             service: None,
+            replica: None,
             topic: None,
             count: None,
             latency_ms: None,
@@ -658,7 +671,10 @@ impl FaultSpec {
                 spec.jitter_ms = Some(*jitter_ms);
             }
             FaultKind::ResetPeer { timeout_ms, .. } => spec.timeout_ms = Some(*timeout_ms),
-            FaultKind::Kill { service } => spec.service = Service::parse(service),
+            FaultKind::Kill { service, replica } => {
+                spec.service = Service::parse(service);
+                spec.replica = *replica;
+            }
             FaultKind::Republish { topic, count } | FaultKind::Poison { topic, count } => {
                 spec.topic = Topic::parse(topic);
                 spec.count = Some(*count);
@@ -711,6 +727,7 @@ impl FaultSpec {
                     .ok_or_else(|| {
                         anyhow::anyhow!("needs service (one of {:?})", service_names())
                     })?,
+                replica: self.replica,
             },
             "republish" => FaultKind::Republish {
                 topic: topic()?,
@@ -755,7 +772,10 @@ fn validate_fault(kind: &FaultKind, for_ms: u64) -> anyhow::Result<()> {
                 Link::Kafka
             )
         }
-        FaultKind::Kill { service } => known("service", service, &service_names())?,
+        FaultKind::Kill { service, replica } => {
+            known("service", service, &service_names())?;
+            anyhow::ensure!(*replica != Some(0), "replica counts from 1");
+        }
         FaultKind::Republish { topic, count } | FaultKind::Poison { topic, count } => {
             known("topic", topic, &topic_names())?;
             anyhow::ensure!(*count >= 1, "count must be ≥ 1");

@@ -170,12 +170,36 @@ impl Target {
         self.endpoints.telemetry.get("grafana").map(String::as_str)
     }
 
-    /// SIGKILLs `service` (embedded only).
-    pub async fn kill(&self, service: &str) -> anyhow::Result<String> {
+    /// The process of `service` a fault names: the service's only one, or its replica `replica`
+    /// (1-based) when it runs several times (embedded only).
+    pub async fn instance(&self, service: &str, replica: Option<u32>) -> anyhow::Result<String> {
+        let Backend::Embedded(stack) = &self.backend else {
+            anyhow::bail!(
+                "process faults need the embedded stack (the runner cannot kill a container)"
+            )
+        };
+        let replicas = stack.lock().await.replicas();
+        match replica {
+            None if replicas > 1 => anyhow::bail!(
+                "{service} runs as {replicas} replicas here: say which (replica = 1..={replicas})"
+            ),
+            Some(replica) if replica == 0 || replica > replicas => {
+                anyhow::bail!("{service} has no replica {replica} (it runs {replicas} times)")
+            }
+            replica => Ok(crate::stack::instance_name(
+                service,
+                replica.unwrap_or(1),
+                replicas,
+            )),
+        }
+    }
+
+    /// SIGKILLs process `instance` (see [`Self::instance`]; embedded only).
+    pub async fn kill(&self, instance: &str) -> anyhow::Result<String> {
         match &self.backend {
             Backend::Embedded(stack) => {
-                stack.lock().await.kill(service)?;
-                Ok(format!("{service}: SIGKILL, process gone"))
+                stack.lock().await.kill(instance)?;
+                Ok(format!("{instance}: SIGKILL, process gone"))
             }
             Backend::Remote => anyhow::bail!(
                 "process faults need the embedded stack (the runner cannot kill a container)"
@@ -183,18 +207,14 @@ impl Target {
         }
     }
 
-    /// Starts `service` again and waits until it is ready (embedded only).
-    pub async fn restart(&self, service: &str) -> anyhow::Result<String> {
-        let name = crate::services::ALL
-            .into_iter()
-            .find(|n| *n == service)
-            .context("unknown service")?;
+    /// Starts process `instance` again and waits until it is ready (embedded only).
+    pub async fn restart(&self, instance: &str) -> anyhow::Result<String> {
         match &self.backend {
             Backend::Embedded(stack) => {
                 let started = std::time::Instant::now();
-                stack.lock().await.restart(name).await?;
+                stack.lock().await.restart(instance).await?;
                 Ok(format!(
-                    "{service}: restarted, ready after {} ms",
+                    "{instance}: restarted, ready after {} ms",
                     started.elapsed().as_millis()
                 ))
             }

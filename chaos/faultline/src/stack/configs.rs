@@ -10,15 +10,15 @@ use anyhow::Context as _;
 use faultline_contracts::topology::Link;
 use serde_json::{Value, json};
 
-use super::{StackOptions, proxies::Listeners};
+use super::{Instance, StackOptions, proxies::Listeners};
 use crate::services;
 
-/// The settings of the capture and the five services: each listens on its port, reaches the
-/// broker, its database and the services it calls through their proxies, and exports to the
-/// capture; payment and inventory carry the seed, the gateway the tokens' secret.
+/// The settings of the capture and the five services: each reaches the broker, its database
+/// and the services it calls through their proxies, and exports to the capture; payment and
+/// inventory carry the seed, the gateway the tokens' secret. The port (and, for a replica of
+/// several, the instance id) is each process's own: see [`for_instance`].
 pub(super) fn children(
     options: &StackOptions,
-    ports: &BTreeMap<&'static str, u16>,
     databases: &BTreeMap<&str, String>,
     listeners: &Listeners,
     secret: &str,
@@ -31,7 +31,7 @@ pub(super) fn children(
         }
         let mut config = json!({
             "service_name": name,
-            "http": { "host": "127.0.0.1", "port": ports[name] },
+            "http": { "host": "127.0.0.1", "port": 0 },
             "kafka": kafka,
         });
         if let Some(database) = databases.get(name) {
@@ -68,6 +68,17 @@ pub(super) fn children(
     capture["retention"] = serde_json::to_value(options.capture_retention)?;
     configs.insert(services::CAPTURE, capture);
     Ok(configs)
+}
+
+/// One process's settings: its service's, with its own port and, for a replica of several, its
+/// own instance id (its consumer-group membership and the owner of its claims).
+pub(super) fn for_instance(service: &Value, instance: &Instance, port: u16) -> Value {
+    let mut config = service.clone();
+    config["http"]["port"] = json!(port);
+    if instance.name != instance.service {
+        config["instance_id"] = json!(instance.name);
+    }
+    config
 }
 
 /// Writes a child's configuration file and returns its path.

@@ -16,6 +16,14 @@
 //! PostgreSQL is used. The next is the telemetry capture (`faultline_capture`): every service
 //! exports its spans (OTLP/HTTP) and log lines (Loki push) to it, as it would to Tempo and Loki.
 //!
+//! With `replicas` > 1 each of the five services runs as that many processes (`reservation-1`,
+//! `reservation-2`, …), each with its own port, configuration, log and instance id (its static
+//! consumer-group membership and the owner of its claims), sharing the service's database (one
+//! SQLite file, or one PostgreSQL database) and the broker. A link to a replicated service is
+//! still one proxy, whose upstream lists every replica: each new connection goes to the next,
+//! skipping one that refuses (as Docker's DNS spreads a compose service's name), so a fault on
+//! the link hits every replica and a killed replica's share moves to the others.
+//!
 //! Children are this binary (`faultline service <name>`). Stopping sends SIGTERM to every
 //! service (gateway first, so no new work arrives), waits for each to drain, SIGKILLs whatever
 //! did not stop, then stops the broker: no process is left behind and no port stays bound.
@@ -71,6 +79,8 @@ pub struct StackOptions {
     /// How much the capture keeps (a chaos run sizes it so that no span of its workload is
     /// evicted before the checkers read it).
     pub capture_retention: faultline_capture::store::Retention,
+    /// Processes per service (the five services; the capture, broker and proxy run once).
+    pub replicas: u32,
 }
 
 impl StackOptions {
@@ -89,7 +99,42 @@ impl StackOptions {
             partitions: 4,
             telemetry: true,
             capture_retention: faultline_capture::store::Retention::default(),
+            replicas: 1,
         }
+    }
+}
+
+/// One process of a service in the stack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    /// The service it runs.
+    pub service: &'static str,
+    /// 1-based.
+    pub replica: u32,
+    /// Its name in the stack (logs, configs, endpoints, faults) and its instance id: the
+    /// service's name when it runs once, `<service>-<replica>` when it runs several times.
+    pub name: String,
+}
+
+impl Instance {
+    /// The processes of `service` when it runs `replicas` times.
+    pub fn all(service: &'static str, replicas: u32) -> Vec<Self> {
+        (1..=replicas.max(1))
+            .map(|replica| Self {
+                service,
+                replica,
+                name: instance_name(service, replica, replicas),
+            })
+            .collect()
+    }
+}
+
+/// The stack's name of replica `replica` (1-based) of `service` running `replicas` times.
+pub fn instance_name(service: &str, replica: u32, replicas: u32) -> String {
+    if replicas <= 1 {
+        service.to_owned()
+    } else {
+        format!("{service}-{replica}")
     }
 }
 
@@ -98,7 +143,9 @@ impl StackOptions {
 pub struct Stack {
     exe: PathBuf,
     run_dir: PathBuf,
-    services: BTreeMap<&'static str, Service>,
+    /// Every process by its instance name.
+    services: BTreeMap<String, Service>,
+    replicas: u32,
     endpoints: Endpoints,
     service_log: String,
     span_batch_delay_ms: u64,
@@ -165,11 +212,34 @@ impl Stack {
     async fn start_once(exe: &Path, options: StackOptions) -> anyhow::Result<Self> {
         let run_dir = std::path::absolute(&options.run_dir)?;
         prepare_run_dir(&run_dir)?;
+        let replicas = options.replicas.max(1);
+        let instances: Vec<Instance> = services::ALL
+            .into_iter()
+            .flat_map(|name| {
+                Instance::all(
+                    name,
+                    if name == services::CAPTURE {
+                        1
+                    } else {
+                        replicas
+                    },
+                )
+            })
+            .collect();
         let mut ports = BTreeMap::new();
-        for name in services::ALL {
-            ports.insert(name, faultline_harness::free_port()?);
+        for instance in &instances {
+            ports.insert(instance.name.clone(), faultline_harness::free_port()?);
         }
         let url = |name: &str| format!("http://127.0.0.1:{}", ports[name]);
+        // Every replica of a service, as one proxy upstream (see the module's header).
+        let upstream = |service: &str| {
+            instances
+                .iter()
+                .filter(|instance| instance.service == service)
+                .map(|instance| format!("127.0.0.1:{}", ports[&instance.name]))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
 
         // The proxy first: the broker advertises its `kafka` proxy, and every link is a proxy.
         let (proxy_service, toxiproxy, toxiproxy_url) =
@@ -179,11 +249,11 @@ impl Stack {
         // Every link but the database ones (added with the databases) goes to a child.
         let mut links: Vec<(Link, String)> = Link::of_stack(false)
             .map(|link| {
-                let port = match link.callee() {
-                    Callee::Service(service) => ports[service.name()],
-                    Callee::Broker | Callee::Database => broker_port,
+                let upstream = match link.callee() {
+                    Callee::Service(service) => upstream(service.name()),
+                    Callee::Broker | Callee::Database => format!("127.0.0.1:{broker_port}"),
                 };
-                (link, format!("127.0.0.1:{port}"))
+                (link, upstream)
             })
             .collect();
         let mut databases = BTreeMap::new();
@@ -235,6 +305,7 @@ impl Stack {
         )?;
         let broker_log = run_dir.join("logs").join("broker.log");
         let mut broker = Service {
+            runs: services::BROKER,
             child: spawn_child(
                 exe,
                 services::BROKER,
@@ -250,7 +321,7 @@ impl Stack {
         wait_until_listening(services::BROKER, &mut broker, Duration::from_secs(30)).await?;
 
         let secret = random_secret();
-        let configs = configs::children(&options, &ports, &databases, &listeners, &secret)?;
+        let configs = configs::children(&options, &databases, &listeners, &secret)?;
 
         let capture_url = url(services::CAPTURE);
         let mut stack = Self {
@@ -258,11 +329,24 @@ impl Stack {
             run_dir: run_dir.clone(),
             services: BTreeMap::new(),
             endpoints: Endpoints {
-                gateway_url: url("gateway"),
+                gateway_url: url(&instance_name("gateway", 1, replicas)),
                 broker: kafka_proxy.clone(),
+                // A replicated service's own address is its first replica's (all share one
+                // database, so any answers the checkers' reads).
                 services: services::ALL
                     .iter()
-                    .map(|n| ((*n).to_owned(), url(n)))
+                    .map(|n| ((*n).to_owned(), url(&instances_of(&instances, n)[0].name)))
+                    .collect(),
+                replicas: services::ALL
+                    .iter()
+                    .filter(|n| **n != services::CAPTURE)
+                    .map(|n| {
+                        let urls = instances_of(&instances, n)
+                            .iter()
+                            .map(|i| (i.name.clone(), url(&i.name)))
+                            .collect();
+                        ((*n).to_owned(), urls)
+                    })
                     .collect(),
                 toxiproxy_url: Some(toxiproxy_url.clone()),
                 telemetry: [
@@ -286,28 +370,49 @@ impl Stack {
             span_batch_delay_ms: options.span_batch_delay_ms,
             env: options.env.clone(),
             telemetry: options.telemetry,
+            replicas,
         };
-        stack.services.insert(services::TOXIPROXY, proxy_service);
-        stack.services.insert(services::BROKER, broker);
-        for name in services::ALL {
-            let config_path = write_config(&run_dir, name, &configs[name])?;
-            let log = run_dir.join("logs").join(format!("{name}.log"));
-            let child = stack.spawn(name, &config_path, &log)?;
-            stack.services.insert(
-                name,
-                Service {
-                    child,
-                    url: url(name),
-                    config: config_path,
-                    log,
-                },
-            );
-            if name == services::CAPTURE {
-                stack.wait_ready(name, Duration::from_secs(30)).await?;
+        stack
+            .services
+            .insert(services::TOXIPROXY.to_owned(), proxy_service);
+        stack.services.insert(services::BROKER.to_owned(), broker);
+        // First replicas first: a service's first process migrates its database before any
+        // other opens it (SQLite has no migration lock), then the other replicas join.
+        for first in [true, false] {
+            let round: Vec<&Instance> = instances
+                .iter()
+                .filter(|instance| (instance.replica == 1) == first)
+                .collect();
+            for instance in &round {
+                let config = configs::for_instance(
+                    &configs[instance.service],
+                    instance,
+                    ports[&instance.name],
+                );
+                let config_path = write_config(&run_dir, &instance.name, &config)?;
+                let log = run_dir.join("logs").join(format!("{}.log", instance.name));
+                let child = stack.spawn(instance.service, &config_path, &log)?;
+                stack.services.insert(
+                    instance.name.clone(),
+                    Service {
+                        runs: instance.service,
+                        child,
+                        url: url(&instance.name),
+                        config: config_path,
+                        log,
+                    },
+                );
+                if instance.service == services::CAPTURE {
+                    stack
+                        .wait_ready(&instance.name, Duration::from_secs(30))
+                        .await?;
+                }
             }
-        }
-        for name in services::ALL {
-            stack.wait_ready(name, Duration::from_secs(60)).await?;
+            for instance in round {
+                stack
+                    .wait_ready(&instance.name, Duration::from_secs(60))
+                    .await?;
+            }
         }
         let tokens =
             gateway::auth::Tokens::new(secret.as_bytes(), Duration::from_secs(7 * 24 * 3600));
@@ -321,6 +426,7 @@ impl Stack {
         Ok(stack)
     }
 
+    /// Starts a process running `name` (a service, or the capture).
     fn spawn(&self, name: &str, config: &Path, log: &Path) -> anyhow::Result<Child> {
         let mut env = self.env.clone();
         if name != services::CAPTURE && self.telemetry {
@@ -365,6 +471,11 @@ impl Stack {
     }
 }
 
+/// The instances of `service` among `instances`, first replica first.
+fn instances_of<'i>(instances: &'i [Instance], service: &str) -> Vec<&'i Instance> {
+    instances.iter().filter(|i| i.service == service).collect()
+}
+
 impl Stack {
     pub fn endpoints(&self) -> &Endpoints {
         &self.endpoints
@@ -374,8 +485,8 @@ impl Stack {
         &self.run_dir
     }
 
-    /// Services that exited on their own, with their status.
-    pub fn exited(&mut self) -> Vec<(&'static str, ExitStatus)> {
+    /// Processes that exited on their own, with their status.
+    pub fn exited(&mut self) -> Vec<(String, ExitStatus)> {
         self.services
             .iter_mut()
             .filter_map(|(name, service)| {
@@ -384,44 +495,60 @@ impl Stack {
                     .try_wait()
                     .ok()
                     .flatten()
-                    .map(|status| (*name, status))
+                    .map(|status| (name.clone(), status))
             })
             .collect()
     }
 
-    /// SIGKILLs one service (for crash tests and the chaos runner).
+    /// Processes per service.
+    pub fn replicas(&self) -> u32 {
+        self.replicas
+    }
+
+    /// The process `name` (an instance name: `reservation`, or `reservation-2` of several).
+    fn process(&mut self, name: &str) -> anyhow::Result<&mut Service> {
+        let known: Vec<String> = self.services.keys().cloned().collect();
+        self.services
+            .get_mut(name)
+            .with_context(|| format!("no process {name:?} in this stack (one of {known:?})"))
+    }
+
+    /// SIGKILLs one process (for crash tests and the chaos runner).
     pub fn kill(&mut self, name: &str) -> anyhow::Result<()> {
-        let service = self.services.get_mut(name).context("unknown service")?;
+        let service = self.process(name)?;
         service.child.kill()?;
         service.child.wait()?;
         Ok(())
     }
 
-    /// Starts a stopped service again with the same configuration, and waits until it is ready.
-    pub async fn restart(&mut self, name: &'static str) -> anyhow::Result<()> {
-        let (config, log) = {
-            let service = self.services.get(name).context("unknown service")?;
-            (service.config.clone(), service.log.clone())
+    /// Starts a stopped process again with the same configuration, and waits until it is ready.
+    pub async fn restart(&mut self, name: &str) -> anyhow::Result<()> {
+        let (runs, config, log) = {
+            let service = self.process(name)?;
+            (service.runs, service.config.clone(), service.log.clone())
         };
-        let child = self.spawn(name, &config, &log)?;
+        let child = self.spawn(runs, &config, &log)?;
         if let Some(service) = self.services.get_mut(name) {
             service.child = child;
         }
         self.wait_ready(name, Duration::from_secs(60)).await
     }
 
-    /// Stops one service gracefully (SIGTERM, then SIGKILL after `grace`).
+    /// Stops one process gracefully (SIGTERM, then SIGKILL after `grace`).
     pub fn stop_service(&mut self, name: &str, grace: Duration) -> anyhow::Result<()> {
-        let service = self.services.get_mut(name).context("unknown service")?;
+        let service = self.process(name)?;
         stop_child(name, &mut service.child, grace);
         Ok(())
     }
 
-    /// Stops every service gracefully (SIGTERM, then SIGKILL after `grace`), then the broker.
+    /// Stops every service gracefully (SIGTERM, then SIGKILL after `grace`; every replica of the
+    /// gateway first, so no new work arrives), then the broker.
     pub fn stop(&mut self, grace: Duration) {
         for name in services::ALL.iter().rev() {
-            if let Some(service) = self.services.get_mut(name) {
-                stop_child(name, &mut service.child, grace);
+            for (instance, service) in &mut self.services {
+                if service.runs == *name {
+                    stop_child(instance, &mut service.child, grace);
+                }
             }
         }
         if let Some(broker) = self.services.get_mut(services::BROKER) {

@@ -13,9 +13,11 @@ use nix::{
     unistd::Pid,
 };
 
-/// One running service.
+/// One running process of the stack.
 #[derive(Debug)]
 pub(super) struct Service {
+    /// What it runs (`faultline service <runs>`): a service, the capture, the broker or the proxy.
+    pub(super) runs: &'static str,
     pub(super) child: Child,
     pub(super) url: String,
     pub(super) config: PathBuf,

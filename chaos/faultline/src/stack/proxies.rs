@@ -31,6 +31,7 @@ pub(super) async fn start(
     )?;
     let log = run_dir.join("logs").join("toxiproxy.log");
     let mut service = Service {
+        runs: services::TOXIPROXY,
         child: spawn_child(exe, services::TOXIPROXY, &config, &log, service_log, &[])?,
         url: url.clone(),
         config,

@@ -23,11 +23,17 @@ fn run_expecting(code: i32, args: &[&str], runs: &Path) -> String {
         .output()
         .expect("faultline runs");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    // The failing scenarios' lines first: CI shows only the head and tail of a long output.
+    let failing: Vec<&str> = stdout
+        .lines()
+        .filter(|line| line.contains("FAIL") || line.contains("ERROR"))
+        .collect();
     assert_eq!(
         output.status.code(),
         Some(code),
-        "faultline {} exited otherwise:\n{stdout}\n{}",
+        "faultline {} exited otherwise; failing lines:\n{}\n\nwhole output:\n{stdout}\n{}",
         args.join(" "),
+        failing.join("\n"),
         String::from_utf8_lossy(&output.stderr)
     );
     stdout

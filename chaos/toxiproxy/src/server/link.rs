@@ -4,12 +4,18 @@
 //! As in Toxiproxy, when either direction ends the whole connection closes: Toxiproxy closes
 //! the destination socket outright, which fails the reader of the other direction, so there is
 //! no TCP half-close through a proxy.
+//!
+//! One extension for the embedded stack's replicas: an upstream may list several addresses
+//! separated by commas. It stands in for a DNS name with one address per replica, as Docker's
+//! DNS gives Toxiproxy in compose: each new connection starts at the next address in turn and,
+//! like Go's dialer trying a name's addresses, falls back to the following ones when one refuses.
 
 use crate::api::Stream;
 use crate::server::metrics::Counters;
 use crate::server::pipeline::{Chunk, Ending, Pipeline};
 use crate::server::toxic::Chain;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
@@ -32,6 +38,26 @@ pub(crate) struct LinkContext {
     pub chain: watch::Receiver<Chain>,
     pub upstream_counters: Arc<Counters>,
     pub downstream_counters: Arc<Counters>,
+    /// Where the next connection starts among the upstream's addresses.
+    pub next: AtomicUsize,
+}
+
+impl LinkContext {
+    /// Connects to the upstream: its one address, or the next of its several in turn, trying
+    /// the others when that one fails. Returns the last error when none answers.
+    async fn dial(&self) -> std::io::Result<TcpStream> {
+        let addresses: Vec<&str> = self.upstream.split(',').map(str::trim).collect();
+        let first = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut last_error = None;
+        for offset in 0..addresses.len() {
+            let address = addresses[(first + offset) % addresses.len()];
+            match TcpStream::connect(address).await {
+                Ok(stream) => return Ok(stream),
+                Err(error) => last_error = Some(error),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| std::io::Error::other("no upstream address")))
+    }
 }
 
 /// Serves one accepted client until either side or a toxic ends it, or `cancel` fires (the
@@ -39,7 +65,7 @@ pub(crate) struct LinkContext {
 pub(crate) async fn run(mut client: TcpStream, ctx: Arc<LinkContext>, cancel: CancellationToken) {
     let dialled = tokio::select! {
         () = cancel.cancelled() => return,
-        dialled = TcpStream::connect(&ctx.upstream) => dialled,
+        dialled = ctx.dial() => dialled,
     };
     let mut upstream = match dialled {
         Ok(upstream) => upstream,

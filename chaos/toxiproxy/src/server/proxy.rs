@@ -88,6 +88,7 @@ impl ProxyHandle {
                 &self.listen,
                 &self.upstream,
             ),
+            next: Default::default(),
         });
         let cancel = CancellationToken::new();
         let connections = TaskTracker::new();

@@ -3,7 +3,8 @@
 //! Claiming is one short statement that stamps `claimed_until` on up to `batch_size` rows; on
 //! PostgreSQL the inner select takes `FOR UPDATE SKIP LOCKED`, so several relays (replicas of a
 //! service) share the table without waiting on each other or claiming the same row. SQLite has
-//! one writer, so the plain statement is already exclusive. A claim outlives the producer's
+//! one writer, so the plain statement is already exclusive. A row waits while an earlier
+//! unpublished row of its key sits outside the claim, so replicas never reorder a key. A claim outlives the producer's
 //! delivery timeout, so a row is never sent by two relays at once; a relay that dies leaves its
 //! claim to expire and the row is picked up again (at-least-once; consumers dedupe).
 //!
@@ -59,15 +60,31 @@ pub struct Relay {
     settings: RelaySettings,
 }
 
-const CLAIM_POSTGRES: &str = "UPDATE outbox SET claimed_until = $1, claimed_by = $4, attempts = attempts + 1 \
-     WHERE id IN (SELECT id FROM outbox WHERE published_at IS NULL \
-       AND (claimed_until IS NULL OR claimed_until < $2) ORDER BY id LIMIT $3 \
-       FOR UPDATE SKIP LOCKED) \
-     RETURNING id, topic, message_key, payload, headers, created_at";
-const CLAIM_SQLITE: &str = "UPDATE outbox SET claimed_until = $1, claimed_by = $4, attempts = attempts + 1 \
-     WHERE id IN (SELECT id FROM outbox WHERE published_at IS NULL \
-       AND (claimed_until IS NULL OR claimed_until < $2) ORDER BY id LIMIT $3) \
-     RETURNING id, topic, message_key, payload, headers, created_at";
+/// Claims up to `$3` rows in write order. A row whose key has an earlier unpublished row
+/// outside this claim (held by another replica's relay, or waiting out a failed send's short
+/// claim) is left for later: a key's messages are published in the order they were written, by
+/// whichever relay, one after the other. `{lock}` is `FOR UPDATE SKIP LOCKED` on PostgreSQL, so
+/// relays claiming at the same moment take disjoint rows; SQLite has one writer, so the
+/// statement is exclusive as it is.
+macro_rules! claim {
+    ($lock:literal) => {
+        concat!(
+            "WITH candidates AS (SELECT id, topic, message_key FROM outbox \
+               WHERE published_at IS NULL AND (claimed_until IS NULL OR claimed_until < $2) \
+               ORDER BY id LIMIT $3 ",
+            $lock,
+            ") \
+             UPDATE outbox SET claimed_until = $1, claimed_by = $4, attempts = attempts + 1 \
+             WHERE id IN (SELECT c.id FROM candidates c WHERE NOT EXISTS ( \
+               SELECT 1 FROM outbox earlier WHERE earlier.topic = c.topic \
+                 AND earlier.message_key = c.message_key AND earlier.published_at IS NULL \
+                 AND earlier.id < c.id AND earlier.id NOT IN (SELECT id FROM candidates))) \
+             RETURNING id, topic, message_key, payload, headers, created_at"
+        )
+    };
+}
+const CLAIM_POSTGRES: &str = claim!("FOR UPDATE SKIP LOCKED");
+const CLAIM_SQLITE: &str = claim!("");
 
 impl Relay {
     pub fn new(db: Db, producer: Producer, outbox: &Outbox, settings: RelaySettings) -> Self {

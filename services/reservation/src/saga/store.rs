@@ -586,6 +586,12 @@ pub async fn in_flight(db: &Db) -> Result<i64, sqlx::Error> {
 pub async fn summary(db: &Db) -> Result<ReservationSummary, sqlx::Error> {
     let mut summary = ReservationSummary {
         outbox_unpublished: faultline_kit::outbox::unpublished(db.pool()).await?,
+        transitions_repeated: sqlx::query_scalar(
+            "SELECT COUNT(*) FROM (SELECT saga_id FROM saga_log \
+             GROUP BY saga_id, from_state, to_state HAVING COUNT(*) > 1) AS repeated",
+        )
+        .fetch_one(db.pool())
+        .await?,
         ..Default::default()
     };
     for row in sqlx::query("SELECT status, COUNT(*) AS n FROM bookings GROUP BY status")

@@ -67,7 +67,9 @@ pub async fn check(input: &Input<'_>) -> Vec<CheckResult> {
                     snapshot.payment.initial_total,
                     snapshot.payment.net_by_booking.len()
                 ),
-                _ => format!("all {bookings} sagas terminal; no seat held; outbox empty"),
+                _ => format!(
+                    "all {bookings} sagas terminal, no step twice; no seat held; outbox empty"
+                ),
             };
             (Verdict::Pass, summary)
         } else {

@@ -34,6 +34,9 @@ pub fn required_services(status: &str) -> &'static [&'static str] {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Kill {
     pub service: String,
+    /// The process killed: the service's name, or `<service>-<replica>` of several (the instance
+    /// id its relay writes as each message's producer).
+    pub instance: String,
     /// On the history's clock (ms since the run started).
     pub at_ms: u64,
     /// The same instant in Unix ms (the clock Kafka record timestamps use).
@@ -54,6 +57,9 @@ pub const UNEXPORTED_MS: u64 = 6_000;
 ///   wrote its outbox row (`faultline.outbox.writer_span`), the row written
 ///   (`faultline.outbox.created_ms`) at most [`UNEXPORTED_MS`] before that service's kill.
 ///
+/// - an HTTP server span of a service the killed one calls, begun at most [`UNEXPORTED_MS`]
+///   before the kill: its parent is the killed caller's client span.
+///
 /// Either way the parent ended in the killed process's last, never exported, span batch.
 /// Anything else stays an orphan.
 pub fn parent_lost_with<'k>(span: &Span, kills: &'k [Kill]) -> Option<&'k Kill> {
@@ -65,12 +71,24 @@ pub fn parent_lost_with<'k>(span: &Span, kills: &'k [Kill]) -> Option<&'k Kill> 
         let producer = attribute("faultline.message.producer")?;
         let published = millis("faultline.message.published_ms")?;
         return kills.iter().find(|kill| {
-            let same_process = producer == kill.service
+            // An instance id of the service's own naming (`<instance>-<host>` in compose)
+            // counts as the same process too.
+            let same_process = producer == kill.instance
                 || producer
-                    .strip_prefix(kill.service.as_str())
-                    .is_some_and(|rest| rest.starts_with('-'));
+                    .strip_prefix(kill.instance.as_str())
+                    .is_some_and(|rest| rest.starts_with('-') && kill.instance == kill.service);
             same_process && before_kill(published, kill)
         });
+    }
+    if attribute("http.route").is_some() {
+        // An HTTP server span whose caller (per the topology) was killed at most
+        // [`UNEXPORTED_MS`] after the request began: the caller's client span, its parent, ended
+        // in the killed process's unexported batch (a replica killed mid-call; its twin carries
+        // the saga on, so the caller's service is still in the trace).
+        let started = span.start_ns / 1_000_000;
+        return kills
+            .iter()
+            .find(|kill| calls(&kill.service, &span.service) && before_kill(started, kill));
     }
     if attribute("faultline.outbox.writer_span") == Some(span.parent.as_str()) {
         let written = millis("faultline.outbox.created_ms")?;
@@ -79,6 +97,15 @@ pub fn parent_lost_with<'k>(span: &Span, kills: &'k [Kill]) -> Option<&'k Kill> 
             .find(|kill| kill.service == span.service && before_kill(written, kill));
     }
     None
+}
+
+/// Whether `caller` calls `callee` over HTTP (a link of the topology between two services).
+fn calls(caller: &str, callee: &str) -> bool {
+    use faultline_contracts::topology::{Callee, Link};
+    Link::SERVICE_CALLS.iter().any(|link| {
+        link.caller().is_some_and(|c| c.name() == caller)
+            && matches!(link.callee(), Callee::Service(s) if s.name() == callee)
+    })
 }
 
 /// One booking's trace, judged.
@@ -163,12 +190,16 @@ fn kills(events: &[crate::chaos::history::Event], started_unix_ms: u64) -> Vec<K
         .filter_map(|e| match e {
             crate::chaos::history::Event::Fault {
                 phase: crate::chaos::history::Phase::Start,
-                kind: crate::chaos::scenario::FaultKind::Kill { service },
+                kind: crate::chaos::scenario::FaultKind::Kill { service, replica },
                 time_ms,
                 verified: true,
                 ..
             } => Some(Kill {
                 service: service.clone(),
+                instance: match replica {
+                    Some(replica) => crate::stack::instance_name(service, *replica, u32::MAX),
+                    None => service.clone(),
+                },
                 at_ms: *time_ms,
                 at_unix_ms: started_unix_ms + *time_ms,
             }),
@@ -406,6 +437,7 @@ mod tests {
     fn inventory_killed_at(unix_ms: u64) -> Vec<Kill> {
         vec![Kill {
             service: "inventory".into(),
+            instance: "inventory".into(),
             at_ms: 1_500,
             at_unix_ms: unix_ms,
         }]
@@ -458,6 +490,41 @@ mod tests {
             let judgement = judge(&op(), &spans, &inventory_killed_at(100_220));
             assert!(judgement.reattached.is_empty(), "{judgement:?}");
             assert!(!judgement.problems.is_empty(), "{judgement:?}");
+        }
+    }
+
+    /// A reservation replica called payment and was killed before exporting its client span:
+    /// payment's server span lost its parent; reservation's other replica carried on.
+    #[test]
+    fn a_server_span_whose_caller_was_killed_during_the_call_is_reattached() {
+        let reservation_killed_at = |unix_ms| {
+            vec![Kill {
+                service: "reservation".into(),
+                instance: "reservation-2".into(),
+                at_ms: 1_500,
+                at_unix_ms: unix_ms,
+            }]
+        };
+        let mut spans = trace_with_orphan("unused", "reservation", "0");
+        let charge = |service: &str, started_ms: u64| {
+            let mut charge = span(service, "p2", "lost-client", &[("http.route", "/charges")]);
+            charge.start_ns = started_ms * 1_000_000;
+            charge
+        };
+        spans[5] = charge("payment", 100_000);
+        let judgement = judge(&op(), &spans, &reservation_killed_at(100_220));
+        assert_eq!(judgement.problems, Vec::<String>::new());
+        assert_eq!(judgement.reattached.len(), 1, "{judgement:?}");
+        // Begun after the kill, long before it, or in a service reservation does not call.
+        for (service, started) in [
+            ("payment", 100_500),
+            ("payment", 80_000),
+            ("inventory", 100_000),
+        ] {
+            spans[5] = charge(service, started);
+            let judgement = judge(&op(), &spans, &reservation_killed_at(100_220));
+            assert!(judgement.reattached.is_empty(), "{service}: {judgement:?}");
+            assert!(!judgement.problems.is_empty(), "{service}: {judgement:?}");
         }
     }
 

@@ -308,6 +308,7 @@ fn embedded_options(
     stack_options.saga = serde_json::Value::Object(scenario.stack.saga.clone());
     stack_options.admission = serde_json::Value::Object(scenario.stack.admission.clone());
     stack_options.seed = seed.clone();
+    stack_options.replicas = scenario.stack.replicas.unwrap_or(1);
     // Room for every span and line of the workload (about 25 spans and 10 lines per
     // settled booking, a few per refused one), ten times over: the traces and logs
     // checkers read them after the run, and an evicted span would read as a broken trace.
