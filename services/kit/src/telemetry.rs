@@ -239,6 +239,15 @@ pub fn extract(carrier: &dyn Extractor) -> Context {
     global::get_text_map_propagator(|propagator| propagator.extract(carrier))
 }
 
+/// The span id a carrier's trace context names (the parent a span continuing it gets), if valid.
+pub fn carried_span_id(carrier: &dyn Extractor) -> Option<String> {
+    let cx = extract(carrier);
+    let span_context = cx.span().span_context().clone();
+    span_context
+        .is_valid()
+        .then(|| span_context.span_id().to_string())
+}
+
 /// Makes `span` a child of the context in `carrier`, if it carries a valid one. Must be called
 /// before the span is entered.
 pub fn continue_trace(span: &tracing::Span, carrier: &dyn Extractor) {

@@ -354,7 +354,17 @@ impl Orchestrator {
             saga.outcome = Empty,
             trace_id = Empty,
             span_id = Empty,
+            // The span the saga's trace context names (this span's parent) and when the saga
+            // was written: the evidence that lets a checker re-attach this span when the replica
+            // that created the saga died before exporting that span and another runs its step.
+            faultline.saga.writer_span = Empty,
+            faultline.saga.created_ms = saga.created_at_ms,
         );
+        if let Some(writer) =
+            faultline_kit::telemetry::carried_span_id(&MapCarrier(&saga.trace_headers))
+        {
+            span.record("faultline.saga.writer_span", writer);
+        }
         continue_trace(&span, &MapCarrier(&saga.trace_headers));
         faultline_kit::telemetry::record_ids(&span);
         self.drive_claimed(saga).instrument(span).await

@@ -33,10 +33,12 @@ pub struct Saga {
     pub amount: Option<i64>,
     pub concert_id: Option<String>,
     pub trace_headers: BTreeMap<String, String>,
+    /// When the saga was created (its trace context is that request's).
+    pub created_at_ms: i64,
 }
 
 const SAGA_SELECT: &str = "SELECT s.id, s.booking_id, s.state, s.attempts, s.step_deadline, s.charge_maybe_sent, \
-     s.trace_headers, b.user_id, b.seat_id, b.amount, b.concert_id \
+     s.trace_headers, s.created_at, b.user_id, b.seat_id, b.amount, b.concert_id \
      FROM sagas s JOIN bookings b ON b.id = s.booking_id WHERE s.id = $1";
 
 fn saga_from_row(row: &AnyRow) -> Result<Saga, sqlx::Error> {
@@ -54,6 +56,7 @@ fn saga_from_row(row: &AnyRow) -> Result<Saga, sqlx::Error> {
         amount: row.try_get("amount")?,
         concert_id: row.try_get("concert_id")?,
         trace_headers: serde_json::from_str(&trace_headers).unwrap_or_default(),
+        created_at_ms: row.try_get("created_at")?,
     })
 }
 

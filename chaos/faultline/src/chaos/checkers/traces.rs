@@ -57,6 +57,10 @@ pub const UNEXPORTED_MS: u64 = 6_000;
 ///   wrote its outbox row (`faultline.outbox.writer_span`), the row written
 ///   (`faultline.outbox.created_ms`) at most [`UNEXPORTED_MS`] before that service's kill.
 ///
+/// - a saga step span of the killed service whose missing parent is exactly the span that
+///   created the saga (`faultline.saga.writer_span`), the saga created
+///   (`faultline.saga.created_ms`) at most [`UNEXPORTED_MS`] before the kill: another replica
+///   (or the restarted one) ran a step of a saga the dead replica started;
 /// - an HTTP server span of a service the killed one calls, begun at most [`UNEXPORTED_MS`]
 ///   before the kill: its parent is the killed caller's client span.
 ///
@@ -89,6 +93,12 @@ pub fn parent_lost_with<'k>(span: &Span, kills: &'k [Kill]) -> Option<&'k Kill> 
         return kills
             .iter()
             .find(|kill| calls(&kill.service, &span.service) && before_kill(started, kill));
+    }
+    if attribute("faultline.saga.writer_span") == Some(span.parent.as_str()) {
+        let created = millis("faultline.saga.created_ms")?;
+        return kills
+            .iter()
+            .find(|kill| kill.service == span.service && before_kill(created, kill));
     }
     if attribute("faultline.outbox.writer_span") == Some(span.parent.as_str()) {
         let written = millis("faultline.outbox.created_ms")?;
