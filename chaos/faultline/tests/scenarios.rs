@@ -49,8 +49,8 @@ fn the_shipped_scenarios_are_valid_named_after_their_files_and_plan_deterministi
         assert_eq!(a.ops.len(), scenario.workload.bookings as usize);
         if scenario.workload.phases.is_empty() {
             assert!(!a.faults.is_empty(), "{}: has faults", scenario.name);
-        } else {
-            // An open-loop load scenario: its "fault" is the overload phase.
+        } else if a.faults.is_empty() {
+            // An open-loop load scenario without faults: its "fault" is the overload phase.
             assert!(
                 scenario.workload.overload_end_ms().is_some(),
                 "{}: an open-loop scenario without faults must have an overload phase",

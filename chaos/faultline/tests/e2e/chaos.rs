@@ -312,13 +312,7 @@ fn two_replicas_of_every_service_on_postgres_lose_one_each_and_every_booking_set
         ],
         "the kills hit one replica each"
     );
-    for service in [
-        "gateway",
-        "reservation",
-        "inventory",
-        "payment",
-        "analytics",
-    ] {
+    for service in faultline_contracts::topology::Service::ALL_NAMES {
         for replica in 1..=2 {
             let log = dir.join(format!("stack/logs/{service}-{replica}.log"));
             let text = std::fs::read_to_string(&log).unwrap_or_else(|e| panic!("{log:?}: {e}"));
