@@ -113,13 +113,6 @@ pub fn tracer_provider(service_name: &str) -> anyhow::Result<SdkTracerProvider> 
     tracer_provider_to(service_name, otlp_endpoint().as_deref())
 }
 
-fn instance_tracer_provider(
-    service_name: &str,
-    instance_id: Option<&str>,
-) -> anyhow::Result<SdkTracerProvider> {
-    build_tracer_provider(service_name, instance_id, otlp_endpoint().as_deref())
-}
-
 /// [`tracer_provider`] exporting to `endpoint` (an OTLP base URL such as
 /// `http://127.0.0.1:4318`; `/v1/traces` is appended), or to nothing.
 pub fn tracer_provider_to(
@@ -179,7 +172,7 @@ fn install(
     default_filter: &str,
 ) -> anyhow::Result<Telemetry> {
     install_propagator();
-    let provider = instance_tracer_provider(service_name, instance_id)?;
+    let provider = build_tracer_provider(service_name, instance_id, otlp_endpoint().as_deref())?;
     let tracer = provider.tracer(service_name.to_owned());
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
