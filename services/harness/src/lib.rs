@@ -8,15 +8,19 @@
 //! - [`toxiproxy`]: the embedded Toxiproxy server in-process, for tests that break a link
 //!   between two services with the chaos runner's own proxy and toxics.
 //! - [`topic_reader`]: reads back what was really published to a topic.
+//! - [`running`]: [`Running`], a service application spawned in-process, stopped on drop.
 //! - [`wait`]: `eventually`, the one poll loop tests wait on a condition with.
 //! - [`free_port`]: a free TCP port on 127.0.0.1.
 
 pub mod broker;
 pub mod invariants;
 pub mod postgres;
+pub mod running;
 pub mod topic_reader;
 pub mod toxiproxy;
 pub mod wait;
+
+pub use running::Running;
 
 /// A TCP port that was free a moment ago on 127.0.0.1.
 pub fn free_port() -> std::io::Result<u16> {

@@ -5,24 +5,15 @@ use std::time::{Duration, Instant};
 use analytics::{configuration::Settings, startup::Application};
 use faultline_contracts::{Message, http::AnalyticsSummary};
 use faultline_harness::{Backend, broker::EmbeddedBroker};
-use faultline_kit::{
-    messaging::{OutboundMessage, Producer},
-    shutdown::CancellationToken,
-};
+use faultline_kit::messaging::{OutboundMessage, Producer};
 
 pub struct TestApp {
     pub address: String,
     pub http: reqwest::Client,
     producer: Producer,
-    shutdown: CancellationToken,
+    _running: faultline_harness::Running,
     _broker: EmbeddedBroker,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
@@ -41,14 +32,13 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
     };
     let app = Application::build(settings).await.expect("build");
     let address = format!("http://127.0.0.1:{}", app.port());
-    let shutdown = CancellationToken::new();
-    tokio::spawn(app.run_until_stopped(shutdown.clone()));
+    let running = faultline_harness::Running::spawn(|stop| app.run_until_stopped(stop));
     let producer = Producer::new(&broker.kafka_settings(), "test").expect("producer");
     TestApp {
         address,
         http: reqwest::Client::new(),
         producer,
-        shutdown,
+        _running: running,
         _broker: broker,
         _dir: dir,
     }

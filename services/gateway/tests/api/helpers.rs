@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use faultline_harness::{Backend, broker::EmbeddedBroker};
-use faultline_kit::{config::CommonSettings, shutdown::CancellationToken};
+use faultline_kit::config::CommonSettings;
 use gateway::{
     auth::Tokens,
     configuration::{AuthSettings, RateLimitSettings, Settings, UpstreamSettings},
@@ -18,31 +18,13 @@ pub struct TestApp {
     pub inventory: String,
     pub http: reqwest::Client,
     pub tokens: Tokens,
-    shutdowns: Vec<CancellationToken>,
+    _running: Vec<faultline_harness::Running>,
     _broker: EmbeddedBroker,
     _dir: tempfile::TempDir,
 }
 
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        for shutdown in &self.shutdowns {
-            shutdown.cancel();
-        }
-    }
-}
-
 fn common(name: &str, url: String, broker: &EmbeddedBroker) -> CommonSettings {
     faultline_harness::service_settings(name, Some(url), Some(broker.kafka_settings()))
-}
-
-/// Spawns a built service's `run_until_stopped` and returns its shutdown token.
-fn run<F>(future: impl FnOnce(CancellationToken) -> F) -> CancellationToken
-where
-    F: Future<Output = anyhow::Result<()>> + Send + 'static,
-{
-    let token = CancellationToken::new();
-    tokio::spawn(future(token.clone()));
-    token
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
@@ -98,10 +80,10 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
         .expect("reservation");
     let reservation_url = format!("http://127.0.0.1:{}", reservation.port());
 
-    let mut shutdowns = vec![
-        run(|t| inventory.run_until_stopped(t)),
-        run(|t| payment.run_until_stopped(t)),
-        run(|t| reservation.run_until_stopped(t)),
+    let mut running = vec![
+        faultline_harness::Running::spawn(|t| inventory.run_until_stopped(t)),
+        faultline_harness::Running::spawn(|t| payment.run_until_stopped(t)),
+        faultline_harness::Running::spawn(|t| reservation.run_until_stopped(t)),
     ];
 
     let settings = Settings {
@@ -121,7 +103,9 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
     let tokens = gateway::startup::tokens(&settings);
     let app = Application::build(settings).await.expect("gateway");
     let address = format!("http://127.0.0.1:{}", app.port());
-    shutdowns.push(run(|t| app.run_until_stopped(t)));
+    running.push(faultline_harness::Running::spawn(|t| {
+        app.run_until_stopped(t)
+    }));
     TestApp {
         address,
         inventory: inventory_url,
@@ -130,7 +114,7 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
             .build()
             .expect("client"),
         tokens,
-        shutdowns,
+        _running: running,
         _broker: broker,
         _dir: dir,
     }

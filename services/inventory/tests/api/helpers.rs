@@ -1,26 +1,21 @@
 //! `spawn_app`: a broker, a database and the inventory application, as `main` builds it.
 
 use faultline_harness::{Backend, broker::EmbeddedBroker};
-use faultline_kit::{messaging::Producer, shutdown::CancellationToken, storage::Db};
+use faultline_kit::{messaging::Producer, storage::Db};
 use inventory::{
     configuration::{ConcertSeed, ScheduleSeed, SeedSettings, Settings},
     startup::Application,
 };
 
 pub struct TestApp {
+    /// First: the application stops before anything it uses goes.
+    _running: faultline_harness::Running,
     pub address: String,
     pub db: Db,
     pub broker: EmbeddedBroker,
     pub producer: Producer,
     pub http: reqwest::Client,
-    shutdown: CancellationToken,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
@@ -52,8 +47,7 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
     let app = Application::build(settings).await.expect("build");
     let address = format!("http://127.0.0.1:{}", app.port());
     let db = app.db().clone();
-    let shutdown = CancellationToken::new();
-    tokio::spawn(app.run_until_stopped(shutdown.clone()));
+    let running = faultline_harness::Running::spawn(|stop| app.run_until_stopped(stop));
     let producer = Producer::new(&broker.kafka_settings(), "test").expect("producer");
     TestApp {
         address,
@@ -61,7 +55,7 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
         broker,
         producer,
         http: reqwest::Client::new(),
-        shutdown,
+        _running: running,
         _dir: dir,
     }
 }

@@ -1,10 +1,7 @@
 //! `spawn_app`: a database and the payment application, as `main` builds it.
 
 use faultline_harness::Backend;
-use faultline_kit::{
-    config::{CommonSettings, HttpSettings},
-    shutdown::CancellationToken,
-};
+use faultline_kit::config::{CommonSettings, HttpSettings};
 use payment::{
     configuration::{SeedSettings, Settings, WalletSeed},
     startup::Application,
@@ -14,14 +11,8 @@ pub struct TestApp {
     pub address: String,
     pub database_url: String,
     pub http: reqwest::Client,
-    shutdown: CancellationToken,
+    _running: faultline_harness::Running,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
@@ -56,13 +47,12 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
     };
     let app = Application::build(settings).await.expect("build");
     let address = format!("http://127.0.0.1:{}", app.port());
-    let shutdown = CancellationToken::new();
-    tokio::spawn(app.run_until_stopped(shutdown.clone()));
+    let running = faultline_harness::Running::spawn(|stop| app.run_until_stopped(stop));
     TestApp {
         address,
         database_url,
         http: reqwest::Client::new(),
-        shutdown,
+        _running: running,
         _dir: dir,
     }
 }

@@ -15,7 +15,7 @@ use faultline_contracts::http::{
 use faultline_harness::{
     Backend, broker::EmbeddedBroker, invariants, toxiproxy::EmbeddedToxiproxy, wait::eventually,
 };
-use faultline_kit::{config::CommonSettings, shutdown::CancellationToken};
+use faultline_kit::config::CommonSettings;
 use faultline_toxiproxy::{Stream, Toxic};
 use reservation::configuration::{PaymentSettings, SagaSettings};
 
@@ -66,7 +66,7 @@ pub struct TestSystem {
     pub http: reqwest::Client,
     pub initial_points: i64,
     reservation_process: Option<ReservationProcess>,
-    shutdowns: Vec<CancellationToken>,
+    running: Vec<faultline_harness::Running>,
     _dir: tempfile::TempDir,
 }
 
@@ -96,9 +96,8 @@ impl ReservationProcess {
 
 impl Drop for TestSystem {
     fn drop(&mut self) {
-        for token in &self.shutdowns {
-            token.cancel();
-        }
+        // The in-process services stop first (as they did when they were tokens).
+        self.running.clear();
         if let Some(process) = &mut self.reservation_process {
             let _ = process.child.kill();
             let _ = process.child.wait();
@@ -119,7 +118,7 @@ pub async fn spawn_system(backend: Backend, options: Options) -> TestSystem {
         eprintln!("test system directory: {}", dir.path().display());
     }
     let broker = EmbeddedBroker::start(4).await.expect("broker");
-    let mut shutdowns = Vec::new();
+    let mut running = Vec::new();
 
     let inventory_settings = inventory::configuration::Settings {
         common: common(
@@ -146,9 +145,9 @@ pub async fn spawn_system(backend: Backend, options: Options) -> TestSystem {
         .await
         .expect("inventory");
     let inventory = format!("http://127.0.0.1:{}", inventory_app.port());
-    let token = CancellationToken::new();
-    tokio::spawn(inventory_app.run_until_stopped(token.clone()));
-    shutdowns.push(token);
+    running.push(faultline_harness::Running::spawn(|stop| {
+        inventory_app.run_until_stopped(stop)
+    }));
 
     let mut payment_common = common(
         "payment",
@@ -176,9 +175,9 @@ pub async fn spawn_system(backend: Backend, options: Options) -> TestSystem {
         .await
         .expect("payment");
     let payment = format!("http://127.0.0.1:{}", payment_app.port());
-    let token = CancellationToken::new();
-    tokio::spawn(payment_app.run_until_stopped(token.clone()));
-    shutdowns.push(token);
+    running.push(faultline_harness::Running::spawn(|stop| {
+        payment_app.run_until_stopped(stop)
+    }));
 
     let toxiproxy = EmbeddedToxiproxy::start().await.expect("toxiproxy");
     let proxy = toxiproxy
@@ -253,9 +252,9 @@ pub async fn spawn_system(backend: Backend, options: Options) -> TestSystem {
             .await
             .expect("reservation");
         let url = format!("http://127.0.0.1:{}", app.port());
-        let token = CancellationToken::new();
-        tokio::spawn(app.run_until_stopped(token.clone()));
-        shutdowns.push(token);
+        running.push(faultline_harness::Running::spawn(|stop| {
+            app.run_until_stopped(stop)
+        }));
         (url, None)
     };
     let system = TestSystem {
@@ -270,7 +269,7 @@ pub async fn spawn_system(backend: Backend, options: Options) -> TestSystem {
             .expect("client"),
         initial_points: options.wallets.iter().map(|(_, p)| p).sum(),
         reservation_process,
-        shutdowns,
+        running,
         _dir: dir,
     };
     system.wait_ready(&system.inventory).await;
