@@ -45,6 +45,15 @@ impl Endpoints {
         )?)?)
     }
 
+    /// Every gateway replica's address (`gateway_url` alone when the stack lists none): clients
+    /// that load the stack spread their requests over them.
+    pub fn gateways(&self) -> Vec<String> {
+        match self.replicas.get("gateway") {
+            Some(replicas) if !replicas.is_empty() => replicas.values().cloned().collect(),
+            _ => vec![self.gateway_url.clone()],
+        }
+    }
+
     pub fn service(&self, name: &str) -> &str {
         self.services
             .get(name)

@@ -110,11 +110,26 @@ pub fn ticks_per_second() -> u64 {
         .unwrap_or(100)
 }
 
-/// What a process of a stack is, from its command line: `faultline service <name>` is `name`,
-/// anything else its program's file name.
+/// What a process of a stack is: a stack's child is named by its configuration file
+/// (`config/<instance>.json`, so replicas read `reservation-1`, `reservation-2`); otherwise from
+/// its command line, `faultline service <name>` is `name`, anything else its program's file name.
 pub fn role(pid: u32) -> Option<String> {
     let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    role_of(&raw)
+    let role = role_of(&raw)?;
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+    Some(instance_of(&environ).unwrap_or(role))
+}
+
+/// The file stem of `FAULTLINE_CONFIG` in a NUL-separated environment block.
+fn instance_of(environ: &[u8]) -> Option<String> {
+    environ
+        .split(|b| *b == 0)
+        .find_map(|entry| entry.strip_prefix(b"FAULTLINE_CONFIG="))
+        .and_then(|path| {
+            std::path::Path::new(&*String::from_utf8_lossy(path))
+                .file_stem()
+                .map(|stem| stem.to_string_lossy().into_owned())
+        })
 }
 
 fn role_of(cmdline: &[u8]) -> Option<String> {
@@ -251,6 +266,16 @@ mod tests {
         let memory = memory_kb(pid).expect("status");
         assert!(memory.peak_kb >= memory.rss_kb);
         assert!(ticks_per_second() > 0);
+    }
+
+    #[test]
+    fn a_stack_child_is_named_by_its_configuration_file() {
+        assert_eq!(
+            instance_of(b"RUST_LOG=info\0FAULTLINE_CONFIG=/run/config/reservation-2.json\0X=1")
+                .as_deref(),
+            Some("reservation-2")
+        );
+        assert_eq!(instance_of(b"RUST_LOG=info\0HOME=/root"), None);
     }
 
     #[test]

@@ -148,6 +148,14 @@ bookings = 3
             "unknown fault",
         ),
         ("bookings = 3\ncontended = 1.5", "share between 0 and 1"),
+        (
+            "bookings = 3\n[stack]\nreplicas = 0",
+            "stack.replicas must be 1..=8",
+        ),
+        (
+            "bookings = 3\n[[nemesis]]\nfault = \"kill\"\nservice = \"inventory\"\nreplica = 2\nat_ms = 1\nfor_ms = 1",
+            "the stack runs 1 of each service",
+        ),
     ];
     for (replacement, expected) in cases {
         let text = base.replace("bookings = 3", replacement);

@@ -11,7 +11,8 @@
 //! only `service` and `level` (low cardinality); trace ids travel as fields of the line, never
 //! as labels. Every span carries `service.name` and `service.instance.id` (the service's
 //! configured instance id, so each replica's spans say which replica; a random one for tools),
-//! and a replica's log lines its id as the `instance` field. [`Telemetry::shutdown`] flushes both on a graceful stop.
+//! and a replica's log lines its id as the `instance` field (when it is not just the service's
+//! name). [`Telemetry::shutdown`] flushes both on a graceful stop.
 //!
 //! Propagation is always the composite of W3C `traceparent`/`tracestate` and `baggage`.
 //! [`trace_headers`] captures the current span's context as a plain map — the form stored with
@@ -153,7 +154,8 @@ pub fn init(service_name: &str) -> anyhow::Result<Telemetry> {
 }
 
 /// [`init`] for one instance of a service (a replica): its spans carry `instance_id` as
-/// `service.instance.id` and its log lines as the `instance` field.
+/// `service.instance.id` and its log lines as the `instance` field (unless it is the service's
+/// name: one instance, nothing to tell apart).
 pub fn init_instance(service_name: &str, instance_id: &str) -> anyhow::Result<Telemetry> {
     install(service_name, Some(instance_id), DEFAULT_FILTER)
 }
@@ -182,8 +184,9 @@ fn install(
     {
         Some(url) => {
             let mut builder = tracing_loki::builder().label("service", service_name)?;
-            if let Some(instance) = instance_id {
-                // A field, not a label: replicas come and go, labels make streams.
+            if let Some(instance) = instance_id.filter(|id| *id != service_name) {
+                // Only a replica's own id (not the service's name again); a field, not a
+                // label: replicas come and go, labels make streams.
                 builder = builder.extra_field("instance", instance)?;
             }
             let (layer, controller, task) = builder.build_controller_url(url.parse()?)?;

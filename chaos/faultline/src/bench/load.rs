@@ -52,10 +52,11 @@ pub struct LoadResult {
     pub wall: Duration,
 }
 
-/// One load phase: `bookings` at `rate` per second through `gateway`.
+/// One load phase: `bookings` at `rate` per second through `gateways` (booking `n` through
+/// gateway `n` modulo their count: every gateway replica takes its share).
 #[derive(Debug, Clone, Copy)]
 pub struct Load<'a> {
-    pub gateway: &'a str,
+    pub gateways: &'a [String],
     pub bookings: &'a [Booking],
     pub tokens: &'a std::collections::BTreeMap<String, String>,
     pub rate: f64,
@@ -90,9 +91,14 @@ pub async fn drive(
     progress: &ProgressBar,
 ) -> anyhow::Result<LoadResult> {
     anyhow::ensure!(load.rate > 0.0, "the rate must be positive");
+    anyhow::ensure!(!load.gateways.is_empty(), "no gateway to send bookings to");
     let accepted = Arc::new(AtomicU64::new(0));
     let refused = Arc::new(AtomicU64::new(0));
-    let url = format!("{}/bookings", load.gateway.trim_end_matches('/'));
+    let urls: Vec<String> = load
+        .gateways
+        .iter()
+        .map(|gateway| format!("{}/bookings", gateway.trim_end_matches('/')))
+        .collect();
     let t0 = Instant::now();
     let t0_ms = epoch_ms();
     let due = |i: usize| Duration::from_secs_f64(i as f64 / load.rate);
@@ -107,7 +113,7 @@ pub async fn drive(
             max_send_delay = max_send_delay.max(now - due(next));
             let booking = &load.bookings[next];
             let request = http
-                .post(&url)
+                .post(&urls[next % urls.len()])
                 .bearer_auth(load.tokens.get(&booking.user).map_or("", String::as_str))
                 .header(
                     "idempotency-key",
@@ -225,7 +231,7 @@ mod tests {
         let result = drive(
             &client().expect("client"),
             Load {
-                gateway: &gateway,
+                gateways: std::slice::from_ref(&gateway),
                 bookings: &bookings,
                 tokens: &tokens,
                 rate: 100.0,

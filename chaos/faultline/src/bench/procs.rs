@@ -71,7 +71,7 @@ fn postgres_server() -> Option<Reading> {
 
 impl Tree {
     /// Reads every process of the tree now. A process that vanishes mid-read is skipped; two
-    /// processes with one name (none in a stack) are told apart by pid.
+    /// processes with one name (none in a stack: replicas are named apart) are told apart by pid.
     pub fn snapshot(&self) -> Snapshot {
         let mut processes = BTreeMap::new();
         let tree = self.root.map(measure::process_tree).unwrap_or_default();

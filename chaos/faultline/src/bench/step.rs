@@ -71,12 +71,13 @@ pub async fn run(context: &Context, phase: Phase<'_>) -> anyhow::Result<StepFigu
     progress.enable_steady_tick(Duration::from_millis(200));
 
     let services: BTreeMap<String, String> = context.endpoints.services.clone();
+    let gateways = context.endpoints.gateways();
     let sampler = Sampler::start(context.http.clone(), services);
     let before = context.tree.snapshot();
     let result = load::drive(
         &context.http,
         Load {
-            gateway: &context.endpoints.gateway_url,
+            gateways: &gateways,
             bookings: phase.bookings,
             tokens: &context.endpoints.tokens,
             rate: phase.rate,

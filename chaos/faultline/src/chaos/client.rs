@@ -40,7 +40,8 @@ pub enum Submitted {
 #[derive(Debug, Clone)]
 pub struct Client {
     http: reqwest::Client,
-    gateway: String,
+    /// Every gateway replica; operation `n` goes to gateway `n` modulo their count.
+    gateways: Vec<String>,
     tokens: Arc<BTreeMap<String, String>>,
     history: Arc<History>,
     /// op → booking id, for operations waiting for their outcome.
@@ -64,15 +65,19 @@ fn random_hex(bytes: usize) -> String {
 
 impl Client {
     pub fn new(
-        gateway: &str,
+        gateways: &[String],
         tokens: BTreeMap<String, String>,
         history: Arc<History>,
     ) -> anyhow::Result<Self> {
+        anyhow::ensure!(!gateways.is_empty(), "no gateway to send bookings to");
         Ok(Self {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .build()?,
-            gateway: gateway.trim_end_matches('/').to_owned(),
+            gateways: gateways
+                .iter()
+                .map(|g| g.trim_end_matches('/').to_owned())
+                .collect(),
             tokens: Arc::new(tokens),
             history,
             pending: Arc::default(),
@@ -125,10 +130,13 @@ impl Client {
         let token = self.tokens.get(&op.user).cloned().unwrap_or_default();
         let mut last = String::new();
         let mut refused_at_the_door = false;
+        // An operation keeps its gateway for its retries (any would do: the gateway is
+        // stateless, and reservation answers a repeated Idempotency-Key from its database).
+        let gateway = &self.gateways[op.op as usize % self.gateways.len()];
         for attempt in 1..=ATTEMPTS {
             let sent = self
                 .http
-                .post(format!("{}/bookings", self.gateway))
+                .post(format!("{gateway}/bookings"))
                 .bearer_auth(&token)
                 .header("Idempotency-Key", key)
                 .header("traceparent", traceparent)

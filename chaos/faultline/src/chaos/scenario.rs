@@ -556,7 +556,23 @@ impl Scenario {
             w.contended + w.unaffordable <= 1.0,
             "workload.contended + workload.unaffordable must not exceed 1"
         );
-        self.faults()?;
+        let replicas = self.stack.replicas.unwrap_or(1);
+        anyhow::ensure!(
+            (1..=8).contains(&replicas),
+            "stack.replicas must be 1..=8, not {replicas}"
+        );
+        for fault in self.faults()? {
+            if let FaultKind::Kill {
+                service,
+                replica: Some(replica),
+            } = &fault.kind
+            {
+                anyhow::ensure!(
+                    *replica <= replicas,
+                    "a kill of {service} replica {replica}: the stack runs {replicas} of each service ([stack] replicas)"
+                );
+            }
+        }
         if let Some(plan) = &self.plan {
             self.validate_plan(plan)?;
         }

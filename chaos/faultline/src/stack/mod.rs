@@ -134,8 +134,13 @@ pub fn instance_name(service: &str, replica: u32, replicas: u32) -> String {
     if replicas <= 1 {
         service.to_owned()
     } else {
-        format!("{service}-{replica}")
+        replica_name(service, replica)
     }
+}
+
+/// The name of replica `replica` (1-based) of a service that runs several times.
+pub fn replica_name(service: &str, replica: u32) -> String {
+    format!("{service}-{replica}")
 }
 
 /// A running stack; stopped (hard) when dropped.
@@ -215,15 +220,9 @@ impl Stack {
         let replicas = options.replicas.max(1);
         let instances: Vec<Instance> = services::ALL
             .into_iter()
-            .flat_map(|name| {
-                Instance::all(
-                    name,
-                    if name == services::CAPTURE {
-                        1
-                    } else {
-                        replicas
-                    },
-                )
+            .flat_map(|name| match name {
+                services::CAPTURE => Instance::all(name, 1),
+                _ => Instance::all(name, replicas),
             })
             .collect();
         let mut ports = BTreeMap::new();
@@ -233,9 +232,8 @@ impl Stack {
         let url = |name: &str| format!("http://127.0.0.1:{}", ports[name]);
         // Every replica of a service, as one proxy upstream (see the module's header).
         let upstream = |service: &str| {
-            instances
+            instances_of(&instances, service)
                 .iter()
-                .filter(|instance| instance.service == service)
                 .map(|instance| format!("127.0.0.1:{}", ports[&instance.name]))
                 .collect::<Vec<_>>()
                 .join(",")

@@ -207,7 +207,7 @@ fn kills(events: &[crate::chaos::history::Event], started_unix_ms: u64) -> Vec<K
             } => Some(Kill {
                 service: service.clone(),
                 instance: match replica {
-                    Some(replica) => crate::stack::instance_name(service, *replica, u32::MAX),
+                    Some(replica) => crate::stack::replica_name(service, *replica),
                     None => service.clone(),
                 },
                 at_ms: *time_ms,

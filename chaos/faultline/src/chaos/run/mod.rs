@@ -191,7 +191,7 @@ async fn execute(
     };
     let nemesis = Arc::new(Nemesis::new(target.clone(), history.clone())?);
     let client = Client::new(
-        &target.endpoints.gateway_url,
+        &target.endpoints.gateways(),
         target.endpoints.tokens.clone(),
         history.clone(),
     )?;
