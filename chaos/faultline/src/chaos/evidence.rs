@@ -32,6 +32,8 @@ pub struct Evidence {
 #[derive(Debug, Clone)]
 pub struct Span {
     pub service: String,
+    /// The process that sent it: its resource's `service.instance.id` (a replica's name).
+    pub instance: String,
     pub name: String,
     pub span_id: String,
     pub parent: String,
@@ -62,14 +64,17 @@ pub fn spans_of(json: &Value) -> Vec<Span> {
         .or_else(|| json["resourceSpans"].as_array());
     let mut spans = Vec::new();
     for batch in batches.into_iter().flatten() {
-        let service = batch["resource"]["attributes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|a| a["key"] == "service.name")
-            .and_then(|a| a["value"]["stringValue"].as_str())
-            .unwrap_or_default()
-            .to_owned();
+        let resource = |key: &str| {
+            batch["resource"]["attributes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|a| a["key"] == key)
+                .and_then(|a| a["value"]["stringValue"].as_str())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let (service, instance) = (resource("service.name"), resource("service.instance.id"));
         let scopes = batch["scopeSpans"]
             .as_array()
             .or_else(|| batch["instrumentationLibrarySpans"].as_array());
@@ -93,6 +98,7 @@ pub fn spans_of(json: &Value) -> Vec<Span> {
                     .collect();
                 spans.push(Span {
                     service: service.clone(),
+                    instance: instance.clone(),
                     name: span["name"].as_str().unwrap_or_default().to_owned(),
                     span_id: normalize_id(span["spanId"].as_str().unwrap_or_default(), 8),
                     parent: normalize_id(span["parentSpanId"].as_str().unwrap_or_default(), 8),

@@ -55,14 +55,16 @@ pub const UNEXPORTED_MS: u64 = 6_000;
 ///   kill (`faultline.message.published_ms`, the record's timestamp);
 /// - a `publish` span of the restarted service whose missing parent is exactly the span that
 ///   wrote its outbox row (`faultline.outbox.writer_span`), the row written
-///   (`faultline.outbox.created_ms`) at most [`UNEXPORTED_MS`] before that service's kill.
-///
+///   (`faultline.outbox.created_ms`) at most [`UNEXPORTED_MS`] before that service's kill;
 /// - a saga step span of the killed service whose missing parent is exactly the span that
 ///   created the saga (`faultline.saga.writer_span`), the saga created
 ///   (`faultline.saga.created_ms`) at most [`UNEXPORTED_MS`] before the kill: another replica
 ///   (or the restarted one) ran a step of a saga the dead replica started;
 /// - an HTTP server span of a service the killed one calls, begun at most [`UNEXPORTED_MS`]
-///   before the kill: its parent is the killed caller's client span.
+///   before the kill: its parent is the killed caller's client span;
+/// - a span whose parent is in its own process (none of the above kinds), sent by the killed
+///   process itself (`service.instance.id`) and begun before the kill: the parent was still open
+///   when the process died (a child ends, and is exported, before its parent).
 ///
 /// Either way the parent ended in the killed process's last, never exported, span batch.
 /// Anything else stays an orphan.
@@ -106,6 +108,22 @@ pub fn parent_lost_with<'k>(span: &Span, kills: &'k [Kill]) -> Option<&'k Kill> 
             .iter()
             .find(|kill| kill.service == span.service && before_kill(written, kill));
     }
+    // Every span the cases above describe continues a context from elsewhere; any other span's
+    // parent is in its own process.
+    let continues_a_remote_context = [
+        "http.route",
+        "faultline.message.publish_span",
+        "faultline.outbox.writer_span",
+        "faultline.saga.writer_span",
+    ]
+    .iter()
+    .any(|name| attribute(name).is_some());
+    if !continues_a_remote_context {
+        let started = span.start_ns / 1_000_000;
+        return kills
+            .iter()
+            .find(|kill| span.instance == kill.instance && started <= kill.at_unix_ms);
+    }
     None
 }
 
@@ -142,15 +160,29 @@ pub fn judge(op: &Operation, spans: &[Span], kills: &[Kill]) -> Judgement {
         .iter()
         .filter(|s| !ids.contains(s.parent.as_str()) && s.parent != op.client_span_id)
     {
+        // The replica that sent it, where the service runs several times.
+        let sender = if span.instance.is_empty() || span.instance == span.service {
+            span.service.as_str()
+        } else {
+            span.instance.as_str()
+        };
         match parent_lost_with(span, kills) {
             Some(kill) => judgement.reattached.push(format!(
-                "{}: {:?} (parent {:?} lost with {}'s SIGKILL at {} ms)",
-                span.service, span.name, span.parent, kill.service, kill.at_ms
+                "{sender}: {:?} (parent {:?} lost with {}'s SIGKILL at {} ms)",
+                span.name, span.parent, kill.instance, kill.at_ms
             )),
-            None => detached.push(format!(
-                "{}: {:?} (parent {:?})",
-                span.service, span.name, span.parent
-            )),
+            None => {
+                // For a consumed message, who published it: the first thing to ask of an orphan.
+                let published_by = span
+                    .attributes
+                    .get("faultline.message.producer")
+                    .map(|producer| format!(", published by {producer}"))
+                    .unwrap_or_default();
+                detached.push(format!(
+                    "{sender}: {:?} (parent {:?}{published_by})",
+                    span.name, span.parent
+                ));
+            }
         }
     }
     if !detached.is_empty() {
@@ -411,6 +443,7 @@ mod tests {
     fn span(service: &str, id: &str, parent: &str, attributes: &[(&str, &str)]) -> Span {
         Span {
             service: service.into(),
+            instance: service.into(),
             name: format!("{service} work"),
             span_id: id.into(),
             parent: parent.into(),
@@ -535,6 +568,36 @@ mod tests {
             let judgement = judge(&op(), &spans, &reservation_killed_at(100_220));
             assert!(judgement.reattached.is_empty(), "{service}: {judgement:?}");
             assert!(!judgement.problems.is_empty(), "{service}: {judgement:?}");
+        }
+    }
+
+    /// reservation-2 exported its finished `payment.charge` client span, then was killed while
+    /// the saga step span around it was still open.
+    #[test]
+    fn a_span_whose_in_process_parent_was_still_open_at_the_kill_is_reattached() {
+        let killed = vec![Kill {
+            service: "reservation".into(),
+            instance: "reservation-2".into(),
+            at_ms: 1_500,
+            at_unix_ms: 100_220,
+        }];
+        let mut spans = trace_with_orphan("unused", "reservation", "0");
+        let charge = |instance: &str, started_ms: u64| {
+            let mut charge = span("reservation", "r3", "open-step", &[]);
+            charge.instance = instance.into();
+            charge.start_ns = started_ms * 1_000_000;
+            charge
+        };
+        spans[5] = charge("reservation-2", 100_000);
+        let judgement = judge(&op(), &spans, &killed);
+        assert_eq!(judgement.problems, Vec::<String>::new());
+        assert_eq!(judgement.reattached.len(), 1, "{judgement:?}");
+        // Sent by the other replica, or begun after the kill (the restarted process).
+        for (instance, started) in [("reservation-1", 100_000), ("reservation-2", 100_500)] {
+            spans[5] = charge(instance, started);
+            let judgement = judge(&op(), &spans, &killed);
+            assert!(judgement.reattached.is_empty(), "{instance}: {judgement:?}");
+            assert!(!judgement.problems.is_empty(), "{instance}: {judgement:?}");
         }
     }
 
