@@ -15,21 +15,20 @@ use serde_json::{Value, json};
 
 use crate::store::StoredSpan;
 
-/// The trace in Tempo's `/api/traces/{id}` shape: OTLP JSON grouped in `batches` by service.
+/// The trace in Tempo's `/api/traces/{id}` shape: OTLP JSON grouped in `batches` by resource,
+/// one per sending process — two replicas of a service are two batches, each with its own
+/// `service.instance.id` (grouped by service name, every replica's spans read as the first's).
 pub fn trace_json(spans: &[StoredSpan]) -> Value {
-    let mut by_service: BTreeMap<&str, Vec<&StoredSpan>> = BTreeMap::new();
+    let mut by_resource: BTreeMap<&BTreeMap<String, String>, Vec<&StoredSpan>> = BTreeMap::new();
     for span in spans {
-        by_service
-            .entry(&*span.service_name)
-            .or_default()
-            .push(span);
+        by_resource.entry(&*span.resource).or_default().push(span);
     }
     let attributes = |map: &BTreeMap<String, String>| {
         map.iter()
             .map(|(k, v)| json!({"key": k, "value": {"stringValue": v}}))
             .collect::<Vec<_>>()
     };
-    let batches: Vec<Value> = by_service
+    let batches: Vec<Value> = by_resource
         .values()
         .map(|spans| {
             json!({
@@ -206,6 +205,55 @@ mod tests {
     fn not_equal_matches_a_missing_attribute() {
         let q = Query::parse(r#"{ name != "publish" && span.x != "1" }"#).expect("parses");
         assert!(q.matches(&span("consume", &[])));
+    }
+
+    #[test]
+    fn each_replica_of_a_service_is_a_batch_with_its_own_instance_id() {
+        let replica = |span_id: &str, instance: &str| {
+            let mut span = StoredSpan::for_test("t", span_id, "reservation", "saga charge", &[]);
+            span.resource = std::sync::Arc::new(
+                [
+                    ("service.name".to_owned(), "reservation".to_owned()),
+                    ("service.instance.id".to_owned(), instance.to_owned()),
+                ]
+                .into(),
+            );
+            span
+        };
+        let trace = trace_json(&[
+            replica("a", "reservation-1"),
+            replica("b", "reservation-2"),
+            replica("c", "reservation-1"),
+        ]);
+        let senders: Vec<(String, usize)> = trace["batches"]
+            .as_array()
+            .expect("batches")
+            .iter()
+            .map(|batch| {
+                let instance = batch["resource"]["attributes"]
+                    .as_array()
+                    .expect("attributes")
+                    .iter()
+                    .find(|a| a["key"] == "service.instance.id")
+                    .and_then(|a| a["value"]["stringValue"].as_str())
+                    .expect("an instance id")
+                    .to_owned();
+                (
+                    instance,
+                    batch["scopeSpans"][0]["spans"]
+                        .as_array()
+                        .expect("spans")
+                        .len(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            senders,
+            [
+                ("reservation-1".to_owned(), 2),
+                ("reservation-2".to_owned(), 1)
+            ]
+        );
     }
 
     #[test]

@@ -85,7 +85,7 @@ pub fn install_propagator() {
 }
 
 /// The default filter when `RUST_LOG` is unset: our crates at info, chatty dependencies quieter.
-pub const DEFAULT_FILTER: &str = "info,h2=warn,hyper=warn,tonic=warn,rdkafka=warn,sqlx=warn";
+pub const DEFAULT_FILTER: &str = "info,h2=warn,hyper=warn,tonic=warn,rdkafka=warn,sqlx=warn,opentelemetry=warn,opentelemetry_sdk=warn,opentelemetry_otlp=warn";
 
 /// The resource every span carries: `service.name` (`OTEL_SERVICE_NAME`, then a `service.name`
 /// in `OTEL_RESOURCE_ATTRIBUTES`, win over `service_name`), `service.instance.id` (the process's
@@ -142,9 +142,31 @@ fn build_tracer_provider(
             .with_http()
             .with_endpoint(url)
             .build()?;
-        builder = builder.with_batch_exporter(exporter);
+        let processor = opentelemetry_sdk::trace::BatchSpanProcessor::builder(exporter)
+            .with_batch_config(batch_config())
+            .build();
+        builder = builder.with_span_processor(processor);
     }
     Ok(builder.build())
+}
+
+/// How many ended spans may wait for export before the batch processor drops new ones, unless
+/// `OTEL_BSP_MAX_QUEUE_SIZE` says otherwise. The SDK's default (2,048) is about 4 s of one
+/// reservation replica's spans at 40 bookings/s: a receiver slowed by a loaded machine (a
+/// chaos run of ten processes on two cores) made it drop spans, which then read as orphans in
+/// the traces check. 64 Ki spans hold minutes of that (at most ~60 MiB, only while the
+/// receiver lags); a drop that still happens is logged (`BatchSpanProcessor.SpanDroppingStarted`,
+/// the SDK's internal logs), so a checker can tell it from a broken trace.
+pub const SPAN_QUEUE: usize = 65_536;
+
+fn batch_config() -> opentelemetry_sdk::trace::BatchConfig {
+    // The builder's default reads every `OTEL_BSP_*` variable; only an unset queue size is ours.
+    let config = opentelemetry_sdk::trace::BatchConfigBuilder::default();
+    if std::env::var_os("OTEL_BSP_MAX_QUEUE_SIZE").is_some() {
+        config.build()
+    } else {
+        config.with_max_queue_size(SPAN_QUEUE).build()
+    }
 }
 
 /// Installs the global subscriber for a service process. Returns an error if one is already

@@ -29,7 +29,7 @@ pub struct Evidence {
 }
 
 /// One span, as the checkers need it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Span {
     pub service: String,
     /// The process that sent it: its resource's `service.instance.id` (a replica's name).

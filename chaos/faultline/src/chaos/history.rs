@@ -151,7 +151,7 @@ impl History {
 }
 
 /// One operation as the checkers see it: its invocation joined with its completion.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Operation {
     pub op: u32,
     pub user: String,

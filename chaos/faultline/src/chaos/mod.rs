@@ -17,6 +17,7 @@ pub mod checkers;
 pub mod client;
 pub mod evidence;
 pub mod generator;
+pub mod handling;
 pub mod history;
 pub mod nemesis;
 pub mod report;

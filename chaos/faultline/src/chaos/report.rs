@@ -43,6 +43,9 @@ pub struct Results {
     pub operations: OpCounts,
     pub invariants: Vec<CheckResult>,
     pub faults: Vec<FaultWindow>,
+    /// Which replica handled which booking (absent when every service ran once).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub handling: Option<crate::chaos::handling::Handling>,
 }
 
 /// How the operations ended.
@@ -158,8 +161,13 @@ pub fn table(results: &Results) -> String {
         ]);
     }
     let o = &results.operations;
+    let handling = results
+        .handling
+        .as_ref()
+        .map(|h| format!("\n{}", crate::chaos::handling::line(h)))
+        .unwrap_or_default();
     format!(
-        "{} (seed {}): {} — {} operations: {} ok ({} confirmed, {} cancelled, {} rejected), {} failed, {} unknown; {} faults\n{table}",
+        "{} (seed {}): {} — {} operations: {} ok ({} confirmed, {} cancelled, {} rejected), {} failed, {} unknown; {} faults\n{table}{handling}",
         results.scenario,
         results.seed,
         results.verdict.as_str(),
@@ -361,6 +369,11 @@ fn html(results: &Results, scenario: &Scenario, ops: &[Operation]) -> String {
             esc(&f.detail)
         ));
     }
+    let handling = results
+        .handling
+        .as_ref()
+        .map(handling_section)
+        .unwrap_or_default();
     format!(
         r#"<!doctype html><html><head><meta charset="utf-8"><title>{name} — {verdict}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1100px}}table{{border-collapse:collapse;width:100%}}td,th{{border:1px solid #ccc;padding:4px 8px;vertical-align:top;text-align:left}}tr.fail td{{background:#fbe3e4}}tr.unknown td{{background:#fff3cd}}tr.pass td{{background:#e6f4ea}}code{{font-size:11px}}</style></head>
@@ -369,7 +382,7 @@ fn html(results: &Results, scenario: &Scenario, ops: &[Operation]) -> String {
 <h2>Timeline</h2><p>Fault windows (red: in effect; grey: not applied or met no traffic) and bookings from submission to outcome (green confirmed, orange cancelled, blue rejected, black unknown). Hover for details.</p>{svg}
 <h2>Verdicts</h2>{links_note}<table><tr><th>invariant</th><th>expected</th><th>verdict</th><th>evidence and witnesses</th></tr>{verdicts}</table>
 <h2>Faults</h2><table><tr><th>#</th><th>fault</th><th>start ms</th><th>stop ms</th><th>effect</th><th>detail</th></tr>{faults}</table>
-</body></html>"#,
+{handling}</body></html>"#,
         name = esc(&results.scenario),
         links_note = if results.target == "embedded" {
             "<p>Each witness links to its trace and log lines in the capture's viewer, which \
@@ -385,6 +398,49 @@ fn html(results: &Results, scenario: &Scenario, ops: &[Operation]) -> String {
         target = esc(&results.target),
         duration = results.duration_ms,
         exit = results.exit_code,
+    )
+}
+
+/// The report's "Replicas" section: each instance's share of the bookings, and the bookings
+/// handed over from one replica of a service to another, each linking to its trace (whose
+/// spans name their sender's `service.instance.id`).
+fn handling_section(handling: &crate::chaos::handling::Handling) -> String {
+    let shares: String = handling
+        .instances
+        .iter()
+        .map(|s| {
+            format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&s.service),
+                esc(&s.instance),
+                s.bookings
+            )
+        })
+        .collect();
+    let examples: String = handling
+        .examples
+        .iter()
+        .map(|h| {
+            format!(
+                "<li><code>{}</code> {}: {} <a href=\"{}\">trace</a></li>",
+                esc(&h.booking_id),
+                esc(&h.service),
+                esc(&h.instances.join(" → ")),
+                esc(&h.trace_link)
+            )
+        })
+        .collect();
+    format!(
+        "<h2>Replicas</h2><p>Which instance of each service worked on how many bookings (an instance \
+         appears in a booking's trace through its spans' <code>service.instance.id</code>), and \
+         the {} booking(s) whose work moved from one replica of a service to another{}.</p>\
+         <table><tr><th>service</th><th>instance</th><th>bookings</th></tr>{shares}</table><ul>{examples}</ul>",
+        handling.handed_over,
+        if handling.handed_over > handling.examples.len() {
+            format!(" (the first {} below)", handling.examples.len())
+        } else {
+            String::new()
+        }
     )
 }
 
@@ -405,6 +461,7 @@ mod tests {
             verdict: Verdict::Fail,
             exit_code: EXIT_VIOLATED,
             operations: OpCounts::default(),
+            handling: None,
             invariants: vec![CheckResult {
                 invariant: Invariant::Logs,
                 number: Invariant::Logs.number(),
@@ -428,5 +485,33 @@ mod tests {
         let page = html(&results, &scenario, &[]);
         assert!(page.contains(&format!("<a href=\"{VIEWER}\">trace</a>")));
         assert!(page.contains(&format!("<a href=\"{VIEWER}#logs\">logs</a>")));
+    }
+
+    #[test]
+    fn a_run_with_replicas_shows_each_instances_share_and_the_hand_overs() {
+        let handling = crate::chaos::handling::Handling {
+            instances: vec![crate::chaos::handling::Share {
+                service: "reservation".into(),
+                instance: "reservation-2".into(),
+                bookings: 480,
+            }],
+            handed_over: 1,
+            examples: vec![crate::chaos::handling::HandOver {
+                booking_id: "b-7".into(),
+                trace_id: "t7".into(),
+                service: "reservation".into(),
+                instances: vec!["reservation-2".into(), "reservation-1".into()],
+                trace_link: "http://127.0.0.1:4000/ui/trace/t7".into(),
+            }],
+        };
+        let section = handling_section(&handling);
+        assert!(
+            section.contains("<td>reservation-2</td><td>480</td>"),
+            "{section}"
+        );
+        assert!(
+            section.contains("reservation-2 → reservation-1 <a href=\"http://127.0.0.1:4000/ui/trace/t7\">trace</a>"),
+            "{section}"
+        );
     }
 }

@@ -23,17 +23,12 @@ fn run_expecting(code: i32, args: &[&str], runs: &Path) -> String {
         .output()
         .expect("faultline runs");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    // The failing scenarios' lines first: CI shows only the head and tail of a long output.
-    let failing: Vec<&str> = stdout
-        .lines()
-        .filter(|line| line.contains("FAIL") || line.contains("ERROR"))
-        .collect();
     assert_eq!(
         output.status.code(),
         Some(code),
         "faultline {} exited otherwise; failing lines:\n{}\n\nwhole output:\n{stdout}\n{}",
         args.join(" "),
-        failing.join("\n"),
+        crate::helpers::failing_lines(&stdout),
         String::from_utf8_lossy(&output.stderr)
     );
     stdout
@@ -312,6 +307,58 @@ fn two_replicas_of_every_service_on_postgres_lose_one_each_and_every_booking_set
         ],
         "the kills hit one replica each"
     );
+    // The survivors took over: no booking waited longer than the consumer session (after which
+    // the dead replica's partitions move) plus 30 s, from its submission to its saga settling.
+    const SESSION_TIMEOUT_MS: u64 = 6_000;
+    let history = std::fs::read_to_string(dir.join("history.jsonl")).expect("history.jsonl");
+    let events: Vec<Value> = history
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a history line is JSON"))
+        .collect();
+    let invoked: std::collections::BTreeMap<u64, u64> = events
+        .iter()
+        .filter(|e| e["event"] == "invoke")
+        .filter_map(|e| Some((e["op"].as_u64()?, e["time_ms"].as_u64()?)))
+        .collect();
+    let slowest = events
+        .iter()
+        .filter(|e| e["event"] == "complete")
+        .filter_map(|e| {
+            let op = e["op"].as_u64()?;
+            Some((e["settled_ms"].as_u64()? - invoked[&op], op))
+        })
+        .max()
+        .expect("completed bookings");
+    assert!(
+        slowest.0 <= SESSION_TIMEOUT_MS + 30_000,
+        "op {} took {} ms from submission to settling: longer than the session timeout plus 30 s",
+        slowest.1,
+        slowest.0
+    );
+    // Which replica handled which booking: every instance worked on bookings, and some bookings
+    // moved from a killed replica to its survivor (the report's "Replicas" section).
+    let handling = &results["handling"];
+    assert!(
+        handling["handed_over"].as_u64() >= Some(1),
+        "no booking was handed over between replicas: {handling}"
+    );
+    let shares: Vec<(&str, u64)> = handling["instances"]
+        .as_array()
+        .expect("instances")
+        .iter()
+        .filter_map(|s| Some((s["instance"].as_str()?, s["bookings"].as_u64()?)))
+        .collect();
+    for service in faultline_contracts::topology::Service::ALL_NAMES {
+        for replica in 1..=2 {
+            let instance = format!("{service}-{replica}");
+            assert!(
+                shares.iter().any(|(i, n)| *i == instance && *n > 0),
+                "{instance} worked on no booking: {shares:?}"
+            );
+        }
+    }
+    let report = std::fs::read_to_string(dir.join("report.html")).expect("report.html");
+    assert!(report.contains("<h2>Replicas</h2>"), "no Replicas section");
     for service in faultline_contracts::topology::Service::ALL_NAMES {
         for replica in 1..=2 {
             let log = dir.join(format!("stack/logs/{service}-{replica}.log"));

@@ -16,7 +16,8 @@ fn the_tour_plays_five_acts_on_one_stack_and_every_invariant_holds() {
     assert_eq!(
         output.status.code(),
         Some(0),
-        "demo failed:\n{stdout}\n{}",
+        "demo failed; failing lines:\n{}\n\nwhole output:\n{stdout}\n{}",
+        crate::helpers::failing_lines(&stdout),
         String::from_utf8_lossy(&output.stderr)
     );
     for number in 1..=5 {
@@ -127,7 +128,8 @@ fn the_tour_plays_again_and_again_on_a_running_stack_given_by_its_target_file() 
         assert_eq!(
             output.status.code(),
             Some(0),
-            "round {round}: demo --target failed:\n{stdout}\n{}",
+            "round {round}: demo --target failed; failing lines:\n{}\n\nwhole output:\n{stdout}\n{}",
+            crate::helpers::failing_lines(&stdout),
             String::from_utf8_lossy(&output.stderr)
         );
         for number in 1..=4 {

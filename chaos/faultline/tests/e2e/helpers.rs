@@ -111,3 +111,17 @@ pub async fn problem(response: reqwest::Response, status: u16) -> String {
     let body: serde_json::Value = response.json().await.expect("problem json");
     body["detail"].as_str().unwrap_or_default().to_owned()
 }
+
+/// The lines of a run's output that say what went wrong (a failed or unknown verdict, an aborted
+/// act, an error), to lead a failure message: CI shows only the head and tail of a long output.
+pub fn failing_lines(output: &str) -> String {
+    output
+        .lines()
+        .filter(|line| {
+            ["FAIL", "ERROR", "unknown", "aborted", "Error", "error:"]
+                .iter()
+                .any(|word| line.contains(word))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}

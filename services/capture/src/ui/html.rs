@@ -144,6 +144,7 @@ form.search input[name=q]{width:28em}\
 .badge.dup{background:#ede7f6;color:#5b21b6;border-color:#8b5cf6}\
 .badge.err{background:#fde8e8;color:#b91c1c;border-color:#ef4444}\
 .badge.orphan{background:#eee;color:#555;border-color:#999}\
+.badge.inst{background:#fff;color:#333;border-color:#bbb;font-weight:400}\
 .badge.CONFIRMED{background:#e6f4ea;color:#166534;border-color:#22c55e}\
 .badge.CANCELLED{background:#fff3e0;color:#b45309;border-color:#f59e0b}\
 .badge.REJECTED{background:#e0f2fe;color:#075985;border-color:#0ea5e9}\

@@ -155,9 +155,25 @@ pub fn render(trace_id: &str, spans: &[StoredSpan], lines: &[LogLine]) -> String
         marks.push_str("</ol>");
     }
 
+    // Services more than one instance of which sent spans of this trace: their spans say which.
+    let mut instances: std::collections::BTreeMap<&str, std::collections::BTreeSet<&str>> =
+        std::collections::BTreeMap::new();
+    for span in spans.iter() {
+        if let Some(instance) = span.resource.get("service.instance.id") {
+            instances
+                .entry(&*span.service_name)
+                .or_default()
+                .insert(instance);
+        }
+    }
+    let replicated: std::collections::BTreeSet<&str> = instances
+        .into_iter()
+        .filter(|(_, ids)| ids.len() > 1)
+        .map(|(service, _)| service)
+        .collect();
     let mut waterfall = String::new();
     for row in &rows {
-        waterfall.push_str(&span_row(row, start, total));
+        waterfall.push_str(&span_row(row, start, total, &replicated));
     }
     let ticks: String = (0..=4)
         .map(|i| {
@@ -186,7 +202,12 @@ pub fn render(trace_id: &str, spans: &[StoredSpan], lines: &[LogLine]) -> String
 }
 
 /// One span: its summary row (label and bar) and, on demand, its details.
-fn span_row(row: &Row<'_>, start: u64, total: f64) -> String {
+fn span_row(
+    row: &Row<'_>,
+    start: u64,
+    total: f64,
+    replicated: &std::collections::BTreeSet<&str>,
+) -> String {
     let span = row.span;
     let colour = html::service_colour(&span.service_name);
     let offset = span.start_unix_nano.saturating_sub(start);
@@ -194,6 +215,15 @@ fn span_row(row: &Row<'_>, start: u64, total: f64) -> String {
     let left = offset as f64 / total * 100.0;
     let width = (length as f64 / total * 100.0).min(100.0 - left).max(0.0);
     let mut badges = String::new();
+    // Which replica sent it, where several instances of its service worked on this trace: a
+    // saga handed over from one replica to another shows as the instance changing down the tree.
+    if let Some(instance) = span
+        .resource
+        .get("service.instance.id")
+        .filter(|_| replicated.contains(&*span.service_name))
+    {
+        badges.push_str(&badge("inst", instance));
+    }
     let compensation = is_compensation(span);
     if compensation {
         badges.push_str(&badge("comp", "compensation"));
@@ -366,6 +396,34 @@ mod tests {
                 ("o", 0, true)
             ]
         );
+    }
+
+    #[test]
+    fn a_trace_two_replicas_of_a_service_worked_on_names_each_spans_replica() {
+        let from = |instance: &str, mut span: StoredSpan| {
+            span.resource = std::sync::Arc::new(
+                [
+                    ("service.name".to_owned(), "reservation".to_owned()),
+                    ("service.instance.id".to_owned(), instance.to_owned()),
+                ]
+                .into(),
+            );
+            span
+        };
+        let badge = |instance: &str| format!("<span class=\"badge inst\">{instance}</span>");
+        let handed_over = [
+            from("reservation-2", span("root", "", "POST /bookings", 0)),
+            from("reservation-1", span("step", "root", "saga charge", 20)),
+        ];
+        let page = render("4bf92f3577b34da6a3ce929d0e0e4736", &handed_over, &[]);
+        assert!(page.contains(&badge("reservation-2")), "{page}");
+        assert!(page.contains(&badge("reservation-1")), "{page}");
+        let one_replica = [
+            from("reservation-1", span("root", "", "POST /bookings", 0)),
+            from("reservation-1", span("step", "root", "saga charge", 20)),
+        ];
+        let page = render("4bf92f3577b34da6a3ce929d0e0e4736", &one_replica, &[]);
+        assert!(!page.contains("badge inst"), "{page}");
     }
 
     #[test]

@@ -172,11 +172,20 @@ pub fn faults_not_fired(events: &[Event]) -> Vec<String> {
     problems
 }
 
+/// What the checkers found: the verdicts, and which replica handled which booking.
+#[derive(Debug)]
+pub struct Checked {
+    pub invariants: Vec<CheckResult>,
+    /// `None` when every service ran as one instance.
+    pub handling: Option<crate::chaos::handling::Handling>,
+}
+
 /// Runs every checker, then caps expected verdicts at unknown when a fault never fired.
-pub async fn check_all(input: &Input<'_>) -> Vec<CheckResult> {
+pub async fn check_all(input: &Input<'_>) -> Checked {
     let mut results = business::check(input).await;
     results.push(exactly_once::check(input).await);
-    results.push(traces::check(input).await);
+    let (traces, handling) = traces::check(input).await;
+    results.push(traces);
     results.push(logs::check(input).await);
     results.push(recovery::check(input));
     let problems = faults_not_fired(input.events);
@@ -192,7 +201,10 @@ pub async fn check_all(input: &Input<'_>) -> Vec<CheckResult> {
             }
         }
     }
-    results
+    Checked {
+        invariants: results,
+        handling,
+    }
 }
 
 /// The run's verdict: every failure counts; unknowns count where the scenario expects a proof.

@@ -11,7 +11,7 @@ use std::{
 };
 
 use super::{CheckResult, Input, Verdict, result};
-use crate::chaos::{evidence::Span, history::Operation, scenario::Invariant};
+use crate::chaos::{evidence::Span, handling::Handling, history::Operation, scenario::Invariant};
 
 /// How long traces may take to arrive and stop growing.
 const SETTLE: Duration = Duration::from_secs(20);
@@ -280,7 +280,8 @@ fn excused_by_kill(
     (all_killed && !missing.is_empty()).then(|| missing.join(", "))
 }
 
-pub async fn check(input: &Input<'_>) -> CheckResult {
+/// Judges every booking's trace; also reads from them which replica handled which booking.
+pub async fn check(input: &Input<'_>) -> (CheckResult, Option<Handling>) {
     let booked: Vec<&Operation> = input
         .ops
         .iter()
@@ -293,13 +294,14 @@ pub async fn check(input: &Input<'_>) -> CheckResult {
         })
         .collect();
     if booked.is_empty() {
-        return result(
+        let unknown = result(
             input,
             Invariant::Traces,
             Verdict::Unknown,
             "no booking reached an outcome: no trace to check".into(),
             Vec::new(),
         );
+        return (unknown, None);
     }
     let kills = kills(input.events, input.from_ms);
     // Poll until every trace is complete, or has stopped growing and the time is up.
@@ -329,7 +331,7 @@ pub async fn check(input: &Input<'_>) -> CheckResult {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     if !errors.is_empty() && traces.is_empty() {
-        return result(
+        let unknown = result(
             input,
             Invariant::Traces,
             Verdict::Unknown,
@@ -339,6 +341,7 @@ pub async fn check(input: &Input<'_>) -> CheckResult {
             ),
             Vec::new(),
         );
+        return (unknown, None);
     }
     let mut witnesses = Vec::new();
     let mut reattached = Vec::new();
@@ -413,7 +416,16 @@ pub async fn check(input: &Input<'_>) -> CheckResult {
             ),
         )
     };
-    result(input, Invariant::Traces, verdict, summary, witnesses)
+    let handling = crate::chaos::handling::summarise(
+        booked
+            .iter()
+            .filter_map(|op| traces.get(&op.op).map(|spans| (*op, spans.as_slice()))),
+        |trace_id| input.evidence.trace_link(trace_id),
+    );
+    (
+        result(input, Invariant::Traces, verdict, summary, witnesses),
+        handling,
+    )
 }
 
 #[cfg(test)]

@@ -265,7 +265,10 @@ async fn execute(
         from_ms: history.started_unix_ms(),
         to_ms: history::unix_ms(),
     };
-    let invariants = checkers::check_all(&input).await;
+    let checkers::Checked {
+        invariants,
+        handling,
+    } = checkers::check_all(&input).await;
     let verdict = checkers::overall(&invariants);
     let faults = report::fault_windows(&events);
     artifacts::annotate_faults(&evidence, &history, scenario, &faults).await;
@@ -280,6 +283,7 @@ async fn execute(
         operations: report::OpCounts::of(&ops),
         invariants,
         faults,
+        handling,
     };
     report::write(run_dir, &results, scenario, &ops)?;
     progress.finish_with_message(results.verdict.as_str());
