@@ -25,7 +25,7 @@
 use std::{collections::BTreeSet, path::Path};
 
 use anyhow::Context as _;
-use faultline_contracts::ids::{SeatId, UserId};
+use faultline_contracts::ids::{ConcertId, SeatId, UserId};
 use serde::{Deserialize, Serialize};
 
 /// A user and the points their wallet starts with: payment's own seed type.
@@ -184,10 +184,7 @@ impl Seed {
         let mut concert_ids = BTreeSet::new();
         let mut schedule_ids = BTreeSet::new();
         for (c, concert) in self.concerts.iter().enumerate() {
-            anyhow::ensure!(
-                !concert.id.is_empty(),
-                "concerts[{c}].id: must not be empty"
-            );
+            ConcertId::parse(&concert.id).map_err(|e| anyhow::anyhow!("concerts[{c}].id: {e}"))?;
             anyhow::ensure!(
                 concert_ids.insert(&concert.id),
                 "concerts[{c}].id: {:?} appears twice",
@@ -355,6 +352,15 @@ mod tests {
             let error = error_of(&GOOD.replace("seats = 1200", bad));
             assert!(error.contains("seats") && error.contains("line"), "{error}");
         }
+    }
+
+    #[test]
+    fn a_concert_id_no_service_would_accept_is_named() {
+        let error = error_of(&GOOD.replace("id = \"c-1\"", "id = \"c 1\""));
+        assert!(
+            error.contains("concerts[0].id") && error.contains("is not a concert id"),
+            "{error}"
+        );
     }
 
     #[test]

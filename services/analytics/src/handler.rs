@@ -8,7 +8,7 @@ use faultline_kit::{
 };
 
 use crate::{
-    domain::Outcome,
+    domain::{ConcertId, Outcome, UserId},
     store::{self, Bump, Counter},
 };
 
@@ -24,30 +24,37 @@ impl Handler for Projection {
         message: &BookingEvent,
         delivered: &Delivered,
     ) -> Result<(), HandleError> {
-        let user = |id, outcome, amount| Bump {
-            counter: Counter::User(id),
-            outcome,
-            amount,
-        };
-        let concert = |id, outcome, amount| Bump {
-            counter: Counter::Concert(id),
-            outcome,
-            amount,
-        };
-        let bumps = match message {
-            BookingEvent::BookingConfirmed(m) => vec![
-                user(&m.user_id, Outcome::Confirmed, m.amount),
-                concert(&m.concert_id, Outcome::Confirmed, m.amount),
-            ],
-            BookingEvent::BookingCancelled(m) => {
-                let mut bumps = vec![user(&m.user_id, Outcome::Cancelled, 0)];
-                if let Some(concert_id) = &m.concert_id {
-                    bumps.push(concert(concert_id, Outcome::Cancelled, 0));
-                }
-                bumps
+        // An event naming an id no user or concert could have is poison (dead-lettered).
+        let user_id = |raw: &str| UserId::parse(raw).map_err(HandleError::Poison);
+        let concert_id = |raw: &str| ConcertId::parse(raw).map_err(HandleError::Poison);
+        let (user, concert) = match message {
+            BookingEvent::BookingConfirmed(m) => {
+                (user_id(&m.user_id)?, Some(concert_id(&m.concert_id)?))
             }
-            BookingEvent::BookingRejected(m) => vec![user(&m.user_id, Outcome::Rejected, 0)],
+            BookingEvent::BookingCancelled(m) => (
+                user_id(&m.user_id)?,
+                m.concert_id.as_deref().map(concert_id).transpose()?,
+            ),
+            BookingEvent::BookingRejected(m) => (user_id(&m.user_id)?, None),
         };
+        let (outcome, amount) = match message {
+            BookingEvent::BookingConfirmed(m) => (Outcome::Confirmed, m.amount),
+            BookingEvent::BookingCancelled(_) => (Outcome::Cancelled, 0),
+            BookingEvent::BookingRejected(_) => (Outcome::Rejected, 0),
+        };
+        // A rejected booking never reached a concert's counters.
+        let mut bumps = vec![Bump {
+            counter: Counter::User(&user),
+            outcome,
+            amount,
+        }];
+        if let Some(concert) = &concert {
+            bumps.push(Bump {
+                counter: Counter::Concert(concert),
+                outcome,
+                amount,
+            });
+        }
         store::record(tx, &bumps, delivered).await?;
         tracing::info!(event = message.message_type(), "booking outcome recorded");
         Ok(())

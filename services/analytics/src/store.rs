@@ -10,13 +10,13 @@ use faultline_kit::{
 };
 use sqlx::Row as _;
 
-use crate::domain::{Outcome, UserId};
+use crate::domain::{ConcertId, Outcome, UserId};
 
 /// Which stats row a bump counts in.
 #[derive(Debug, Clone, Copy)]
 pub enum Counter<'a> {
-    User(&'a str),
-    Concert(&'a str),
+    User(&'a UserId),
+    Concert(&'a ConcertId),
 }
 
 /// A counter bump: which stats row, which outcome, and the points or revenue it adds.
@@ -46,7 +46,8 @@ impl Bump<'_> {
 
     fn id(&self) -> &str {
         match self.counter {
-            Counter::User(id) | Counter::Concert(id) => id,
+            Counter::User(id) => id.as_str(),
+            Counter::Concert(id) => id.as_str(),
         }
     }
 }

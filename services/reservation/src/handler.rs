@@ -9,7 +9,10 @@ use faultline_kit::{
 
 use tracing::Instrument as _;
 
-use crate::saga::{Orchestrator, orchestrator::reply_ids};
+use crate::{
+    domain::SagaId,
+    saga::{Orchestrator, orchestrator::reply_ids},
+};
 
 #[derive(Debug, Clone)]
 pub struct ReplyHandler {
@@ -46,7 +49,10 @@ impl Handler for ReplyHandler {
             message,
             InventoryEvent::SeatHeld(_) | InventoryEvent::SeatSaleRefused(_)
         ) {
-            self.orchestrator.run_claimed(reply_ids(message).0);
+            // The reply's transaction committed, so its ids parsed (else it was poison).
+            if let Ok(saga_id) = SagaId::parse(reply_ids(message).0) {
+                self.orchestrator.run_claimed(saga_id);
+            }
         }
     }
 }

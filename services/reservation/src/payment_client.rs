@@ -13,7 +13,7 @@ use faultline_kit::resilience::{
 };
 use reqwest::StatusCode;
 
-use crate::saga::store::Saga;
+use crate::{domain::SagaId, saga::store::Saga};
 
 /// How a call ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,12 +47,12 @@ pub enum Charge {
 }
 
 /// The idempotency key of a saga's charge step.
-pub fn charge_key(saga_id: &str) -> String {
+pub fn charge_key(saga_id: &SagaId) -> String {
     format!("{saga_id}:charge")
 }
 
 /// The idempotency key of a saga's refund step.
-pub fn refund_key(saga_id: &str) -> String {
+pub fn refund_key(saga_id: &SagaId) -> String {
     format!("{saga_id}:refund")
 }
 
@@ -115,8 +115,8 @@ impl PaymentClient {
     pub async fn charge(&self, saga: &Saga) -> Call<Charge> {
         let body = ChargeRequest {
             user_id: saga.user_id.clone(),
-            booking_id: saga.booking_id.clone(),
-            saga_id: saga.id.clone(),
+            booking_id: saga.booking_id.to_string(),
+            saga_id: saga.id.to_string(),
             amount: saga.amount.unwrap_or_default(),
         };
         match self.post("/charges", &charge_key(&saga.id), &body).await {
@@ -129,8 +129,8 @@ impl PaymentClient {
     pub async fn refund(&self, saga: &Saga) -> Call<String> {
         let body = RefundRequest {
             charge_key: charge_key(&saga.id),
-            booking_id: saga.booking_id.clone(),
-            saga_id: saga.id.clone(),
+            booking_id: saga.booking_id.to_string(),
+            saga_id: saga.id.to_string(),
         };
         match self.post("/refunds", &refund_key(&saga.id), &body).await {
             Ok((status, text)) if status.is_success() => {

@@ -2,5 +2,5 @@
 
 mod outcome;
 
-pub use faultline_contracts::ids::UserId;
+pub use faultline_contracts::ids::{ConcertId, UserId};
 pub use outcome::Outcome;

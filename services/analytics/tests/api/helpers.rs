@@ -12,7 +12,7 @@ pub struct TestApp {
     pub http: reqwest::Client,
     producer: Producer,
     _running: faultline_harness::Running,
-    _broker: EmbeddedBroker,
+    pub broker: EmbeddedBroker,
     _dir: tempfile::TempDir,
 }
 
@@ -39,7 +39,7 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
         http: reqwest::Client::new(),
         producer,
         _running: running,
-        _broker: broker,
+        broker,
         _dir: dir,
     }
 }

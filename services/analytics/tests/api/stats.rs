@@ -11,6 +11,7 @@ use crate::helpers::spawn_app;
 both_backends!(
     the_stats_count_every_outcome_by_user_and_concert,
     a_bad_or_unknown_user_id_gets_a_problem_answer,
+    an_event_naming_an_impossible_id_is_dead_lettered_and_the_next_one_counted,
 );
 
 fn confirmed(booking: &str, user: &str, concert: &str, amount: i64) -> BookingConfirmed {
@@ -128,4 +129,47 @@ async fn a_bad_or_unknown_user_id_gets_a_problem_answer(backend: Backend) {
         problem["detail"],
         "no bookings recorded for user \"nobody\""
     );
+}
+
+async fn an_event_naming_an_impossible_id_is_dead_lettered_and_the_next_one_counted(
+    backend: Backend,
+) {
+    use faultline_contracts::topics;
+    use faultline_kit::messaging::headers;
+    let app = spawn_app(backend).await;
+    app.publish(&confirmed("b-1", "user 1", "concert-1", 100))
+        .await;
+    app.publish(&confirmed("b-2", "user-1", "concert 1", 100))
+        .await;
+    app.publish(&confirmed("b-3", "user-1", "concert-1", 40))
+        .await;
+    let summary = app.applied(1).await;
+    assert_eq!((summary.confirmed, summary.revenue), (1, 40));
+    let dead = faultline_harness::topic_reader::read_until(
+        &app.broker.bootstrap(),
+        topics::DEAD_LETTER,
+        std::time::Duration::from_secs(30),
+        |r| r.len() >= 2,
+    )
+    .await
+    .expect("read dead letters");
+    let reasons: Vec<&str> = dead
+        .iter()
+        .filter_map(|r| {
+            r.headers
+                .get(headers::DEAD_LETTER_REASON)
+                .map(String::as_str)
+        })
+        .collect();
+    assert_eq!(reasons.len(), 2, "{dead:?}");
+    // Keyed by booking, the two may sit on different partitions: in either order.
+    for why in [
+        "\"user 1\" is not a user id",
+        "\"concert 1\" is not a concert id",
+    ] {
+        assert!(
+            reasons.iter().any(|r| r.contains(why)),
+            "{why}: {reasons:?}"
+        );
+    }
 }

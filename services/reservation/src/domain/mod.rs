@@ -2,5 +2,5 @@
 
 mod saga_state;
 
-pub use faultline_contracts::ids::{SeatId, UserId};
+pub use faultline_contracts::ids::{BookingId, SagaId, SeatId, UserId};
 pub use saga_state::SagaState;

@@ -6,7 +6,7 @@ use faultline_contracts::http::{BookingView, ReservationSummary, SagaLogEntry};
 use faultline_kit::http::{ApiError, Json};
 
 use super::AppState;
-use crate::saga::store;
+use crate::{domain::SagaId, saga::store};
 
 /// Bookings by status, and outbox rows not yet published.
 #[utoipa::path(get, path = "/admin/summary", tag = "admin",
@@ -49,7 +49,11 @@ pub async fn saga_log(
     State(state): State<AppState>,
     Path(saga_id): Path<String>,
 ) -> Result<Json<Vec<SagaLogEntry>>, ApiError> {
-    let log = store::saga_log(state.orchestrator.db(), &saga_id).await?;
+    // An id no saga could have names no saga: the same 404.
+    let log = match SagaId::parse(&saga_id) {
+        Ok(id) => store::saga_log(state.orchestrator.db(), &id).await?,
+        Err(_) => Vec::new(),
+    };
     if log.is_empty() {
         return Err(ApiError::not_found(format!("no saga {saga_id:?}")));
     }

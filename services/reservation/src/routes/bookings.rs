@@ -19,7 +19,7 @@ use tracing::field::Empty;
 
 use super::AppState;
 use crate::{
-    domain::{SeatId, UserId},
+    domain::{BookingId, SagaId, SeatId, UserId},
     saga::store,
 };
 
@@ -96,11 +96,11 @@ pub async fn create(
     }
 }
 
-fn accepted_body(booking_id: String, saga_id: String) -> BookingAccepted {
+fn accepted_body(booking_id: BookingId, saga_id: SagaId) -> BookingAccepted {
     let status_url = format!("/bookings/{booking_id}");
     BookingAccepted {
-        booking_id,
-        saga_id,
+        booking_id: booking_id.to_string(),
+        saga_id: saga_id.to_string(),
         status: "PENDING".into(),
         status_url,
     }
@@ -131,9 +131,12 @@ pub async fn one(
     State(state): State<AppState>,
     Path(booking_id): Path<String>,
 ) -> Result<Json<BookingView>, ApiError> {
-    let booking = store::booking(state.orchestrator.db(), &booking_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no booking {booking_id:?}")))?;
+    // An id no booking could have names no booking: the same 404.
+    let found = match BookingId::parse(&booking_id) {
+        Ok(id) => store::booking(state.orchestrator.db(), &id).await?,
+        Err(_) => None,
+    };
+    let booking = found.ok_or_else(|| ApiError::not_found(format!("no booking {booking_id:?}")))?;
     tracing::Span::current().record("saga_id", booking.saga_id.as_str());
     Ok(Json(booking))
 }

@@ -23,7 +23,7 @@ use tracing::{Instrument as _, field::Empty};
 use super::store::{self, NewBooking, Saga, Transition};
 use crate::{
     configuration::SagaSettings,
-    domain::{SagaState, SeatId, UserId},
+    domain::{BookingId, SagaId, SagaState, SeatId, UserId},
     payment_client::{Call, Charge, PaymentClient},
 };
 
@@ -49,9 +49,9 @@ struct Inner {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Wake {
     /// It may be due: claim it first (a no-op if it is not due or someone else has it).
-    Due(String),
+    Due(SagaId),
     /// A reply's transaction already claimed its next step for this instance.
-    Claimed(String),
+    Claimed(SagaId),
 }
 
 impl Orchestrator {
@@ -96,8 +96,8 @@ impl Orchestrator {
 
     /// Asks the timer to run `saga_id` now: the step a reply just claimed for this instance
     /// (see [`Self::on_reply`]).
-    pub fn run_claimed(&self, saga_id: &str) {
-        let _ = self.inner.trigger.send(Wake::Claimed(saga_id.to_owned()));
+    pub fn run_claimed(&self, saga_id: SagaId) {
+        let _ = self.inner.trigger.send(Wake::Claimed(saga_id));
     }
 
     /// When the step a transition claims for this instance runs at the latest if nothing runs it
@@ -112,7 +112,7 @@ impl Orchestrator {
         &self,
         user: &UserId,
         seat: &SeatId,
-    ) -> Result<(String, String), sqlx::Error> {
+    ) -> Result<(BookingId, SagaId), sqlx::Error> {
         let mut tx = self.inner.db.begin().await?;
         let ids = self.start_booking_in(&mut tx, user, seat).await?;
         self.inner.outbox.commit(tx).await?;
@@ -126,9 +126,8 @@ impl Orchestrator {
         tx: &mut Tx,
         user: &UserId,
         seat: &SeatId,
-    ) -> Result<(String, String), sqlx::Error> {
-        let booking_id = uuid::Uuid::now_v7().to_string();
-        let saga_id = uuid::Uuid::now_v7().to_string();
+    ) -> Result<(BookingId, SagaId), sqlx::Error> {
+        let (booking_id, saga_id) = fresh_ids();
         let span = tracing::Span::current();
         span.record("booking_id", booking_id.as_str());
         span.record("saga_id", saga_id.as_str());
@@ -142,8 +141,8 @@ impl Orchestrator {
                 seat_id: seat.as_str(),
                 hold_deadline,
                 first_command: OutboundMessage::new(&HoldSeat {
-                    booking_id: booking_id.clone(),
-                    saga_id: saga_id.clone(),
+                    booking_id: booking_id.to_string(),
+                    saga_id: saga_id.to_string(),
                     seat_id: seat.as_str().to_owned(),
                     user_id: user.as_str().to_owned(),
                 }),
@@ -161,8 +160,8 @@ impl Orchestrator {
 
     /// Applies an inventory reply inside the consumer's transaction.
     pub async fn on_reply(&self, tx: &mut Tx, event: &InventoryEvent) -> Result<(), HandleError> {
-        let (saga_id, booking_id) = reply_ids(event);
-        let Some(saga) = store::load(tx, saga_id).await? else {
+        let (saga_id, booking_id) = parsed_reply_ids(event)?;
+        let Some(saga) = store::load(tx, &saga_id).await? else {
             return Err(HandleError::Poison(format!(
                 "no saga {saga_id} for this reply"
             )));
@@ -257,7 +256,7 @@ impl Orchestrator {
     ) -> Result<bool, HandleError> {
         let mut t = Transition::new(SagaState::Holding, SagaState::Rejected, "SeatUnavailable")
             .announced_by(&BookingRejected {
-                booking_id: saga.booking_id.clone(),
+                booking_id: saga.booking_id.to_string(),
                 user_id: saga.user_id.clone(),
                 seat_id: saga.seat_id.clone(),
                 reason: reason.to_owned(),
@@ -270,7 +269,7 @@ impl Orchestrator {
     async fn sold(&self, tx: &mut Tx, saga: &Saga) -> Result<bool, HandleError> {
         let t = Transition::new(SagaState::Confirming, SagaState::Confirmed, "SeatSold")
             .announced_by(&BookingConfirmed {
-                booking_id: saga.booking_id.clone(),
+                booking_id: saga.booking_id.to_string(),
                 user_id: saga.user_id.clone(),
                 seat_id: saga.seat_id.clone(),
                 concert_id: saga.concert_id.clone().unwrap_or_default(),
@@ -312,7 +311,7 @@ impl Orchestrator {
             .enqueue(
                 tx,
                 &BookingCancelled {
-                    booking_id: saga.booking_id.clone(),
+                    booking_id: saga.booking_id.to_string(),
                     user_id: saga.user_id.clone(),
                     seat_id: saga.seat_id.clone(),
                     concert_id: saga.concert_id.clone(),
@@ -425,8 +424,8 @@ impl Orchestrator {
             Call::Done(Charge::Charged) => {
                 let mut t = Transition::new(SagaState::Charging, SagaState::Confirming, "charged")
                     .announced_by(&ConfirmSeat {
-                        booking_id: saga.booking_id.clone(),
-                        saga_id: saga.id.clone(),
+                        booking_id: saga.booking_id.to_string(),
+                        saga_id: saga.id.to_string(),
                         seat_id: saga.seat_id.clone(),
                     });
                 t.charge_may_have_reached_payment = Some(true);
@@ -559,8 +558,8 @@ impl Orchestrator {
         reason: Option<String>,
     ) -> Result<bool, sqlx::Error> {
         let mut t = Transition::new(from, SagaState::Releasing, event).announced_by(&ReleaseSeat {
-            booking_id: saga.booking_id.clone(),
-            saga_id: saga.id.clone(),
+            booking_id: saga.booking_id.to_string(),
+            saga_id: saga.id.to_string(),
             seat_id: saga.seat_id.clone(),
             reason: reason.clone().unwrap_or_else(|| event.to_owned()),
         });
@@ -577,4 +576,22 @@ impl Orchestrator {
 /// The saga and booking a reply is about (every `inventory.events` message carries both).
 pub fn reply_ids(event: &InventoryEvent) -> (&str, &str) {
     (event.saga_id().unwrap_or_default(), event.booking_id())
+}
+
+/// A reply's saga and booking, parsed: a reply naming an id no saga could have is poison.
+fn parsed_reply_ids(event: &InventoryEvent) -> Result<(SagaId, BookingId), HandleError> {
+    let (saga_id, booking_id) = reply_ids(event);
+    Ok((
+        SagaId::parse(saga_id).map_err(HandleError::Poison)?,
+        BookingId::parse(booking_id).map_err(HandleError::Poison)?,
+    ))
+}
+
+/// A new booking's id and its saga's: UUIDs (v7, so they sort by creation).
+fn fresh_ids() -> (BookingId, SagaId) {
+    let uuid = || uuid::Uuid::now_v7().to_string();
+    (
+        BookingId::parse(&uuid()).expect("a UUID is a booking id"),
+        SagaId::parse(&uuid()).expect("a UUID is a saga id"),
+    )
 }

@@ -15,13 +15,13 @@ use faultline_kit::{
 };
 use sqlx::{Row as _, any::AnyRow};
 
-use crate::domain::SagaState;
+use crate::domain::{BookingId, SagaId, SagaState};
 
 /// A saga with its booking's data.
 #[derive(Debug, Clone)]
 pub struct Saga {
-    pub id: String,
-    pub booking_id: String,
+    pub id: SagaId,
+    pub booking_id: BookingId,
     pub user_id: String,
     pub seat_id: String,
     pub state: SagaState,
@@ -45,8 +45,10 @@ fn saga_from_row(row: &AnyRow) -> Result<Saga, sqlx::Error> {
     let state: String = row.try_get("state")?;
     let trace_headers: String = row.try_get("trace_headers")?;
     Ok(Saga {
-        id: row.try_get("id")?,
-        booking_id: row.try_get("booking_id")?,
+        id: SagaId::parse(&row.try_get::<String, _>("id")?)
+            .map_err(|e| sqlx::Error::Decode(e.into()))?,
+        booking_id: BookingId::parse(&row.try_get::<String, _>("booking_id")?)
+            .map_err(|e| sqlx::Error::Decode(e.into()))?,
         user_id: row.try_get("user_id")?,
         seat_id: row.try_get("seat_id")?,
         state: SagaState::parse(&state).map_err(|e| sqlx::Error::Decode(e.into()))?,
@@ -63,8 +65,8 @@ fn saga_from_row(row: &AnyRow) -> Result<Saga, sqlx::Error> {
 /// A new booking and its saga, in HOLDING.
 #[derive(Debug)]
 pub struct NewBooking<'a> {
-    pub booking_id: &'a str,
-    pub saga_id: &'a str,
+    pub booking_id: &'a BookingId,
+    pub saga_id: &'a SagaId,
     pub user_id: &'a str,
     pub seat_id: &'a str,
     pub hold_deadline: i64,
@@ -94,8 +96,8 @@ pub async fn create(tx: &mut Tx, new: &NewBooking<'_>) -> Result<(), sqlx::Error
         });
         let command = &new.first_command;
         sqlx::query(sqlx::AssertSqlSafe(CREATE.as_str()))
-            .bind(new.booking_id)
-            .bind(new.saga_id)
+            .bind(new.booking_id.as_str())
+            .bind(new.saga_id.as_str())
             .bind(new.user_id)
             .bind(new.seat_id)
             .bind(now)
@@ -116,8 +118,8 @@ pub async fn create(tx: &mut Tx, new: &NewBooking<'_>) -> Result<(), sqlx::Error
         "INSERT INTO bookings (id, saga_id, user_id, seat_id, status, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, 'PENDING', $5, $5)",
     )
-    .bind(new.booking_id)
-    .bind(new.saga_id)
+    .bind(new.booking_id.as_str())
+    .bind(new.saga_id.as_str())
     .bind(new.user_id)
     .bind(new.seat_id)
     .bind(now)
@@ -127,8 +129,8 @@ pub async fn create(tx: &mut Tx, new: &NewBooking<'_>) -> Result<(), sqlx::Error
         "INSERT INTO sagas (id, booking_id, state, version, attempts, due_at, step_deadline, trace_headers, created_at, updated_at) \
          VALUES ($1, $2, 'HOLDING', 1, 0, $3, $3, $4, $5, $5)",
     )
-    .bind(new.saga_id)
-    .bind(new.booking_id)
+    .bind(new.saga_id.as_str())
+    .bind(new.booking_id.as_str())
     .bind(new.hold_deadline)
     .bind(trace)
     .bind(now)
@@ -146,9 +148,9 @@ pub async fn create(tx: &mut Tx, new: &NewBooking<'_>) -> Result<(), sqlx::Error
     outbox::write(tx, &new.first_command).await
 }
 
-pub async fn load(tx: &mut Tx, saga_id: &str) -> Result<Option<Saga>, sqlx::Error> {
+pub async fn load(tx: &mut Tx, saga_id: &SagaId) -> Result<Option<Saga>, sqlx::Error> {
     sqlx::query(SAGA_SELECT)
-        .bind(saga_id)
+        .bind(saga_id.as_str())
         .fetch_optional(&mut **tx)
         .await?
         .as_ref()
@@ -158,7 +160,7 @@ pub async fn load(tx: &mut Tx, saga_id: &str) -> Result<Option<Saga>, sqlx::Erro
 
 async fn log(
     tx: &mut Tx,
-    saga_id: &str,
+    saga_id: &SagaId,
     from: &str,
     to: SagaState,
     event: &str,
@@ -166,7 +168,7 @@ async fn log(
 ) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO saga_log (id, saga_id, from_state, to_state, event, reason, at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
         .bind(uuid::Uuid::now_v7().to_string())
-        .bind(saga_id)
+        .bind(saga_id.as_str())
         .bind(from)
         .bind(to.as_str())
         .bind(event)
@@ -178,9 +180,12 @@ async fn log(
 }
 
 /// The reason a booking was given (why its compensation began), if any.
-pub async fn booking_reason(tx: &mut Tx, booking_id: &str) -> Result<Option<String>, sqlx::Error> {
+pub async fn booking_reason(
+    tx: &mut Tx,
+    booking_id: &BookingId,
+) -> Result<Option<String>, sqlx::Error> {
     sqlx::query_scalar("SELECT reason FROM bookings WHERE id = $1")
-        .bind(booking_id)
+        .bind(booking_id.as_str())
         .fetch_one(&mut **tx)
         .await
 }
@@ -236,7 +241,7 @@ impl<'a> Transition<'a> {
 /// Applies `t` if the saga is still in `t.from`; returns whether it was.
 pub async fn transition(
     tx: &mut Tx,
-    saga_id: &str,
+    saga_id: &SagaId,
     t: &Transition<'_>,
 ) -> Result<bool, sqlx::Error> {
     check_edge(t);
@@ -255,7 +260,7 @@ pub async fn transition(
 /// no `BEGIN` and `COMMIT` round trips around it; the caller wakes the relay if it announced.
 pub async fn transition_alone(
     db: &Db,
-    saga_id: &str,
+    saga_id: &SagaId,
     t: &Transition<'_>,
 ) -> Result<bool, sqlx::Error> {
     check_edge(t);
@@ -291,7 +296,7 @@ fn check_edge(t: &Transition<'_>) {
 /// `create`). Each part runs only if the guarded saga update matched.
 async fn transition_in_one_statement(
     conn: &mut sqlx::AnyConnection,
-    saga_id: &str,
+    saga_id: &SagaId,
     t: &Transition<'_>,
     now: i64,
 ) -> Result<bool, sqlx::Error> {
@@ -315,7 +320,7 @@ async fn transition_in_one_statement(
         .bind(t.step_deadline)
         .bind(t.charge_may_have_reached_payment.map(i64::from))
         .bind(now)
-        .bind(saga_id)
+        .bind(saga_id.as_str())
         .bind(t.from.as_str())
         .bind(t.claimed_by)
         .bind(t.to.booking_status())
@@ -339,7 +344,7 @@ async fn transition_in_one_statement(
 
 async fn transition_step_by_step(
     tx: &mut Tx,
-    saga_id: &str,
+    saga_id: &SagaId,
     t: &Transition<'_>,
     now: i64,
 ) -> Result<bool, sqlx::Error> {
@@ -352,7 +357,7 @@ async fn transition_step_by_step(
         .bind(t.step_deadline)
         .bind(t.charge_may_have_reached_payment.map(i64::from))
         .bind(now)
-        .bind(saga_id)
+        .bind(saga_id.as_str())
         .bind(t.from.as_str())
         .bind(t.claimed_by)
         .execute(&mut **tx)
@@ -370,7 +375,7 @@ async fn transition_step_by_step(
         .bind(t.concert_id.as_deref())
         .bind(t.reason.as_deref())
         .bind(now)
-        .bind(saga_id)
+        .bind(saga_id.as_str())
         .execute(&mut **tx)
         .await?;
     log(
@@ -413,14 +418,14 @@ fn log_transition(t: &Transition<'_>) {
 /// replica) runs it meanwhile. `None` when it is not due (or someone else claimed it).
 pub async fn claim_due(
     db: &Db,
-    saga_id: &str,
+    saga_id: &SagaId,
     lease_until: i64,
     instance_id: &str,
 ) -> Result<Option<Saga>, sqlx::Error> {
     let mut tx = db.begin().await?;
     let claimed = sqlx::query("UPDATE sagas SET due_at = $1, claimed_by = $4 WHERE id = $2 AND due_at IS NOT NULL AND due_at <= $3")
         .bind(lease_until)
-        .bind(saga_id)
+        .bind(saga_id.as_str())
         .bind(now_ms())
         .bind(instance_id)
         .execute(&mut *tx)
@@ -440,13 +445,13 @@ pub async fn claim_due(
 /// on, or its lease ran out and another instance claimed it).
 pub async fn load_claimed(
     db: &Db,
-    saga_id: &str,
+    saga_id: &SagaId,
     instance_id: &str,
 ) -> Result<Option<Saga>, sqlx::Error> {
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "{SAGA_SELECT} AND s.claimed_by = $2 AND s.due_at IS NOT NULL"
     )))
-    .bind(saga_id)
+    .bind(saga_id.as_str())
     .bind(instance_id)
     .fetch_optional(db.pool())
     .await?
@@ -469,7 +474,7 @@ pub async fn release_own_claims(db: &Db, instance_id: &str) -> Result<u64, sqlx:
 /// After an attempt with no transition: count it and set the next time, if still in `state`.
 pub async fn reschedule(
     db: &Db,
-    saga_id: &str,
+    saga_id: &SagaId,
     state: SagaState,
     due_at: i64,
     may_have_reached_payment: bool,
@@ -482,7 +487,7 @@ pub async fn reschedule(
     .bind(due_at)
     .bind(i64::from(may_have_reached_payment))
     .bind(now_ms())
-    .bind(saga_id)
+    .bind(saga_id.as_str())
     .bind(state.as_str())
     .execute(db.pool())
     .await?
@@ -491,14 +496,17 @@ pub async fn reschedule(
 }
 
 /// Sagas whose `due_at` has passed, oldest first.
-pub async fn due(db: &Db, limit: i64) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar(
+pub async fn due(db: &Db, limit: i64) -> Result<Vec<SagaId>, sqlx::Error> {
+    let ids: Vec<String> = sqlx::query_scalar(
         "SELECT id FROM sagas WHERE due_at IS NOT NULL AND due_at <= $1 ORDER BY due_at LIMIT $2",
     )
     .bind(now_ms())
     .bind(limit)
     .fetch_all(db.pool())
-    .await
+    .await?;
+    ids.iter()
+        .map(|id| SagaId::parse(id).map_err(|e| sqlx::Error::Decode(e.into())))
+        .collect()
 }
 
 const BOOKING_SELECT: &str = "SELECT b.id, b.saga_id, b.user_id, b.seat_id, b.status, s.state, b.amount, b.reason, \
@@ -519,11 +527,11 @@ fn booking_from_row(row: &AnyRow) -> Result<BookingView, sqlx::Error> {
     })
 }
 
-pub async fn booking(db: &Db, booking_id: &str) -> Result<Option<BookingView>, sqlx::Error> {
+pub async fn booking(db: &Db, booking_id: &BookingId) -> Result<Option<BookingView>, sqlx::Error> {
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "{BOOKING_SELECT} WHERE b.id = $1"
     )))
-    .bind(booking_id)
+    .bind(booking_id.as_str())
     .fetch_optional(db.pool())
     .await?
     .as_ref()
@@ -560,9 +568,9 @@ pub async fn all_bookings(
     .collect()
 }
 
-pub async fn saga_log(db: &Db, saga_id: &str) -> Result<Vec<SagaLogEntry>, sqlx::Error> {
+pub async fn saga_log(db: &Db, saga_id: &SagaId) -> Result<Vec<SagaLogEntry>, sqlx::Error> {
     sqlx::query("SELECT from_state, to_state, event, reason, at FROM saga_log WHERE saga_id = $1 ORDER BY id")
-        .bind(saga_id)
+        .bind(saga_id.as_str())
         .fetch_all(db.pool())
         .await?
         .iter()
