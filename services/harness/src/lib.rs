@@ -22,11 +22,58 @@ pub mod wait;
 
 pub use running::Running;
 
-/// A TCP port that was free a moment ago on 127.0.0.1.
+/// A TCP port of 127.0.0.1 that was free a moment ago, for a process to bind later; never the
+/// same one twice in one test process.
+///
+/// Picked at random below Linux's ephemeral range (32768–60999 by default), where the kernel
+/// takes the local ports of outgoing connections and of binds to port 0: a port from there
+/// (what binding `:0` gives) can be taken by any connection opened before the child binds it,
+/// and the next bind to `:0` may hand it out again — the native-stack test once saw its gateway
+/// fail with "Address already in use".
 pub fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    use std::{collections::BTreeSet, sync::Mutex};
+    const BELOW_EPHEMERAL: std::ops::Range<u16> = 20_000..32_768;
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let mut given = GIVEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let span = u128::from(BELOW_EPHEMERAL.end - BELOW_EPHEMERAL.start);
+    for _ in 0..256 {
+        let offset = (uuid::Uuid::new_v4().as_u128() % span) as u16;
+        let port = BELOW_EPHEMERAL.start + offset;
+        if !given.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.insert(port);
+            return Ok(port);
+        }
+    }
+    // Every try taken (a crowded machine): whatever the kernel gives, still never twice.
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        if given.insert(port) {
+            return Ok(port);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn free_ports_are_distinct_bindable_and_below_the_ephemeral_range() {
+        let ports: Vec<u16> = (0..50)
+            .map(|_| super::free_port().expect("a free port"))
+            .collect();
+        let distinct: std::collections::BTreeSet<&u16> = ports.iter().collect();
+        assert_eq!(distinct.len(), ports.len(), "{ports:?}");
+        assert!(
+            ports.iter().all(|p| (20_000..32_768).contains(p)),
+            "{ports:?}"
+        );
+        for port in ports {
+            std::net::TcpListener::bind(("127.0.0.1", port)).expect("still free");
+        }
+    }
 }
 
 /// The common settings of a service under test: listening on a free port of 127.0.0.1, with the
