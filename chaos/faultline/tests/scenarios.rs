@@ -141,11 +141,15 @@ bookings = 3
         ),
         (
             "bookings = 3\n[[nemesis]]\nfault = \"latency\"\nlink = \"kafka\"\nat_ms = 1\nfor_ms = 1",
-            "needs latency_ms",
+            "missing field `latency_ms`",
         ),
         (
             "bookings = 3\n[[nemesis]]\nfault = \"meteor\"\nat_ms = 1",
-            "unknown fault",
+            "unknown variant `meteor`",
+        ),
+        (
+            "bookings = 3\n[[nemesis]]\nfault = \"blackhole\"\nlink = \"kafka\"\nservice = \"inventory\"\nat_ms = 1\nfor_ms = 1",
+            "unknown field `service`",
         ),
         ("bookings = 3\ncontended = 1.5", "share between 0 and 1"),
         (

@@ -272,27 +272,10 @@ pub fn topic_names() -> Vec<&'static str> {
     Topic::MESSAGES.iter().map(|topic| topic.name()).collect()
 }
 
-/// The fault kinds a scenario may name.
-pub const FAULT_KINDS: [&str; 9] = [
-    "latency",
-    "blackhole",
-    "refuse",
-    "lost-acks",
-    "cut-consumers",
-    "reset-peer",
-    "kill",
-    "republish",
-    "poison",
-];
-
 /// A string field whose value is one of `names`, as the JSON Schema says it (editors then
 /// complete and check fault kinds, links, services and topics from the typed topology).
 fn one_of(names: &[&str]) -> schemars::Schema {
     schemars::json_schema!({ "type": "string", "enum": names })
-}
-
-fn fault_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-    one_of(&FAULT_KINDS)
 }
 
 fn link_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
@@ -307,47 +290,97 @@ fn topic_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     one_of(&topic_names())
 }
 
-/// One fault of the timeline as written in a scenario file: `fault` names the kind, and the
-/// kind decides which of the other fields it needs (a flat table keeps TOML readable and lets
-/// unknown keys be rejected).
+/// One fault of the timeline as written in a scenario file: `fault` names the kind, and each
+/// kind has exactly its own fields, typed — an unknown kind, link, service or topic, a missing
+/// field or one the kind does not take fails to parse (and the JSON Schema lists each kind with
+/// its fields). Every kind starts `at_ms` after the workload starts and, unless it is instant
+/// (republish, poison), lasts `for_ms`.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct FaultSpec {
-    /// latency, blackhole, refuse, lost-acks, cut-consumers, reset-peer, kill, republish, poison.
-    #[schemars(schema_with = "fault_schema")]
-    pub fault: String,
-    /// Starts this long after the workload starts.
-    pub at_ms: u64,
-    /// How long the fault lasts (republish and poison are instant and ignore it).
-    #[serde(default)]
-    pub for_ms: u64,
-    /// The Toxiproxy proxy of the link (network faults).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "link_schema")]
-    pub link: Option<Link>,
-    /// The service (kill).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "service_schema")]
-    pub service: Option<Service>,
-    /// Which replica of the service (kill, when `[stack] replicas` > 1), counted from 1.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub replica: Option<u32>,
-    /// The topic (republish, poison).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "topic_schema")]
-    pub topic: Option<Topic>,
-    /// Messages to publish (republish, poison).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub count: Option<u32>,
-    /// Added delay (latency).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub latency_ms: Option<u64>,
-    /// ± random part of the delay (latency).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub jitter_ms: Option<u64>,
-    /// Delay before the reset (reset-peer).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout_ms: Option<u64>,
+#[serde(tag = "fault", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum FaultSpec {
+    /// Toxiproxy `latency` (± `jitter_ms`) on the link's answers.
+    Latency {
+        at_ms: u64,
+        for_ms: u64,
+        #[schemars(schema_with = "link_schema")]
+        link: Link,
+        latency_ms: u64,
+        #[serde(default)]
+        jitter_ms: u64,
+    },
+    /// A silent partition of the link.
+    Blackhole {
+        at_ms: u64,
+        for_ms: u64,
+        #[schemars(schema_with = "link_schema")]
+        link: Link,
+    },
+    /// A loud partition: the link's proxy refuses connections.
+    Refuse {
+        at_ms: u64,
+        for_ms: u64,
+        #[schemars(schema_with = "link_schema")]
+        link: Link,
+    },
+    /// Lost acknowledgements on the broker link (`kafka`, the only one it takes).
+    LostAcks {
+        at_ms: u64,
+        for_ms: u64,
+        #[serde(default = "broker_link")]
+        #[schemars(schema_with = "link_schema")]
+        link: Link,
+    },
+    /// The broker link cut past the consumers' session timeout (`kafka` only).
+    CutConsumers {
+        at_ms: u64,
+        for_ms: u64,
+        #[serde(default = "broker_link")]
+        #[schemars(schema_with = "link_schema")]
+        link: Link,
+    },
+    /// Connections of the link reset after `timeout_ms`.
+    ResetPeer {
+        at_ms: u64,
+        for_ms: u64,
+        #[schemars(schema_with = "link_schema")]
+        link: Link,
+        #[serde(default)]
+        timeout_ms: u64,
+    },
+    /// SIGKILL a service (its `replica`, counted from 1, when `[stack] replicas` > 1),
+    /// restarted when the fault ends.
+    Kill {
+        at_ms: u64,
+        for_ms: u64,
+        #[schemars(schema_with = "service_schema")]
+        service: Service,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        replica: Option<u32>,
+    },
+    /// Publish again, byte for byte, `count` messages already on `topic` (instant).
+    Republish {
+        at_ms: u64,
+        /// Ignored: the kind is instant (accepted so a timeline can give every fault one).
+        #[serde(default, skip_serializing)]
+        for_ms: u64,
+        #[schemars(schema_with = "topic_schema")]
+        topic: Topic,
+        count: u32,
+    },
+    /// Publish `count` undecodable messages to `topic` (instant).
+    Poison {
+        at_ms: u64,
+        /// Ignored: the kind is instant (accepted so a timeline can give every fault one).
+        #[serde(default, skip_serializing)]
+        for_ms: u64,
+        #[schemars(schema_with = "topic_schema")]
+        topic: Topic,
+        count: u32,
+    },
+}
+
+fn broker_link() -> Link {
+    Link::Kafka
 }
 
 /// One fault of the plan: starts `at_ms` after the workload starts, lasts `for_ms`.
@@ -640,7 +673,7 @@ impl Scenario {
             .enumerate()
             .map(|(i, spec)| {
                 spec.to_fault()
-                    .with_context(|| format!("nemesis[{i}] (fault = {:?})", spec.fault))
+                    .with_context(|| format!("nemesis[{i}] (fault = {:?})", spec.name()))
             })
             .collect()
     }
@@ -654,114 +687,197 @@ impl ExplicitPlan {
             .enumerate()
             .map(|(i, spec)| {
                 spec.to_fault()
-                    .with_context(|| format!("plan.faults[{i}] (fault = {:?})", spec.fault))
+                    .with_context(|| format!("plan.faults[{i}] (fault = {:?})", spec.name()))
             })
             .collect()
     }
 }
 
 impl FaultSpec {
-    /// The entry that describes `fault` (the inverse of [`FaultSpec::to_fault`]).
-    pub fn from_fault(fault: &Fault) -> Self {
-        let mut spec = FaultSpec {
-            fault: fault.kind.name().to_owned(),
-            at_ms: fault.at_ms,
-            for_ms: fault.for_ms,
-            // A fault of a plan was checked against the topology when it was made.
-            link: fault.kind.link().and_then(Link::parse),
-            service: None,
-            replica: None,
-            topic: None,
-            count: None,
-            latency_ms: None,
-            jitter_ms: None,
-            timeout_ms: None,
-        };
-        match &fault.kind {
-            FaultKind::Latency {
-                latency_ms,
-                jitter_ms,
-                ..
-            } => {
-                spec.latency_ms = Some(*latency_ms);
-                spec.jitter_ms = Some(*jitter_ms);
-            }
-            FaultKind::ResetPeer { timeout_ms, .. } => spec.timeout_ms = Some(*timeout_ms),
-            FaultKind::Kill { service, replica } => {
-                spec.service = Service::parse(service);
-                spec.replica = *replica;
-            }
-            FaultKind::Republish { topic, count } | FaultKind::Poison { topic, count } => {
-                spec.topic = Topic::parse(topic);
-                spec.count = Some(*count);
-            }
-            FaultKind::Blackhole { .. }
-            | FaultKind::Refuse { .. }
-            | FaultKind::LostAcks { .. }
-            | FaultKind::CutConsumers { .. } => {}
+    /// The kind's name as written in scenario files.
+    pub fn name(&self) -> &'static str {
+        match self {
+            FaultSpec::Latency { .. } => "latency",
+            FaultSpec::Blackhole { .. } => "blackhole",
+            FaultSpec::Refuse { .. } => "refuse",
+            FaultSpec::LostAcks { .. } => "lost-acks",
+            FaultSpec::CutConsumers { .. } => "cut-consumers",
+            FaultSpec::ResetPeer { .. } => "reset-peer",
+            FaultSpec::Kill { .. } => "kill",
+            FaultSpec::Republish { .. } => "republish",
+            FaultSpec::Poison { .. } => "poison",
         }
-        spec
     }
 
-    /// The fault this entry describes, or what it lacks.
+    /// The service a kill names.
+    pub fn killed(&self) -> Option<Service> {
+        match self {
+            FaultSpec::Kill { service, .. } => Some(*service),
+            _ => None,
+        }
+    }
+
+    /// The entry that describes `fault` (the inverse of [`FaultSpec::to_fault`]); `None` for a
+    /// fault whose link, service or topic the topology does not know (a plan's faults were
+    /// checked against it when the plan was made).
+    pub fn from_fault(fault: &Fault) -> Option<Self> {
+        let (at_ms, for_ms) = (fault.at_ms, fault.for_ms);
+        Some(match &fault.kind {
+            FaultKind::Latency {
+                link,
+                latency_ms,
+                jitter_ms,
+            } => FaultSpec::Latency {
+                at_ms,
+                for_ms,
+                link: Link::parse(link)?,
+                latency_ms: *latency_ms,
+                jitter_ms: *jitter_ms,
+            },
+            FaultKind::Blackhole { link } => FaultSpec::Blackhole {
+                at_ms,
+                for_ms,
+                link: Link::parse(link)?,
+            },
+            FaultKind::Refuse { link } => FaultSpec::Refuse {
+                at_ms,
+                for_ms,
+                link: Link::parse(link)?,
+            },
+            FaultKind::LostAcks { link } => FaultSpec::LostAcks {
+                at_ms,
+                for_ms,
+                link: Link::parse(link)?,
+            },
+            FaultKind::CutConsumers { link } => FaultSpec::CutConsumers {
+                at_ms,
+                for_ms,
+                link: Link::parse(link)?,
+            },
+            FaultKind::ResetPeer { link, timeout_ms } => FaultSpec::ResetPeer {
+                at_ms,
+                for_ms,
+                link: Link::parse(link)?,
+                timeout_ms: *timeout_ms,
+            },
+            FaultKind::Kill { service, replica } => FaultSpec::Kill {
+                at_ms,
+                for_ms,
+                service: Service::parse(service)?,
+                replica: *replica,
+            },
+            FaultKind::Republish { topic, count } => FaultSpec::Republish {
+                at_ms,
+                for_ms: 0,
+                topic: Topic::parse(topic)?,
+                count: *count,
+            },
+            FaultKind::Poison { topic, count } => FaultSpec::Poison {
+                at_ms,
+                for_ms: 0,
+                topic: Topic::parse(topic)?,
+                count: *count,
+            },
+        })
+    }
+
+    /// The fault this entry describes, or what is wrong with its numbers (its names are
+    /// checked by parsing).
     pub fn to_fault(&self) -> anyhow::Result<Fault> {
-        let link = || {
-            self.link
-                .map(|link| link.proxy_name().to_owned())
-                .ok_or_else(|| anyhow::anyhow!("needs link (one of {:?})", link_names()))
-        };
-        let topic = || {
-            self.topic
-                .map(|topic| topic.name().to_owned())
-                .ok_or_else(|| anyhow::anyhow!("needs topic (one of {:?})", topic_names()))
-        };
-        let count = || self.count.ok_or_else(|| anyhow::anyhow!("needs count"));
-        let kind = match self.fault.as_str() {
-            "latency" => FaultKind::Latency {
-                link: link()?,
-                latency_ms: self
-                    .latency_ms
-                    .ok_or_else(|| anyhow::anyhow!("needs latency_ms"))?,
-                jitter_ms: self.jitter_ms.unwrap_or(0),
-            },
-            "blackhole" => FaultKind::Blackhole { link: link()? },
-            "refuse" => FaultKind::Refuse { link: link()? },
-            "lost-acks" => FaultKind::LostAcks {
-                link: self.link.unwrap_or(Link::Kafka).proxy_name().into(),
-            },
-            "cut-consumers" => FaultKind::CutConsumers {
-                link: self.link.unwrap_or(Link::Kafka).proxy_name().into(),
-            },
-            "reset-peer" => FaultKind::ResetPeer {
-                link: link()?,
-                timeout_ms: self.timeout_ms.unwrap_or(0),
-            },
-            "kill" => FaultKind::Kill {
-                service: self
-                    .service
-                    .map(|service| service.name().to_owned())
-                    .ok_or_else(|| {
-                        anyhow::anyhow!("needs service (one of {:?})", service_names())
-                    })?,
-                replica: self.replica,
-            },
-            "republish" => FaultKind::Republish {
-                topic: topic()?,
-                count: count()?,
-            },
-            "poison" => FaultKind::Poison {
-                topic: topic()?,
-                count: count()?,
-            },
-            other => anyhow::bail!(
-                "unknown fault {other:?} (one of {})",
-                FAULT_KINDS.join(", ")
+        let link = |link: &Link| link.proxy_name().to_owned();
+        let (at_ms, for_ms, kind) = match self {
+            FaultSpec::Latency {
+                at_ms,
+                for_ms,
+                link: l,
+                latency_ms,
+                jitter_ms,
+            } => (
+                *at_ms,
+                *for_ms,
+                FaultKind::Latency {
+                    link: link(l),
+                    latency_ms: *latency_ms,
+                    jitter_ms: *jitter_ms,
+                },
+            ),
+            FaultSpec::Blackhole {
+                at_ms,
+                for_ms,
+                link: l,
+            } => (*at_ms, *for_ms, FaultKind::Blackhole { link: link(l) }),
+            FaultSpec::Refuse {
+                at_ms,
+                for_ms,
+                link: l,
+            } => (*at_ms, *for_ms, FaultKind::Refuse { link: link(l) }),
+            FaultSpec::LostAcks {
+                at_ms,
+                for_ms,
+                link: l,
+            } => (*at_ms, *for_ms, FaultKind::LostAcks { link: link(l) }),
+            FaultSpec::CutConsumers {
+                at_ms,
+                for_ms,
+                link: l,
+            } => (*at_ms, *for_ms, FaultKind::CutConsumers { link: link(l) }),
+            FaultSpec::ResetPeer {
+                at_ms,
+                for_ms,
+                link: l,
+                timeout_ms,
+            } => (
+                *at_ms,
+                *for_ms,
+                FaultKind::ResetPeer {
+                    link: link(l),
+                    timeout_ms: *timeout_ms,
+                },
+            ),
+            FaultSpec::Kill {
+                at_ms,
+                for_ms,
+                service,
+                replica,
+            } => (
+                *at_ms,
+                *for_ms,
+                FaultKind::Kill {
+                    service: service.name().to_owned(),
+                    replica: *replica,
+                },
+            ),
+            FaultSpec::Republish {
+                at_ms,
+                topic,
+                count,
+                ..
+            } => (
+                *at_ms,
+                0,
+                FaultKind::Republish {
+                    topic: topic.name().to_owned(),
+                    count: *count,
+                },
+            ),
+            FaultSpec::Poison {
+                at_ms,
+                topic,
+                count,
+                ..
+            } => (
+                *at_ms,
+                0,
+                FaultKind::Poison {
+                    topic: topic.name().to_owned(),
+                    count: *count,
+                },
             ),
         };
-        validate_fault(&kind, self.for_ms)?;
+        validate_fault(&kind, for_ms)?;
         Ok(Fault {
-            at_ms: self.at_ms,
-            for_ms: if kind.instant() { 0 } else { self.for_ms },
+            at_ms,
+            for_ms: if kind.instant() { 0 } else { for_ms },
             kind,
         })
     }

@@ -102,7 +102,15 @@ pub fn shrunk_scenario(original: &Scenario, plan: &Plan) -> Scenario {
     scenario.random_nemesis = None;
     scenario.plan = Some(ExplicitPlan {
         ops: plan.ops.clone(),
-        faults: plan.faults.iter().map(FaultSpec::from_fault).collect(),
+        faults: plan
+            .faults
+            .iter()
+            .map(|fault| {
+                // A plan is made from parsed specs and the generator's topology-typed choices.
+                FaultSpec::from_fault(fault)
+                    .expect("a plan's faults name the topology's links, services and topics")
+            })
+            .collect(),
     });
     scenario
 }

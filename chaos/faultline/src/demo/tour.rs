@@ -374,8 +374,7 @@ fn cannot_play(scenario: &crate::chaos::scenario::Scenario, target: &Target) -> 
     let kills: Vec<&str> = scenario
         .nemesis
         .iter()
-        .filter(|fault| fault.fault == "kill")
-        .filter_map(|fault| fault.service.map(|service| service.name()))
+        .filter_map(|fault| fault.killed().map(|service| service.name()))
         .collect();
     (target.is_remote() && !kills.is_empty()).then(|| {
         format!(
