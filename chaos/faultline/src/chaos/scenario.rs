@@ -696,17 +696,7 @@ impl ExplicitPlan {
 impl FaultSpec {
     /// The kind's name as written in scenario files.
     pub fn name(&self) -> &'static str {
-        match self {
-            FaultSpec::Latency { .. } => "latency",
-            FaultSpec::Blackhole { .. } => "blackhole",
-            FaultSpec::Refuse { .. } => "refuse",
-            FaultSpec::LostAcks { .. } => "lost-acks",
-            FaultSpec::CutConsumers { .. } => "cut-consumers",
-            FaultSpec::ResetPeer { .. } => "reset-peer",
-            FaultSpec::Kill { .. } => "kill",
-            FaultSpec::Republish { .. } => "republish",
-            FaultSpec::Poison { .. } => "poison",
-        }
+        self.parts().2.name()
     }
 
     /// The service a kill names.
@@ -721,165 +711,42 @@ impl FaultSpec {
     /// fault whose link, service or topic the topology does not know (a plan's faults were
     /// checked against it when the plan was made).
     pub fn from_fault(fault: &Fault) -> Option<Self> {
-        let (at_ms, for_ms) = (fault.at_ms, fault.for_ms);
-        Some(match &fault.kind {
-            FaultKind::Latency {
-                link,
-                latency_ms,
-                jitter_ms,
-            } => FaultSpec::Latency {
-                at_ms,
-                for_ms,
-                link: Link::parse(link)?,
-                latency_ms: *latency_ms,
-                jitter_ms: *jitter_ms,
-            },
-            FaultKind::Blackhole { link } => FaultSpec::Blackhole {
-                at_ms,
-                for_ms,
-                link: Link::parse(link)?,
-            },
-            FaultKind::Refuse { link } => FaultSpec::Refuse {
-                at_ms,
-                for_ms,
-                link: Link::parse(link)?,
-            },
-            FaultKind::LostAcks { link } => FaultSpec::LostAcks {
-                at_ms,
-                for_ms,
-                link: Link::parse(link)?,
-            },
-            FaultKind::CutConsumers { link } => FaultSpec::CutConsumers {
-                at_ms,
-                for_ms,
-                link: Link::parse(link)?,
-            },
-            FaultKind::ResetPeer { link, timeout_ms } => FaultSpec::ResetPeer {
-                at_ms,
-                for_ms,
-                link: Link::parse(link)?,
-                timeout_ms: *timeout_ms,
-            },
-            FaultKind::Kill { service, replica } => FaultSpec::Kill {
-                at_ms,
-                for_ms,
-                service: Service::parse(service)?,
-                replica: *replica,
-            },
-            FaultKind::Republish { topic, count } => FaultSpec::Republish {
-                at_ms,
-                for_ms: 0,
-                topic: Topic::parse(topic)?,
-                count: *count,
-            },
-            FaultKind::Poison { topic, count } => FaultSpec::Poison {
-                at_ms,
-                for_ms: 0,
-                topic: Topic::parse(topic)?,
-                count: *count,
-            },
-        })
+        // The two are the same table: `fault` and the kind's fields (names as strings in the
+        // kind, as topology types here), plus `at_ms` and `for_ms` — so serde maps one onto the
+        // other, and parsing the names is the check.
+        let mut table = serde_json::to_value(&fault.kind).ok()?;
+        table["at_ms"] = fault.at_ms.into();
+        table["for_ms"] = fault.for_ms.into();
+        serde_json::from_value(table).ok()
     }
 
     /// The fault this entry describes, or what is wrong with its numbers (its names are
     /// checked by parsing).
     pub fn to_fault(&self) -> anyhow::Result<Fault> {
-        let link = |link: &Link| link.proxy_name().to_owned();
-        let (at_ms, for_ms, kind) = match self {
-            FaultSpec::Latency {
-                at_ms,
-                for_ms,
-                link: l,
-                latency_ms,
-                jitter_ms,
-            } => (
-                *at_ms,
-                *for_ms,
-                FaultKind::Latency {
-                    link: link(l),
-                    latency_ms: *latency_ms,
-                    jitter_ms: *jitter_ms,
-                },
-            ),
-            FaultSpec::Blackhole {
-                at_ms,
-                for_ms,
-                link: l,
-            } => (*at_ms, *for_ms, FaultKind::Blackhole { link: link(l) }),
-            FaultSpec::Refuse {
-                at_ms,
-                for_ms,
-                link: l,
-            } => (*at_ms, *for_ms, FaultKind::Refuse { link: link(l) }),
-            FaultSpec::LostAcks {
-                at_ms,
-                for_ms,
-                link: l,
-            } => (*at_ms, *for_ms, FaultKind::LostAcks { link: link(l) }),
-            FaultSpec::CutConsumers {
-                at_ms,
-                for_ms,
-                link: l,
-            } => (*at_ms, *for_ms, FaultKind::CutConsumers { link: link(l) }),
-            FaultSpec::ResetPeer {
-                at_ms,
-                for_ms,
-                link: l,
-                timeout_ms,
-            } => (
-                *at_ms,
-                *for_ms,
-                FaultKind::ResetPeer {
-                    link: link(l),
-                    timeout_ms: *timeout_ms,
-                },
-            ),
-            FaultSpec::Kill {
-                at_ms,
-                for_ms,
-                service,
-                replica,
-            } => (
-                *at_ms,
-                *for_ms,
-                FaultKind::Kill {
-                    service: service.name().to_owned(),
-                    replica: *replica,
-                },
-            ),
-            FaultSpec::Republish {
-                at_ms,
-                topic,
-                count,
-                ..
-            } => (
-                *at_ms,
-                0,
-                FaultKind::Republish {
-                    topic: topic.name().to_owned(),
-                    count: *count,
-                },
-            ),
-            FaultSpec::Poison {
-                at_ms,
-                topic,
-                count,
-                ..
-            } => (
-                *at_ms,
-                0,
-                FaultKind::Poison {
-                    topic: topic.name().to_owned(),
-                    count: *count,
-                },
-            ),
-        };
+        let (at_ms, for_ms, kind) = self.parts();
         validate_fault(&kind, for_ms)?;
         Ok(Fault {
             at_ms,
             for_ms: if kind.instant() { 0 } else { for_ms },
             kind,
         })
+    }
+
+    /// When it starts, how long it lasts and what it does, unchecked (see [`Self::from_fault`]
+    /// for why serde converts).
+    fn parts(&self) -> (u64, u64, FaultKind) {
+        let mut table = serde_json::to_value(self).expect("a fault spec is a JSON table");
+        let number = |table: &mut serde_json::Value, key: &str| {
+            table
+                .as_object_mut()
+                .and_then(|fields| fields.remove(key))
+                .and_then(|value| value.as_u64())
+                .unwrap_or(0)
+        };
+        let (at_ms, for_ms) = (number(&mut table, "at_ms"), number(&mut table, "for_ms"));
+        let kind = serde_json::from_value(table)
+            .expect("every fault spec's fields are its fault kind's, names as strings");
+        (at_ms, for_ms, kind)
     }
 }
 
@@ -922,4 +789,116 @@ fn validate_fault(kind: &FaultKind, for_ms: u64) -> anyhow::Result<()> {
 /// The JSON Schema of scenario files.
 pub fn schema() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(Scenario)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One entry of every kind, as a scenario file writes them.
+    const EVERY_KIND: &str = r#"
+        [[f]]
+        fault = "latency"
+        link = "reservation-payment"
+        at_ms = 1
+        for_ms = 2
+        latency_ms = 300
+        jitter_ms = 50
+        [[f]]
+        fault = "blackhole"
+        link = "gateway-payment"
+        at_ms = 1
+        for_ms = 2
+        [[f]]
+        fault = "refuse"
+        link = "inventory-postgres"
+        at_ms = 1
+        for_ms = 2
+        [[f]]
+        fault = "lost-acks"
+        at_ms = 1
+        for_ms = 2
+        [[f]]
+        fault = "cut-consumers"
+        link = "kafka"
+        at_ms = 1
+        for_ms = 2
+        [[f]]
+        fault = "reset-peer"
+        link = "gateway-reservation"
+        at_ms = 1
+        for_ms = 2
+        timeout_ms = 10
+        [[f]]
+        fault = "kill"
+        service = "inventory"
+        replica = 2
+        at_ms = 1
+        for_ms = 2
+        [[f]]
+        fault = "republish"
+        topic = "inventory.events"
+        count = 3
+        at_ms = 1
+        [[f]]
+        fault = "poison"
+        topic = "booking.events"
+        count = 1
+        at_ms = 1
+    "#;
+
+    #[derive(Deserialize)]
+    struct Entries {
+        f: Vec<FaultSpec>,
+    }
+
+    #[test]
+    fn every_kind_becomes_its_fault_and_back() {
+        let specs = toml::from_str::<Entries>(EVERY_KIND).expect("parses").f;
+        assert_eq!(specs.len(), 9);
+        for spec in &specs {
+            let fault = spec.to_fault().expect("valid");
+            assert_eq!(fault.kind.name(), spec.name());
+            assert_eq!(FaultSpec::from_fault(&fault).as_ref(), Some(spec));
+        }
+        assert_eq!(
+            specs[0].to_fault().expect("valid").kind,
+            FaultKind::Latency {
+                link: "reservation-payment".into(),
+                latency_ms: 300,
+                jitter_ms: 50
+            }
+        );
+        assert_eq!(
+            specs[3].to_fault().expect("valid").kind,
+            FaultKind::LostAcks {
+                link: "kafka".into()
+            }
+        );
+        let kill = specs[6].to_fault().expect("valid");
+        assert_eq!(
+            (kill.at_ms, kill.for_ms, kill.kind),
+            (
+                1,
+                2,
+                FaultKind::Kill {
+                    service: "inventory".into(),
+                    replica: Some(2)
+                }
+            )
+        );
+        assert_eq!(specs[7].to_fault().expect("valid").for_ms, 0);
+    }
+
+    #[test]
+    fn a_fault_naming_what_the_topology_lacks_has_no_spec() {
+        let fault = Fault {
+            at_ms: 1,
+            for_ms: 2,
+            kind: FaultKind::Blackhole {
+                link: "nowhere".into(),
+            },
+        };
+        assert_eq!(FaultSpec::from_fault(&fault), None);
+    }
 }
