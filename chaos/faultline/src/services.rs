@@ -56,12 +56,12 @@ impl faultline_kit::app::ServiceSettings for ProxySettings {
 
 /// The capture's settings: the common sections and how much it keeps (`[retention]`,
 /// `FAULTLINE__RETENTION__MAX_SPANS`…).
-#[derive(Debug, Clone, serde::Deserialize)]
-struct CaptureSettings {
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct CaptureSettings {
     #[serde(flatten)]
-    common: faultline_kit::config::CommonSettings,
+    pub common: faultline_kit::config::CommonSettings,
     #[serde(default)]
-    retention: faultline_capture::store::Retention,
+    pub retention: faultline_capture::store::Retention,
 }
 
 impl faultline_kit::app::ServiceSettings for CaptureSettings {

@@ -1,9 +1,9 @@
 //! Analytics' settings: only the common sections.
 
 use faultline_kit::{app::ServiceSettings, config::CommonSettings};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Settings {
     #[serde(flatten)]
     pub common: CommonSettings,

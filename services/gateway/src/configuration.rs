@@ -5,9 +5,9 @@ use faultline_kit::{
     app::ServiceSettings, config::CommonSettings, resilience::client::ClientSettings,
 };
 use secrecy::SecretString;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Settings {
     #[serde(flatten)]
     pub common: CommonSettings,
@@ -24,8 +24,9 @@ impl ServiceSettings for Settings {
 }
 
 /// Bearer tokens: HS256 with this secret.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuthSettings {
+    #[serde(serialize_with = "faultline_kit::config::expose_secret")]
     pub secret: SecretString,
     #[serde(default = "default_token_ttl_secs")]
     pub token_ttl_secs: u64,
@@ -35,8 +36,18 @@ fn default_token_ttl_secs() -> u64 {
     7 * 24 * 3600
 }
 
+impl AuthSettings {
+    /// Tokens signed with `secret`, valid for the default time.
+    pub fn new(secret: impl Into<String>) -> Self {
+        Self {
+            secret: SecretString::from(secret.into()),
+            token_ttl_secs: default_token_ttl_secs(),
+        }
+    }
+}
+
 /// The services behind the gateway and the policy for calling them.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UpstreamSettings {
     pub reservation_url: String,
     pub inventory_url: String,
@@ -46,7 +57,7 @@ pub struct UpstreamSettings {
 }
 
 /// Requests per user: a sustained rate with a burst allowance.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RateLimitSettings {
     pub per_second: u32,

@@ -1,9 +1,9 @@
 //! Inventory's settings: the common sections plus the catalogue seeded at start-up.
 
 use faultline_kit::{app::ServiceSettings, config::CommonSettings};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Settings {
     #[serde(flatten)]
     pub common: CommonSettings,

@@ -32,7 +32,7 @@ use serde::Deserialize;
 use crate::{http::ApiError, readiness::InFlight, shutdown::CancellationToken};
 
 /// How much work in flight a service accepts.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, serde::Serialize, Deserialize)]
 #[serde(default)]
 pub struct AdmissionSettings {
     /// The queueing delay accepted work may face: the limit is the measured throughput times

@@ -7,10 +7,10 @@
 use std::path::Path;
 
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, de::DeserializeOwned};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 /// Sections every service has.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CommonSettings {
     /// The service's name, used for the consumer group, the Kafka client id and telemetry.
     pub service_name: String,
@@ -21,14 +21,14 @@ pub struct CommonSettings {
     /// claims back at once). Defaults to the service name: one instance per service. Give each
     /// replica its own: `{hostname}` in it is replaced by the host's name (a container's id in
     /// Docker Compose, where replicas share one environment; the pod's name in Kubernetes).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance_id: Option<String>,
     pub http: HttpSettings,
     /// Absent for services that keep no state (gateway).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<DatabaseSettings>,
     /// Absent for services that never touch Kafka (payment).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kafka: Option<KafkaSettings>,
 }
 
@@ -62,6 +62,15 @@ impl CommonSettings {
     }
 }
 
+/// Writes a secret in clear: for a launcher writing a child process's own configuration file
+/// (the only place settings are serialized), never for logs or answers.
+pub fn expose_secret<S: serde::Serializer>(
+    secret: &SecretString,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(secret.expose_secret())
+}
+
 /// Replaced by [`hostname`] in an instance id.
 pub const HOSTNAME_PLACEHOLDER: &str = "{hostname}";
 
@@ -77,7 +86,7 @@ pub fn hostname() -> String {
 }
 
 /// Where the HTTP server listens.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HttpSettings {
     pub host: String,
     /// 0 picks a free port (tests).
@@ -87,14 +96,20 @@ pub struct HttpSettings {
     pub body_limit_bytes: usize,
 }
 
+impl HttpSettings {
+    /// The request body limit when none is configured.
+    pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+}
+
 fn default_body_limit() -> usize {
-    64 * 1024
+    HttpSettings::DEFAULT_BODY_LIMIT
 }
 
 /// The service's own database. Never another service's.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DatabaseSettings {
     /// `sqlite://path/to/file.db` or `postgres://user@host:port/db`. Secret: it may hold a password.
+    #[serde(serialize_with = "expose_secret")]
     pub url: SecretString,
     /// Pool size for PostgreSQL. SQLite always uses one connection (see `storage`).
     #[serde(default = "default_max_connections")]
@@ -128,7 +143,7 @@ impl DatabaseSettings {
 }
 
 /// How to reach the broker and how this service uses it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KafkaSettings {
     /// `host:port` list. Use 127.0.0.1, not localhost, for the embedded broker (IPv4 only).
     pub bootstrap_servers: String,

@@ -1,9 +1,9 @@
 //! Payment's settings: the common sections plus the wallets seeded at start-up.
 
 use faultline_kit::{app::ServiceSettings, config::CommonSettings};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Settings {
     #[serde(flatten)]
     pub common: CommonSettings,
@@ -16,6 +16,17 @@ pub struct Settings {
 
 fn default_key_ttl_secs() -> u64 {
     24 * 3600
+}
+
+impl Settings {
+    /// Payment with `seed`'s wallets, every other setting at its default.
+    pub fn new(common: CommonSettings, seed: SeedSettings) -> Self {
+        Self {
+            common,
+            seed,
+            idempotency_ttl_secs: default_key_ttl_secs(),
+        }
+    }
 }
 
 /// Wallets created at start-up if missing (existing wallets are left as they are) — the same

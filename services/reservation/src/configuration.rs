@@ -4,9 +4,9 @@ use faultline_kit::{
     admission::AdmissionSettings, app::ServiceSettings, config::CommonSettings,
     resilience::client::ClientSettings,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Settings {
     #[serde(flatten)]
     pub common: CommonSettings,
@@ -25,8 +25,21 @@ fn default_key_ttl_secs() -> u64 {
     24 * 3600
 }
 
+impl Settings {
+    /// Reservation reaching payment at `payment`, every other setting at its default.
+    pub fn new(common: CommonSettings, payment: PaymentSettings) -> Self {
+        Self {
+            common,
+            payment,
+            saga: SagaSettings::default(),
+            admission: AdmissionSettings::default(),
+            idempotency_ttl_secs: default_key_ttl_secs(),
+        }
+    }
+}
+
 /// The payment dependency and its resilience policy.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PaymentSettings {
     pub base_url: String,
     #[serde(flatten)]
@@ -43,7 +56,7 @@ impl PaymentSettings {
 }
 
 /// The saga's deadlines and retry timing.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SagaSettings {
     /// How long inventory has to answer HoldSeat before the saga compensates.

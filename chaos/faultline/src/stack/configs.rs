@@ -1,5 +1,6 @@
 //! The children's configuration files: the settings each service, the capture, the broker and
-//! the proxy start with, written as JSON into the run directory.
+//! the proxy start with, written as JSON into the run directory. A service's and the capture's
+//! are their own `Settings` types, serialized.
 
 use std::{
     collections::BTreeMap,
@@ -13,61 +14,93 @@ use serde_json::{Value, json};
 use super::{Instance, StackOptions, proxies::Listeners};
 use crate::services;
 
-/// The settings of the capture and the five services: each reaches the broker, its database
-/// and the services it calls through their proxies, and exports to the capture; payment and
-/// inventory carry the seed, the gateway the tokens' secret. The port (and, for a replica of
-/// several, the instance id) is each process's own: see [`for_instance`].
+/// The settings of the capture and the five services, built from each one's own `Settings`
+/// type (so a field a service does not read cannot be written): each reaches the broker, its
+/// database and the services it calls through their proxies, and exports to the capture;
+/// payment and inventory carry the seed, the gateway the tokens' secret. `options.kafka`,
+/// `options.saga` and `options.admission` are a scenario's or the bench's overrides, read into
+/// the typed sections over their defaults (a value of the wrong type is an error). The port
+/// (and, for a replica of several, the instance id) is each process's own: see
+/// [`for_instance`].
 pub(super) fn children(
     options: &StackOptions,
     databases: &BTreeMap<&str, String>,
     listeners: &Listeners,
     secret: &str,
 ) -> anyhow::Result<BTreeMap<&'static str, Value>> {
-    let kafka_proxy = listeners.via(Link::Kafka)?;
-    let common = |name: &str| {
-        let mut kafka = json!({ "bootstrap_servers": kafka_proxy });
-        if let (Some(kafka), Some(overrides)) = (kafka.as_object_mut(), options.kafka.as_object()) {
-            kafka.extend(overrides.clone());
-        }
-        let mut config = json!({
-            "service_name": name,
-            "http": { "host": "127.0.0.1", "port": 0 },
-            "kafka": kafka,
-        });
-        if let Some(database) = databases.get(name) {
-            config["database"] = json!({ "url": database });
-        }
-        config
+    use faultline_kit::config::{CommonSettings, DatabaseSettings, HttpSettings, KafkaSettings};
+    let mut kafka = json!({ "bootstrap_servers": listeners.via(Link::Kafka)? });
+    if let (Some(kafka), Some(overrides)) = (kafka.as_object_mut(), options.kafka.as_object()) {
+        kafka.extend(overrides.clone());
+    }
+    let kafka: KafkaSettings = serde_json::from_value(kafka).context("the kafka overrides")?;
+    let common = |name: &str| CommonSettings {
+        service_name: name.to_owned(),
+        instance_id: None,
+        http: HttpSettings {
+            host: "127.0.0.1".into(),
+            port: 0,
+            body_limit_bytes: HttpSettings::DEFAULT_BODY_LIMIT,
+        },
+        database: databases.get(name).map(DatabaseSettings::new),
+        kafka: Some(kafka.clone()),
     };
-    let via = |link: Link| listeners.via(link);
-    let mut configs = BTreeMap::new();
-    let mut payment = common("payment");
-    payment["seed"] = json!(options.seed.wallets());
-    configs.insert("payment", payment);
-    let mut inventory = common("inventory");
-    inventory["seed"] = json!(options.seed.catalogue());
-    configs.insert("inventory", inventory);
-    let mut reservation = common("reservation");
-    reservation["payment"] =
-        json!({ "base_url": format!("http://{}", via(Link::ReservationPayment)?) });
-    reservation["saga"] = options.saga.clone();
-    reservation["admission"] = options.admission.clone();
-    configs.insert("reservation", reservation);
-    configs.insert("analytics", common("analytics"));
-    let mut gateway = common("gateway");
-    gateway["auth"] = json!({ "secret": secret });
-    gateway["upstream"] = json!({
-        "reservation_url": format!("http://{}", via(Link::GatewayReservation)?),
-        "inventory_url": format!("http://{}", via(Link::GatewayInventory)?),
-        "payment_url": format!("http://{}", via(Link::GatewayPayment)?),
-    });
-    gateway["rate_limit"] =
-        json!({ "per_second": options.rate_limit.0, "burst": options.rate_limit.1 });
-    configs.insert("gateway", gateway);
-    let mut capture = common(services::CAPTURE);
-    capture["retention"] = serde_json::to_value(options.capture_retention)?;
-    configs.insert(services::CAPTURE, capture);
-    Ok(configs)
+    let url =
+        |link: Link| -> anyhow::Result<String> { Ok(format!("http://{}", listeners.via(link)?)) };
+    let mut reservation = reservation::configuration::Settings::new(
+        common("reservation"),
+        reservation::configuration::PaymentSettings::new(url(Link::ReservationPayment)?),
+    );
+    reservation.saga =
+        serde_json::from_value(options.saga.clone()).context("the saga overrides")?;
+    reservation.admission =
+        serde_json::from_value(options.admission.clone()).context("the admission overrides")?;
+    let gateway = gateway::configuration::Settings {
+        common: common("gateway"),
+        auth: gateway::configuration::AuthSettings::new(secret),
+        upstream: gateway::configuration::UpstreamSettings {
+            reservation_url: url(Link::GatewayReservation)?,
+            inventory_url: url(Link::GatewayInventory)?,
+            payment_url: url(Link::GatewayPayment)?,
+            client: Default::default(),
+        },
+        rate_limit: gateway::configuration::RateLimitSettings {
+            per_second: options.rate_limit.0,
+            burst: options.rate_limit.1,
+        },
+    };
+    let configs = [
+        (
+            "payment",
+            serde_json::to_value(payment::configuration::Settings::new(
+                common("payment"),
+                options.seed.wallets(),
+            ))?,
+        ),
+        (
+            "inventory",
+            serde_json::to_value(inventory::configuration::Settings {
+                common: common("inventory"),
+                seed: options.seed.catalogue(),
+            })?,
+        ),
+        ("reservation", serde_json::to_value(reservation)?),
+        (
+            "analytics",
+            serde_json::to_value(analytics::configuration::Settings {
+                common: common("analytics"),
+            })?,
+        ),
+        ("gateway", serde_json::to_value(gateway)?),
+        (
+            services::CAPTURE,
+            serde_json::to_value(services::CaptureSettings {
+                common: common(services::CAPTURE),
+                retention: options.capture_retention,
+            })?,
+        ),
+    ];
+    Ok(configs.into_iter().collect())
 }
 
 /// One process's settings: its service's, with its own port and, for a replica of several, its

@@ -24,7 +24,7 @@ use super::{
 
 /// The configurable form of a [`ClientPolicy`], flattened into a service's settings for each
 /// dependency (`timeout_ms`, `max_in_flight`, `breaker_failure_threshold`, `breaker_open_ms`).
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct ClientSettings {
     pub timeout_ms: u64,
