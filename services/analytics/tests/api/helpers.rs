@@ -1,6 +1,6 @@
 //! `spawn_app`: a broker, a database and the analytics application, as `main` builds it.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use analytics::{configuration::Settings, startup::Application};
 use faultline_contracts::{Message, http::AnalyticsSummary};
@@ -71,17 +71,18 @@ impl TestApp {
 
     /// Waits until the consumer has applied `events` events.
     pub async fn applied(&self, events: i64) -> AnalyticsSummary {
-        let started = Instant::now();
-        loop {
-            let summary = self.summary().await;
-            if summary.events_applied >= events {
-                return summary;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "timed out waiting for {events} events applied: {summary:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        faultline_harness::wait::eventually(
+            &format!("{events} events applied"),
+            Duration::from_secs(30),
+            || async {
+                let summary = self.summary().await;
+                if summary.events_applied >= events {
+                    Ok(summary)
+                } else {
+                    Err(format!("{summary:?}"))
+                }
+            },
+        )
+        .await
     }
 }

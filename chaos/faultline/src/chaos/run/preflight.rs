@@ -102,6 +102,21 @@ pub(super) async fn preflight(
             meets_fault: None,
         })
         .await;
+    settle_booking(target, client).await?;
+    if matches!(target.backend, Backend::Remote) {
+        bounce(&toxiproxy, &links).await?;
+    }
+    await_ready(target, &http).await?;
+    let seen = await_traffic(&toxiproxy, &before, &links).await?;
+    history.note(format!(
+        "preflight: broker advertises its proxy {advertised}; traffic through every proxy: {}",
+        seen.join(", ")
+    ));
+    Ok(())
+}
+
+/// Waits (30 s at most) until the preflight booking is terminal.
+async fn settle_booking(target: &Target, client: &Client) -> anyhow::Result<()> {
     let started = Instant::now();
     while client.waiting() > 0 {
         anyhow::ensure!(
@@ -111,19 +126,25 @@ pub(super) async fn preflight(
         client.watch_once(target.service("reservation")).await?;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // Real Toxiproxy counts a connection's bytes when it closes, and services keep theirs open
-    // (broker sessions, pools): against it, bouncing each proxy closes them so the counters
-    // report what crossed. The embedded server counts as bytes flow. Then wait until every
-    // service is ready again.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    if matches!(target.backend, Backend::Remote) {
-        for link in &links {
-            toxiproxy.set_enabled(link, false).await?;
-            toxiproxy.set_enabled(link, true).await?;
-        }
+    Ok(())
+}
+
+/// Real Toxiproxy counts a connection's bytes when it closes, and services keep theirs open
+/// (broker sessions, pools): bouncing each proxy closes them, so the counters report what
+/// crossed. (The embedded server counts as bytes flow.)
+async fn bounce(
+    toxiproxy: &faultline_toxiproxy::client::Client,
+    links: &[&str],
+) -> anyhow::Result<()> {
+    for link in links {
+        toxiproxy.set_enabled(link, false).await?;
+        toxiproxy.set_enabled(link, true).await?;
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let after = toxiproxy.metrics().await?;
+    Ok(())
+}
+
+/// Waits (30 s at most per service) until every service is ready again after the bounce.
+async fn await_ready(target: &Target, http: &reqwest::Client) -> anyhow::Result<()> {
     for service in Service::ALL {
         let started = Instant::now();
         loop {
@@ -142,28 +163,42 @@ pub(super) async fn preflight(
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-    let mut quiet = Vec::new();
-    let mut seen = Vec::new();
-    for link in &links {
-        let (Some(a), b) = (after.proxies.get(*link), before.proxy(link)) else {
-            quiet.push(format!("{link} (no counters)"));
-            continue;
-        };
-        let up = a.upstream_received.saturating_sub(b.upstream_received);
-        let down = a.downstream_received.saturating_sub(b.downstream_received);
-        if up == 0 || down == 0 {
-            quiet.push(format!("{link} (↑{up} B ↓{down} B)"));
-        } else {
-            seen.push(format!("{link} ↑{up} B ↓{down} B"));
-        }
-    }
-    anyhow::ensure!(
-        quiet.is_empty(),
-        "preflight: no traffic through {quiet:?} while a booking crossed the system: something bypasses the proxy"
-    );
-    history.note(format!(
-        "preflight: broker advertises its proxy {advertised}; traffic through every proxy: {}",
-        seen.join(", ")
-    ));
     Ok(())
+}
+
+/// Reads the proxies' counters until every link moved bytes both ways since `before` (5 s at
+/// most: counters can trail the traffic by a moment); returns what each carried, or the links
+/// that stayed quiet.
+async fn await_traffic(
+    toxiproxy: &faultline_toxiproxy::client::Client,
+    before: &faultline_toxiproxy::client::ProxyMetrics,
+    links: &[&str],
+) -> anyhow::Result<Vec<String>> {
+    let started = Instant::now();
+    loop {
+        let after = toxiproxy.metrics().await?;
+        let mut quiet = Vec::new();
+        let mut seen = Vec::new();
+        for link in links {
+            let (Some(a), b) = (after.proxies.get(*link), before.proxy(link)) else {
+                quiet.push(format!("{link} (no counters)"));
+                continue;
+            };
+            let up = a.upstream_received.saturating_sub(b.upstream_received);
+            let down = a.downstream_received.saturating_sub(b.downstream_received);
+            if up == 0 || down == 0 {
+                quiet.push(format!("{link} (↑{up} B ↓{down} B)"));
+            } else {
+                seen.push(format!("{link} ↑{up} B ↓{down} B"));
+            }
+        }
+        if quiet.is_empty() {
+            return Ok(seen);
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(5),
+            "preflight: no traffic through {quiet:?} while a booking crossed the system: something bypasses the proxy"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
