@@ -288,6 +288,8 @@ async fn an_open_circuit_to_reservation_is_a_fast_503_with_retry_after() {
         "failures before it opened: {statuses:?}"
     );
     t.stack.restart("reservation").await.expect("restart");
+    // The breaker's open window (2 s, in the gateway's process) is the thing under test: its end
+    // shows only to the very request that follows it, so this wait is time itself, not a poll.
     tokio::time::sleep(Duration::from_millis(2_100)).await;
     let accepted = t.book("user-6", "after", "saga-live-1-020").await;
     assert_eq!(
