@@ -119,9 +119,17 @@ pub fn failing_lines(output: &str) -> String {
         .lines()
         .filter(|line| {
             // An unknown verdict sits in a table cell; "0 unknown" in a summary line is fine.
-            ["FAIL", "ERROR", "┆ unknown", "aborted", "Error", "error:"]
-                .iter()
-                .any(|word| line.contains(word))
+            [
+                "FAIL",
+                "ERROR",
+                "┆ unknown",
+                "aborted",
+                "could not be played",
+                "Error",
+                "error:",
+            ]
+            .iter()
+            .any(|word| line.contains(word))
         })
         .collect::<Vec<_>>()
         .join("\n")

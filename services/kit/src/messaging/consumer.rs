@@ -239,6 +239,10 @@ enum Stopped {
     Shutdown,
     /// No partitions for this long: the client is recreated.
     Unassigned(Duration),
+    /// librdkafka raised a fatal error (e.g. `FencedInstanceId`: after a lost session, the
+    /// broker fenced this static member's old incarnation): the client can do nothing more and is
+    /// recreated at once, not after the unassigned grace.
+    Fatal(String),
 }
 
 /// A consumer group member for one handler.
@@ -307,7 +311,8 @@ impl<H: Handler> Consumer<H> {
     /// A member that has had no partitions for longer than its session timeout plus
     /// [`REJOIN_GRACE`] — the coordinator expired it and never took it back, whatever the broker
     /// did — is recreated: a fresh client joins the group again under the same static member
-    /// id. Readiness is false meanwhile, and the log says why.
+    /// id. So is one whose client hit a fatal error (fenced after a lost session), at once.
+    /// Readiness is false meanwhile, and the log says why.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let ready = self
             .ready
@@ -315,7 +320,11 @@ impl<H: Handler> Consumer<H> {
             .unwrap_or_else(|| Readiness::new().register("unobserved"));
         let stuck_after = Duration::from_millis(self.settings.session_timeout_ms) + REJOIN_GRACE;
         dedupe_disabled_for_test();
+        // Between recreations after fatal errors: doubling from 1 s up to `stuck_after`, so two
+        // processes misconfigured with one instance id fence each other slowly, not in a loop.
+        let mut fatal_backoff = Duration::from_secs(1);
         loop {
+            let incarnation = Instant::now();
             let unassigned_since = Arc::new(std::sync::Mutex::new(Some(Instant::now())));
             let consumer = self.connect(ready.clone(), unassigned_since.clone())?;
             let stopped = self
@@ -346,6 +355,17 @@ impl<H: Handler> Consumer<H> {
                         unassigned_for = ?for_how_long,
                         "no partitions assigned for longer than the session timeout plus {REJOIN_GRACE:?}; recreating the consumer"
                     );
+                }
+                Stopped::Fatal(reason) => {
+                    if incarnation.elapsed() > stuck_after {
+                        fatal_backoff = Duration::from_secs(1);
+                    }
+                    tracing::warn!(group = %self.group, %reason, recreate_in = ?fatal_backoff, "the consumer hit a fatal error; recreating it");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(fatal_backoff) => {}
+                    }
+                    fatal_backoff = (fatal_backoff * 2).min(stuck_after);
                 }
             }
         }
@@ -444,6 +464,9 @@ impl<H: Handler> Consumer<H> {
                 }
                 Err(error) => {
                     tracing::warn!(%error, group = %self.group, "kafka consume error");
+                    if let Some((code, reason)) = consumer.client().fatal_error() {
+                        return Stopped::Fatal(format!("{code:?}: {reason}"));
+                    }
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             }

@@ -103,11 +103,19 @@ pub(super) async fn preflight(
         })
         .await;
     settle_booking(target, client).await?;
-    if matches!(target.backend, Backend::Remote) {
+    let (mut seen, mut quiet) =
+        await_traffic(&toxiproxy, &before, &links, Duration::from_secs(2)).await?;
+    if !quiet.is_empty() && matches!(target.backend, Backend::Remote) {
+        // Only when the counters have not moved: bouncing every link drops every broker
+        // session, which costs the next act a rebalance.
         bounce(&toxiproxy, &links).await?;
+        (seen, quiet) = await_traffic(&toxiproxy, &before, &links, Duration::from_secs(5)).await?;
     }
+    anyhow::ensure!(
+        quiet.is_empty(),
+        "preflight: no traffic through {quiet:?} while a booking crossed the system: something bypasses the proxy"
+    );
     await_ready(target, &http).await?;
-    let seen = await_traffic(&toxiproxy, &before, &links).await?;
     history.note(format!(
         "preflight: broker advertises its proxy {advertised}; traffic through every proxy: {}",
         seen.join(", ")
@@ -143,7 +151,7 @@ async fn bounce(
     Ok(())
 }
 
-/// Waits (30 s at most per service) until every service is ready again after the bounce.
+/// Waits (30 s at most per service) until every service is ready (again, after a bounce).
 async fn await_ready(target: &Target, http: &reqwest::Client) -> anyhow::Result<()> {
     for service in Service::ALL {
         let started = Instant::now();
@@ -166,14 +174,15 @@ async fn await_ready(target: &Target, http: &reqwest::Client) -> anyhow::Result<
     Ok(())
 }
 
-/// Reads the proxies' counters until every link moved bytes both ways since `before` (5 s at
-/// most: counters can trail the traffic by a moment); returns what each carried, or the links
-/// that stayed quiet.
+/// Reads the proxies' counters until every link moved bytes both ways since `before`, for at
+/// most `within` (counters can trail the traffic by a moment); returns what each link carried
+/// and the links that stayed quiet.
 async fn await_traffic(
     toxiproxy: &faultline_toxiproxy::client::Client,
     before: &faultline_toxiproxy::client::ProxyMetrics,
     links: &[&str],
-) -> anyhow::Result<Vec<String>> {
+    within: Duration,
+) -> anyhow::Result<(Vec<String>, Vec<String>)> {
     let started = Instant::now();
     loop {
         let after = toxiproxy.metrics().await?;
@@ -192,13 +201,9 @@ async fn await_traffic(
                 seen.push(format!("{link} ↑{up} B ↓{down} B"));
             }
         }
-        if quiet.is_empty() {
-            return Ok(seen);
+        if quiet.is_empty() || started.elapsed() >= within {
+            return Ok((seen, quiet));
         }
-        anyhow::ensure!(
-            started.elapsed() < Duration::from_secs(5),
-            "preflight: no traffic through {quiet:?} while a booking crossed the system: something bypasses the proxy"
-        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
