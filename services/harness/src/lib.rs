@@ -22,8 +22,8 @@ pub mod wait;
 
 pub use running::Running;
 
-/// A TCP port of 127.0.0.1 that was free a moment ago, for a process to bind later; never the
-/// same one twice in one test process.
+/// A TCP port of 127.0.0.1 that was free a moment ago, for a process to bind later (a test's
+/// server, or a child of the embedded stack); never the same one twice in one process.
 ///
 /// Picked at random below Linux's ephemeral range (32768–60999 by default), where the kernel
 /// takes the local ports of outgoing connections and of binds to port 0: a port from there

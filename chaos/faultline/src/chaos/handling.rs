@@ -5,7 +5,7 @@
 //! instance's share and the hand-overs with links to their traces; a run of one instance per
 //! service has nothing to show.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
@@ -102,12 +102,11 @@ pub fn summarise<'a>(
         }
         handling.handed_over += usize::from(handed_over);
     }
-    let services_with_replicas: BTreeSet<&str> = shares
-        .keys()
-        .map(|(service, _)| *service)
-        .filter(|service| shares.keys().filter(|(s, _)| s == service).count() > 1)
-        .collect();
-    if services_with_replicas.is_empty() {
+    let mut instances_of: BTreeMap<&str, usize> = BTreeMap::new();
+    for (service, _) in shares.keys() {
+        *instances_of.entry(service).or_default() += 1;
+    }
+    if instances_of.values().all(|&instances| instances < 2) {
         return None;
     }
     handling.instances = shares
