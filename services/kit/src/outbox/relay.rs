@@ -1,5 +1,14 @@
 //! The outbox relay: claims unpublished rows in batches, publishes them, marks them published.
 //!
+//! Marking rides with the next claim: the rows the broker acknowledged are marked published in
+//! the same statement (one round trip, on PostgreSQL) that claims the next batch, and wait for
+//! it at most [`RelaySettings::mark_linger`]. Every round trip to the database crosses its proxy
+//! and wakes a server backend, which is what a saga's CPU goes to (ARCHITECTURE.md); a relay
+//! woken for every message would otherwise spend two statements on each. A row acknowledged but
+//! not yet marked stays claimed by this relay, so no other relay sends it and later rows of its
+//! key still wait for it; if this process dies in that window the row is sent again once the
+//! claim expires — at least once, which the consumers' inboxes absorb.
+//!
 //! Claiming is one short statement that stamps `claimed_until` on up to `batch_size` rows; on
 //! PostgreSQL the inner select takes `FOR UPDATE SKIP LOCKED`, so several relays (replicas of a
 //! service) share the table without waiting on each other or claiming the same row. SQLite has
@@ -15,7 +24,7 @@
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use opentelemetry::trace::TraceContextExt as _;
-use sqlx::Row as _;
+use sqlx::{Row as _, any::AnyRow};
 use tokio::sync::Notify;
 use tracing::Instrument as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
@@ -38,6 +47,9 @@ pub struct RelaySettings {
     pub fallback_poll: Duration,
     /// How long a claim holds a row: longer than the producer's delivery timeout.
     pub claim_ttl: Duration,
+    /// How long acknowledged rows may wait to be marked published, so that the mark rides with
+    /// the next claim instead of costing a statement of its own.
+    pub mark_linger: Duration,
 }
 
 impl RelaySettings {
@@ -48,6 +60,7 @@ impl RelaySettings {
             batch_size: 200,
             fallback_poll: Duration::from_millis(500),
             claim_ttl: message_timeout + Duration::from_secs(5),
+            mark_linger: Duration::from_millis(50),
         }
     }
 }
@@ -60,31 +73,55 @@ pub struct Relay {
     settings: RelaySettings,
 }
 
-/// Claims up to `$3` rows in write order. A row whose key has an earlier unpublished row
-/// outside this claim (held by another replica's relay, or waiting out a failed send's short
+/// Claims up to `$3` rows in write order; on PostgreSQL, `marks` rows the broker acknowledged
+/// (`$6…`) are marked published (at `$5`) by the same statement and kept out of the claim and
+/// of the key-order check. A row whose key has an earlier unpublished row outside this claim (held by another replica's relay, or waiting out a failed send's short
 /// claim) is left for later: a key's messages are published in the order they were written, by
 /// whichever relay, one after the other. `{lock}` is `FOR UPDATE SKIP LOCKED` on PostgreSQL, so
 /// relays claiming at the same moment take disjoint rows; SQLite has one writer, so the
 /// statement is exclusive as it is.
-macro_rules! claim {
-    ($lock:literal) => {
-        concat!(
-            "WITH candidates AS (SELECT id, topic, message_key FROM outbox \
-               WHERE published_at IS NULL AND (claimed_until IS NULL OR claimed_until < $2) \
-               ORDER BY id LIMIT $3 ",
-            $lock,
-            ") \
-             UPDATE outbox SET claimed_until = $1, claimed_by = $4, attempts = attempts + 1 \
-             WHERE id IN (SELECT c.id FROM candidates c WHERE NOT EXISTS ( \
-               SELECT 1 FROM outbox earlier WHERE earlier.topic = c.topic \
-                 AND earlier.message_key = c.message_key AND earlier.published_at IS NULL \
-                 AND earlier.id < c.id AND earlier.id NOT IN (SELECT id FROM candidates))) \
-             RETURNING id, topic, message_key, payload, headers, created_at"
-        )
+fn claim_sql(dialect: Dialect, marks: usize) -> String {
+    // Numbered placeholders written out: sqlx's QueryBuilder writes `?` for the Any driver,
+    // which PostgreSQL rejects. Only numbers go into the text.
+    let ids = placeholders(MARK_FIRST, marks);
+    let (marked, not_marked, lock) = match dialect {
+        Dialect::Postgres if marks > 0 => (
+            format!(
+                "marked AS (UPDATE outbox SET claimed_until = NULL, claimed_by = NULL, \
+                 last_error = NULL, published_at = $5 WHERE id IN ({ids})), "
+            ),
+            format!(" AND id NOT IN ({ids})"),
+            "FOR UPDATE SKIP LOCKED",
+        ),
+        Dialect::Postgres => (String::new(), String::new(), "FOR UPDATE SKIP LOCKED"),
+        // SQLite has no data-modifying `WITH`: its mark is a statement of its own, run first
+        // (no network hop there, and the linger still merges several batches' marks).
+        Dialect::Sqlite => (String::new(), String::new(), ""),
     };
+    format!(
+        "WITH {marked}candidates AS (SELECT id, topic, message_key FROM outbox \
+           WHERE published_at IS NULL AND (claimed_until IS NULL OR claimed_until < $2){not_marked} \
+           ORDER BY id LIMIT $3 {lock}) \
+         UPDATE outbox SET claimed_until = $1, claimed_by = $4, attempts = attempts + 1 \
+         WHERE id IN (SELECT c.id FROM candidates c WHERE NOT EXISTS ( \
+           SELECT 1 FROM outbox earlier WHERE earlier.topic = c.topic \
+             AND earlier.message_key = c.message_key AND earlier.published_at IS NULL \
+             AND earlier.id < c.id AND earlier.id NOT IN (SELECT id FROM candidates){not_marked_earlier})) \
+         RETURNING id, topic, message_key, payload, headers, created_at",
+        not_marked_earlier = not_marked.replace(" AND id", " AND earlier.id"),
+    )
 }
-const CLAIM_POSTGRES: &str = claim!("FOR UPDATE SKIP LOCKED");
-const CLAIM_SQLITE: &str = claim!("");
+
+/// The first placeholder of the ids to mark, after the claim's own `$1`–`$5`.
+const MARK_FIRST: usize = 6;
+
+/// `$first, $first+1, …` for `n` values.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 impl Relay {
     pub fn new(db: Db, producer: Producer, outbox: &Outbox, settings: RelaySettings) -> Self {
@@ -122,21 +159,28 @@ impl Relay {
             tracing::warn!(%error, "cannot release this instance's old outbox claims");
         }
         let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(5));
+        // Acknowledged by the broker, to be marked published with the next claim.
+        let mut acknowledged = Vec::new();
         loop {
             if shutdown.is_cancelled() {
                 break;
             }
-            match self.publish_batch().await {
+            match self.publish_batch(&mut acknowledged).await {
                 Ok(claimed) if claimed as i64 >= self.settings.batch_size => {
                     backoff.reset();
                     continue;
                 }
                 Ok(_) => {
                     backoff.reset();
+                    let nap = if acknowledged.is_empty() {
+                        self.settings.fallback_poll
+                    } else {
+                        self.settings.mark_linger
+                    };
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
                         _ = self.wake.notified() => {}
-                        _ = tokio::time::sleep(self.settings.fallback_poll) => {}
+                        _ = tokio::time::sleep(nap) => {}
                     }
                 }
                 Err(error) => {
@@ -149,24 +193,19 @@ impl Relay {
                 }
             }
         }
+        if let Err(error) = self.mark_published(&acknowledged).await {
+            tracing::warn!(%error, rows = acknowledged.len(), "cannot mark the last published outbox rows; they will be sent again once their claims expire");
+        }
         self.producer.flush(Duration::from_secs(5));
         tracing::info!("outbox relay stopped");
     }
 
-    /// Claims and publishes one batch; returns how many rows were claimed.
-    pub async fn publish_batch(&self) -> anyhow::Result<usize> {
-        let now = now_ms();
-        let claim = match self.db.dialect() {
-            Dialect::Postgres => CLAIM_POSTGRES,
-            Dialect::Sqlite => CLAIM_SQLITE,
-        };
-        let mut rows = sqlx::query(claim)
-            .bind(now + self.settings.claim_ttl.as_millis() as i64)
-            .bind(now)
-            .bind(self.settings.batch_size)
-            .bind(&self.settings.instance_id)
-            .fetch_all(self.db.pool())
-            .await?;
+    /// Marks `acknowledged` published and claims the next batch, publishes it and adds what the
+    /// broker acknowledged to `acknowledged` (emptied once marked). Returns how many rows were
+    /// claimed.
+    pub async fn publish_batch(&self, acknowledged: &mut Vec<String>) -> anyhow::Result<usize> {
+        let mut rows = self.claim(acknowledged).await?;
+        acknowledged.clear();
         if rows.is_empty() {
             return Ok(0);
         }
@@ -193,11 +232,10 @@ impl Relay {
                 .map(|(message, created_at)| self.publish_one(message, *created_at)),
         )
         .await;
-        let mut acknowledged = Vec::with_capacity(claimed);
         let mut failed = 0usize;
-        for ((message, _), result) in messages.iter().zip(results) {
+        for ((message, _), result) in messages.into_iter().zip(results) {
             match result {
-                Ok(()) => acknowledged.push(message.id.as_str()),
+                Ok(()) => acknowledged.push(message.id),
                 Err(error) => {
                     failed += 1;
                     // Release the claim shortly, not at once: the broker is probably down.
@@ -212,29 +250,54 @@ impl Relay {
                 }
             }
         }
-        if !acknowledged.is_empty() {
-            // One statement for the whole batch: a round trip per row would add to every
-            // message's commit-to-acknowledgement latency under load.
-            // Numbered placeholders written out: sqlx's QueryBuilder writes `?` for the Any
-            // driver, which PostgreSQL rejects. Only numbers go into the text.
-            let placeholders: Vec<String> = (2..acknowledged.len() + 2)
-                .map(|n| format!("${n}"))
-                .collect();
-            let sql = format!(
-                "UPDATE outbox SET claimed_until = NULL, claimed_by = NULL, last_error = NULL, \
-                 published_at = $1 WHERE id IN ({})",
-                placeholders.join(", ")
-            );
-            let mut update = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_ms());
-            for id in acknowledged {
-                update = update.bind(id);
-            }
-            update.execute(self.db.pool()).await?;
-        }
         if failed > 0 {
             anyhow::bail!("{failed} of {claimed} outbox messages were not acknowledged");
         }
         Ok(claimed)
+    }
+
+    /// The claim statement, marking `acknowledged` published on the way (see [`claim_sql`]).
+    async fn claim(&self, acknowledged: &[String]) -> Result<Vec<AnyRow>, sqlx::Error> {
+        let dialect = self.db.dialect();
+        let marks = match dialect {
+            Dialect::Postgres => acknowledged.len(),
+            Dialect::Sqlite => {
+                self.mark_published(acknowledged).await?;
+                0
+            }
+        };
+        let sql = claim_sql(dialect, marks);
+        let now = now_ms();
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(now + self.settings.claim_ttl.as_millis() as i64)
+            .bind(now)
+            .bind(self.settings.batch_size)
+            .bind(&self.settings.instance_id);
+        if marks > 0 {
+            query = query.bind(now);
+            for id in acknowledged {
+                query = query.bind(id);
+            }
+        }
+        query.fetch_all(self.db.pool()).await
+    }
+
+    /// Marks `acknowledged` published in one statement (nothing to do when it is empty).
+    async fn mark_published(&self, acknowledged: &[String]) -> Result<(), sqlx::Error> {
+        if acknowledged.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "UPDATE outbox SET claimed_until = NULL, claimed_by = NULL, last_error = NULL, \
+             published_at = $1 WHERE id IN ({})",
+            placeholders(2, acknowledged.len())
+        );
+        let mut update = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_ms());
+        for id in acknowledged {
+            update = update.bind(id);
+        }
+        update.execute(self.db.pool()).await?;
+        Ok(())
     }
 
     async fn publish_one(
