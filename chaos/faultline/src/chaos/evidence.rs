@@ -14,6 +14,18 @@ use serde_json::Value;
 pub const TEMPO_UID: &str = "tempo";
 pub const LOKI_UID: &str = "loki";
 
+/// The most lines one Loki query answers (Loki's default `max_entries_limit_per_query`).
+const LOG_PAGE: usize = 5_000;
+
+/// One log entry of a `query_range` page.
+struct LogEntry {
+    timestamp_ns: i128,
+    /// The stream's labels, as a key.
+    stream: String,
+    text: String,
+    line: Value,
+}
+
 /// Where traces and logs are read.
 #[derive(Debug, Clone)]
 pub struct Evidence {
@@ -202,36 +214,103 @@ impl Evidence {
     }
 
     /// Log lines (parsed JSON when they are JSON, else `{"line": …}`) matching a LogQL stream
-    /// selector and line filter, between two Unix-ms instants, oldest first.
+    /// selector and line filter, between two Unix-ms instants, oldest first — all of them: Loki
+    /// answers at most [`LOG_PAGE`] lines a query (its `max_entries_limit_per_query`), so the
+    /// range is read page by page, each starting at the last timestamp of the one before. A
+    /// checker reading only the first page would miss a busy run's late lines (the
+    /// compensations an overload causes, say) and report them absent.
     pub async fn logs(&self, query: &str, from_ms: u64, to_ms: u64) -> anyhow::Result<Vec<Value>> {
+        let end_ns = i128::from(to_ms) * 1_000_000;
+        let mut start_ns = i128::from(from_ms) * 1_000_000;
+        let mut lines = Vec::new();
+        // Every entry read so far at `start_ns`, the timestamp the next page starts at again
+        // (several lines can share a nanosecond): each is skipped once when it comes back.
+        let mut seen_at_start: Vec<(String, String)> = Vec::new();
+        loop {
+            let page = self.logs_page(query, start_ns, end_ns).await?;
+            let full = page.len() >= LOG_PAGE;
+            let Some(last_ns) = page.last().map(|entry| entry.timestamp_ns) else {
+                break;
+            };
+            let mut to_skip = seen_at_start.clone();
+            let mut at_last = Vec::new();
+            let mut fresh = 0usize;
+            for entry in page {
+                let key = (entry.stream.clone(), entry.text.clone());
+                if entry.timestamp_ns == start_ns
+                    && let Some(seen) = to_skip.iter().position(|k| *k == key)
+                {
+                    to_skip.swap_remove(seen);
+                    continue;
+                }
+                if entry.timestamp_ns == last_ns {
+                    at_last.push(key);
+                }
+                fresh += 1;
+                lines.push(entry.line);
+            }
+            if !full {
+                break;
+            }
+            anyhow::ensure!(
+                fresh > 0,
+                "more than {LOG_PAGE} log lines share one nanosecond ({last_ns}): they cannot be paged"
+            );
+            if last_ns != start_ns {
+                seen_at_start.clear();
+            }
+            seen_at_start.extend(at_last);
+            start_ns = last_ns;
+        }
+        Ok(lines)
+    }
+
+    /// One `query_range` page from `start_ns`, oldest first.
+    async fn logs_page(
+        &self,
+        query: &str,
+        start_ns: i128,
+        end_ns: i128,
+    ) -> anyhow::Result<Vec<LogEntry>> {
         let response = self
             .get(&format!("{}/loki/api/v1/query_range", self.loki))
             .query(&[
                 ("query", query.to_owned()),
-                ("start", (from_ms * 1_000_000).to_string()),
-                ("end", (to_ms * 1_000_000).to_string()),
-                ("limit", "5000".to_owned()),
+                ("start", start_ns.to_string()),
+                ("end", end_ns.to_string()),
+                ("limit", LOG_PAGE.to_string()),
                 ("direction", "forward".to_owned()),
             ])
             .send()
             .await?
             .error_for_status()?;
         let json: Value = response.json().await?;
-        let mut lines = Vec::new();
+        let mut entries = Vec::new();
         for stream in json["data"]["result"].as_array().into_iter().flatten() {
+            let labels = stream["stream"].as_object();
+            let stream_key = labels.map(|l| format!("{l:?}")).unwrap_or_default();
             for value in stream["values"].as_array().into_iter().flatten() {
                 let text = value[1].as_str().unwrap_or_default();
+                let timestamp_ns: i128 = value[0]
+                    .as_str()
+                    .and_then(|t| t.parse().ok())
+                    .ok_or_else(|| anyhow::anyhow!("a Loki entry without a timestamp: {value}"))?;
                 let mut line: Value = serde_json::from_str(text)
                     .unwrap_or_else(|_| serde_json::json!({ "line": text }));
-                if let (Some(object), Some(labels)) =
-                    (line.as_object_mut(), stream["stream"].as_object())
-                {
+                if let (Some(object), Some(labels)) = (line.as_object_mut(), labels) {
                     object.insert("_labels".into(), Value::Object(labels.clone()));
                 }
-                lines.push(line);
+                entries.push(LogEntry {
+                    timestamp_ns,
+                    stream: stream_key.clone(),
+                    text: text.to_owned(),
+                    line,
+                });
             }
         }
-        Ok(lines)
+        // Streams come one after another; the page is one time line.
+        entries.sort_by_key(|entry| entry.timestamp_ns);
+        Ok(entries)
     }
 
     /// A link to the trace: Grafana Explore when there is a Grafana, else the capture's viewer
@@ -333,6 +412,62 @@ mod tests {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         Evidence::new(&telemetry, None).expect("evidence")
+    }
+
+    /// More lines than one Loki answer holds, with several sharing the nanosecond where a page
+    /// ends: every line comes back once, oldest first, from the real capture.
+    #[tokio::test]
+    async fn logs_are_read_page_by_page_to_the_last_line() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let stop = faultline_kit::shutdown::CancellationToken::new();
+        let store = faultline_capture::store::Store::new(Default::default());
+        let server = tokio::spawn(faultline_capture::server::serve(
+            listener,
+            store,
+            stop.clone(),
+        ));
+        let base_ns: u64 = 1_800_000_000_000_000_000;
+        let total = 2 * LOG_PAGE + 7;
+        // Lines 4,990–5,019 share one nanosecond, across the first page's end.
+        let values: Vec<(String, String)> = (0..total)
+            .map(|n| {
+                let at = if (4_990..5_020).contains(&n) { 4_990 } else { n };
+                (
+                    (base_ns + at as u64).to_string(),
+                    format!(r#"{{"n":{n},"message":"line {n}"}}"#),
+                )
+            })
+            .collect();
+        let push = serde_json::json!({
+            "streams": [{"stream": {"service": "reservation"}, "values": values}]
+        });
+        reqwest::Client::new()
+            .post(format!("{url}/loki/api/v1/push"))
+            .json(&push)
+            .send()
+            .await
+            .expect("push")
+            .error_for_status()
+            .expect("push accepted");
+        let evidence = evidence(&[("tempo", &url), ("loki", &url)]);
+        let from_ms = base_ns / 1_000_000;
+        let lines = evidence
+            .logs(r#"{service="reservation"}"#, from_ms, from_ms + 1_000)
+            .await
+            .expect("logs");
+        let mut numbers: Vec<u64> = lines
+            .iter()
+            .map(|line| line["n"].as_u64().expect("n"))
+            .collect();
+        assert_eq!(numbers.len(), total, "every line, none twice");
+        numbers.sort_unstable();
+        numbers.dedup();
+        assert_eq!(numbers.len(), total, "no line twice");
+        stop.cancel();
+        server.await.expect("capture task").expect("capture");
     }
 
     #[test]
