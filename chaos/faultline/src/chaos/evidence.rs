@@ -434,7 +434,11 @@ mod tests {
         // Lines 4,990–5,019 share one nanosecond, across the first page's end.
         let values: Vec<(String, String)> = (0..total)
             .map(|n| {
-                let at = if (4_990..5_020).contains(&n) { 4_990 } else { n };
+                let at = if (4_990..5_020).contains(&n) {
+                    4_990
+                } else {
+                    n
+                };
                 (
                     (base_ns + at as u64).to_string(),
                     format!(r#"{{"n":{n},"message":"line {n}"}}"#),

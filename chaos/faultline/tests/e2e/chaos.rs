@@ -50,6 +50,7 @@ fn results_of(runs: &Path, scenario: &str) -> (std::path::PathBuf, Value) {
 
 #[test]
 fn every_shipped_scenario_passes_on_the_embedded_stack_and_replays_with_the_same_plan() {
+    let _alone = crate::helpers::one_scenario_at_a_time();
     let runs = tempfile::tempdir().expect("tempdir");
     // The open-loop `overload` scenario is sized for a release build; this is a debug one.
     run_expecting(
@@ -128,6 +129,7 @@ fn every_shipped_scenario_passes_on_the_embedded_stack_and_replays_with_the_same
 
 #[test]
 fn with_inbox_dedupe_broken_the_duplicates_scenario_fails_exactly_once_with_witnesses() {
+    let _alone = crate::helpers::one_scenario_at_a_time();
     let runs = tempfile::tempdir().expect("tempdir");
     // A broken inbox must make the run fail (exit 1).
     run_expecting(
@@ -161,6 +163,7 @@ fn with_inbox_dedupe_broken_the_duplicates_scenario_fails_exactly_once_with_witn
 
 #[test]
 fn a_seed_sweep_runs_every_seed_summarises_them_and_each_run_replays_on_its_own_seed() {
+    let _alone = crate::helpers::one_scenario_at_a_time();
     let runs = tempfile::tempdir().expect("tempdir");
     // The file says seed = 606: the sweep runs it and the seed after it.
     let stdout = run_expecting(
@@ -207,6 +210,7 @@ fn a_seed_sweep_runs_every_seed_summarises_them_and_each_run_replays_on_its_own_
 
 #[test]
 fn replay_shrink_turns_the_broken_inbox_failure_into_a_handful_of_bookings_that_still_fails() {
+    let _alone = crate::helpers::one_scenario_at_a_time();
     let runs = tempfile::tempdir().expect("tempdir");
     run_expecting(
         1,
@@ -278,6 +282,7 @@ fn replay_shrink_turns_the_broken_inbox_failure_into_a_handful_of_bookings_that_
 /// process, configuration and log.
 #[test]
 fn two_replicas_of_every_service_on_postgres_lose_one_each_and_every_booking_settles() {
+    let _alone = crate::helpers::one_scenario_at_a_time();
     let runs = tempfile::tempdir().expect("tempdir");
     let server = faultline_harness::postgres::server_url();
     run_expecting(

@@ -5,6 +5,7 @@ use std::process::Command;
 
 #[test]
 fn the_tour_plays_five_acts_on_one_stack_and_every_invariant_holds() {
+    let _alone = crate::helpers::one_scenario_at_a_time();
     let dir = tempfile::tempdir().expect("tempdir");
     let output = Command::new(env!("CARGO_BIN_EXE_faultline"))
         .args(["demo", "--quiet", "--run-dir"])
@@ -85,6 +86,7 @@ impl Drop for Up {
 
 #[test]
 fn the_tour_plays_again_and_again_on_a_running_stack_given_by_its_target_file() {
+    let _alone = crate::helpers::one_scenario_at_a_time();
     let dir = tempfile::tempdir().expect("tempdir");
     let run_dir = dir.path().join("up");
     let up = Up(Command::new(env!("CARGO_BIN_EXE_faultline"))

@@ -1,6 +1,9 @@
 //! Starting a stack the way `faultline up` does, and talking to its gateway as a user.
 
-use std::time::Duration;
+use std::{
+    sync::{Mutex, MutexGuard},
+    time::Duration,
+};
 
 use faultline::stack::{Stack, StackOptions};
 use faultline_contracts::http::BookingView;
@@ -133,4 +136,17 @@ pub fn failing_lines(output: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// Held by the tests that run whole chaos scenarios or the demo tour, so that no two of them
+/// share the machine's two cores: their verdicts include timing (a recovery within 30 s, a
+/// hand-over within the session timeout + 30 s), which two stacks at once can miss on a slow
+/// machine without anything being wrong (the `overload` scenario recovered in 12 s alone and in
+/// 30 s beside `replica-loss`).
+pub fn one_scenario_at_a_time() -> MutexGuard<'static, ()> {
+    static SCENARIOS: Mutex<()> = Mutex::new(());
+    // A failed test poisons the lock; the next one may still run.
+    SCENARIOS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
