@@ -84,19 +84,25 @@ fn claim_sql(dialect: Dialect, marks: usize) -> String {
     // Numbered placeholders written out: sqlx's QueryBuilder writes `?` for the Any driver,
     // which PostgreSQL rejects. Only numbers go into the text.
     let ids = placeholders(MARK_FIRST, marks);
-    let (marked, not_marked, lock) = match dialect {
+    let (marked, not_marked, not_marked_earlier, lock) = match dialect {
         Dialect::Postgres if marks > 0 => (
             format!(
                 "marked AS (UPDATE outbox SET claimed_until = NULL, claimed_by = NULL, \
                  last_error = NULL, published_at = $5 WHERE id IN ({ids})), "
             ),
             format!(" AND id NOT IN ({ids})"),
+            format!(" AND earlier.id NOT IN ({ids})"),
             "FOR UPDATE SKIP LOCKED",
         ),
-        Dialect::Postgres => (String::new(), String::new(), "FOR UPDATE SKIP LOCKED"),
+        Dialect::Postgres => (
+            String::new(),
+            String::new(),
+            String::new(),
+            "FOR UPDATE SKIP LOCKED",
+        ),
         // SQLite has no data-modifying `WITH`: its mark is a statement of its own, run first
         // (no network hop there, and the linger still merges several batches' marks).
-        Dialect::Sqlite => (String::new(), String::new(), ""),
+        Dialect::Sqlite => (String::new(), String::new(), String::new(), ""),
     };
     format!(
         "WITH {marked}candidates AS (SELECT id, topic, message_key FROM outbox \
@@ -107,8 +113,7 @@ fn claim_sql(dialect: Dialect, marks: usize) -> String {
            SELECT 1 FROM outbox earlier WHERE earlier.topic = c.topic \
              AND earlier.message_key = c.message_key AND earlier.published_at IS NULL \
              AND earlier.id < c.id AND earlier.id NOT IN (SELECT id FROM candidates){not_marked_earlier})) \
-         RETURNING id, topic, message_key, payload, headers, created_at",
-        not_marked_earlier = not_marked.replace(" AND id", " AND earlier.id"),
+         RETURNING id, topic, message_key, payload, headers, created_at"
     )
 }
 
